@@ -1,0 +1,4 @@
+//! One module per subcommand: flag definitions and the glue that calls
+//! into the library crates.
+
+pub mod serve;

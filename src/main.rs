@@ -1,0 +1,47 @@
+//! `lmx`: the command-line entry point. It parses flags and wires the
+//! library crates together; no protocol or format logic lives here.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Bring up embedded Linux on routers from the host.
+#[derive(Parser, Debug)]
+#[command(name = "lmx", version, about, long_about = None)]
+struct Cli {
+    /// More output: -v logs decisions, -vv logs every packet-level step.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve files over TFTP (standalone; `lmx tftpboot` embeds the same server).
+    Serve(cmd::serve::ServeArgs),
+}
+
+fn main() -> miette::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,lmx=debug,lmx_tftpd=debug",
+        _ => "debug,lmx=trace,lmx_tftpd=trace",
+    };
+    let filter = EnvFilter::try_from_env("LMX_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(verbose > 1)
+        .init();
+}

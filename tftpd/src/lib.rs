@@ -1,0 +1,1 @@
+//! lmx's TFTP server (work in progress in this commit).
