@@ -1,4 +1,6 @@
 //! `lmx-builder`: the boot artifacts a router boots from RAM or flash.
 pub mod compress;
+pub mod dtedit;
 pub mod fdt;
+pub mod fit;
 pub mod uimage;
