@@ -3,4 +3,5 @@ pub mod compress;
 pub mod dtedit;
 pub mod fdt;
 pub mod fit;
+pub mod squashfs;
 pub mod uimage;
