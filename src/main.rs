@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Serve files over TFTP (standalone; `lmx tftpboot` embeds the same server).
     Serve(cmd::serve::ServeArgs),
+    /// Read and edit U-Boot environments in flash dumps and env files.
+    Env(cmd::env::EnvArgs),
 }
 
 fn main() -> miette::Result<()> {
@@ -28,6 +30,7 @@ fn main() -> miette::Result<()> {
     init_tracing(cli.verbose);
     match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Env(args) => cmd::env::run(args),
     }
 }
 

@@ -64,4 +64,4 @@ pub use image::{encode_copy, CopyInfo, EnvCopy, EnvImage, EnvWrite, Patch, Patch
 pub use layout::{Endian, EnvLayout, FlagStyle, FLAG_ACTIVE, FLAG_OBSOLETE};
 pub use probe::{probe_at, scan, Candidate, COMMON_SIZES};
 pub use select::{select_copy, CopyState, Reason, Selection};
-pub use text::{parse_text, to_text};
+pub use text::{parse_text, text_line, to_text};

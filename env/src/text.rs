@@ -72,17 +72,24 @@ pub fn parse_text(text: &[u8]) -> Result<(Environment, Vec<Warning>), EnvError> 
 pub fn to_text(env: &Environment) -> Vec<u8> {
     let mut out = Vec::new();
     for (key, value) in env.iter() {
-        out.extend_from_slice(key);
-        out.push(b'=');
-        for &b in value {
-            if b == b'\n' {
-                out.extend_from_slice(b"\\\n");
-            } else {
-                out.push(b);
-            }
-        }
-        out.push(b'\n');
+        out.extend(text_line(key, value));
     }
+    out
+}
+
+/// One `key=value` line of [`to_text`], newline included.
+pub fn text_line(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + value.len() + 2);
+    out.extend_from_slice(key);
+    out.push(b'=');
+    for &b in value {
+        if b == b'\n' {
+            out.extend_from_slice(b"\\\n");
+        } else {
+            out.push(b);
+        }
+    }
+    out.push(b'\n');
     out
 }
 

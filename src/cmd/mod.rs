@@ -1,4 +1,5 @@
 //! One module per subcommand: flag definitions and the glue that calls
 //! into the library crates.
 
+pub mod env;
 pub mod serve;

@@ -1,0 +1,787 @@
+//! `lmx env`: read and edit U-Boot environments in images, offline.
+//!
+//! This module only parses flags, reads and writes files, and turns the
+//! codec's errors into diagnostics; the format lives in `lmx-env`. Files
+//! are read by seeking to the environment copies, so a 64 MiB flash dump
+//! costs a few hundred KiB of reads. A write copies the image into a
+//! temporary file next to it, patches only the environment bytes, syncs,
+//! renames it over the original, then reads it back and checks that the
+//! copy U-Boot will pick holds exactly the new variables.
+//!
+//! The live half (over the U-Boot console) is not here yet: it needs the
+//! console driver.
+
+use clap::{Args, Subcommand, ValueEnum};
+use lmx_env::{EnvError, EnvImage, EnvLayout, EnvWrite, Environment, FlagStyle, Warning};
+use miette::{miette, IntoDiagnostic, MietteDiagnostic, Report, WrapErr};
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Flags of `lmx env`.
+#[derive(Args, Debug)]
+pub struct EnvArgs {
+    /// What to do with the environment.
+    #[command(subcommand)]
+    pub command: EnvCommand,
+}
+
+/// Subcommands of `lmx env`.
+#[derive(Subcommand, Debug)]
+pub enum EnvCommand {
+    /// Print variables as `name=value` lines (all, or the named ones).
+    Print(PrintArgs),
+    /// Print the value of one variable.
+    Get(GetArgs),
+    /// Set one variable and write the environment back.
+    Set(SetArgs),
+    /// Remove variables and write the environment back.
+    Unset(UnsetArgs),
+    /// Set variables from a `name=value` text file (as mkenvimage reads).
+    Import(ImportArgs),
+    /// Compare the environment with another image or a text file.
+    Diff(DiffArgs),
+}
+
+/// Where the environment is and how it is stored.
+#[derive(Args, Debug, Clone)]
+pub struct Location {
+    /// Flash dump, partition dump or bare environment file.
+    #[arg(long, value_name = "FILE")]
+    pub image: PathBuf,
+    /// Offset of the (first) environment copy in the image (CONFIG_ENV_OFFSET).
+    #[arg(long, value_name = "BYTES", value_parser = parse_number, default_value = "0")]
+    pub offset: u64,
+    /// Size of one copy (CONFIG_ENV_SIZE) [default: rest of the file, single copy].
+    #[arg(long, value_name = "BYTES", value_parser = parse_number)]
+    pub size: Option<u64>,
+    /// Two copies (CONFIG_SYS_REDUNDAND_ENVIRONMENT); the second at OFFSET2
+    /// [default: right after the first].
+    #[arg(long, value_name = "OFFSET2", num_args = 0..=1, value_parser = parse_number)]
+    pub redundant: Option<Option<u64>>,
+    /// Flag style of a redundant environment: boolean on NOR, SPI-NOR and
+    /// DataFlash; counter on NAND, UBI, MMC and files.
+    #[arg(long, value_enum, requires = "redundant")]
+    pub flags: Option<FlagsArg>,
+    /// The CRC is stored big-endian (big-endian target CPU).
+    #[arg(long)]
+    pub big_endian: bool,
+}
+
+/// `--flags` values.
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum FlagsArg {
+    /// 1 = active, 0 = obsolete (NOR-like flash).
+    Boolean,
+    /// Incremented on every save (NAND, UBI, MMC, files).
+    Counter,
+}
+
+/// Options of the commands that write.
+#[derive(Args, Debug, Clone)]
+pub struct WriteOpts {
+    /// Write the result to FILE instead of changing the image in place.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Show what would be written; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// If no copy is valid (erased or corrupt area, or a missing file),
+    /// start from an empty environment instead of failing.
+    #[arg(long)]
+    pub create: bool,
+    /// Byte that fills the data area after the variables [default: as
+    /// found; 0x00, as saveenv writes, for a new environment].
+    #[arg(long, value_name = "BYTE", value_parser = parse_byte)]
+    pub pad: Option<u8>,
+}
+
+/// Flags of `lmx env print`.
+#[derive(Args, Debug)]
+pub struct PrintArgs {
+    #[command(flatten)]
+    location: Location,
+    /// Only these variables.
+    names: Vec<String>,
+}
+
+/// Flags of `lmx env get`.
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    #[command(flatten)]
+    location: Location,
+    /// Variable name.
+    name: String,
+}
+
+/// Flags of `lmx env set`.
+#[derive(Args, Debug)]
+pub struct SetArgs {
+    #[command(flatten)]
+    location: Location,
+    #[command(flatten)]
+    write: WriteOpts,
+    /// Variable name.
+    name: String,
+    /// New value (quote it for the host shell; it is stored as given).
+    value: String,
+}
+
+/// Flags of `lmx env unset`.
+#[derive(Args, Debug)]
+pub struct UnsetArgs {
+    #[command(flatten)]
+    location: Location,
+    #[command(flatten)]
+    write: WriteOpts,
+    /// Variable names.
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+/// Flags of `lmx env import`.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    location: Location,
+    #[command(flatten)]
+    write: WriteOpts,
+    /// Replace the whole environment instead of merging into it.
+    #[arg(long)]
+    replace: bool,
+    /// Text file of `name=value` lines (`-` for standard input).
+    file: PathBuf,
+}
+
+/// Flags of `lmx env diff`.
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    location: Location,
+    /// The other image (same layout) or text file; told apart by content
+    /// (an image contains NUL bytes) unless --text or --binary is given.
+    other: PathBuf,
+    /// Read OTHER as a `name=value` text file.
+    #[arg(long, conflicts_with = "binary")]
+    text: bool,
+    /// Read OTHER as an image with the same layout.
+    #[arg(long)]
+    binary: bool,
+    /// Exit with status 1 when there are differences.
+    #[arg(long)]
+    exit_code: bool,
+}
+
+/// Runs `lmx env`.
+pub fn run(args: EnvArgs) -> miette::Result<()> {
+    match args.command {
+        EnvCommand::Print(a) => print(a),
+        EnvCommand::Get(a) => get(a),
+        EnvCommand::Set(a) => set(a),
+        EnvCommand::Unset(a) => unset(a),
+        EnvCommand::Import(a) => import(a),
+        EnvCommand::Diff(a) => diff(a),
+    }
+}
+
+fn print(args: PrintArgs) -> miette::Result<()> {
+    let (_, image) = load(&args.location, false)?;
+    let env = image.environment();
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    if args.names.is_empty() {
+        out = lmx_env::to_text(env);
+    } else {
+        for name in &args.names {
+            match env.get(name) {
+                Some(value) => out.extend(lmx_env::text_line(name.as_bytes(), value)),
+                None => missing.push(name.as_str()),
+            }
+        }
+    }
+    write_stdout(&out)?;
+    if !missing.is_empty() {
+        return Err(miette!(
+            help = "`lmx env print` without names lists every variable",
+            "not set in {}: {}",
+            args.location.image.display(),
+            missing.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+fn get(args: GetArgs) -> miette::Result<()> {
+    let (_, image) = load(&args.location, false)?;
+    match image.environment().get(&args.name) {
+        Some(value) => {
+            let mut out = value.to_vec();
+            out.push(b'\n');
+            write_stdout(&out)
+        }
+        None => Err(miette!(
+            help = "`lmx env print` lists every variable",
+            "{:?} is not set in {}",
+            args.name,
+            args.location.image.display()
+        )),
+    }
+}
+
+fn set(args: SetArgs) -> miette::Result<()> {
+    if args.value.is_empty() {
+        return Err(miette!(
+            help = format!(
+                "U-Boot deletes a variable set to an empty value; use `lmx env unset {}`",
+                args.name
+            ),
+            "refusing to set {:?} to an empty value",
+            args.name
+        ));
+    }
+    let (layout, image) = load(&args.location, args.write.create)?;
+    let mut env = image.environment().clone();
+    env.set(&args.name, &args.value).map_err(env_report)?;
+    store(&args.location, &args.write, layout, &image, &env)
+}
+
+fn unset(args: UnsetArgs) -> miette::Result<()> {
+    let (layout, image) = load(&args.location, args.write.create)?;
+    let mut env = image.environment().clone();
+    for name in &args.names {
+        if env.remove(name).is_none() {
+            eprintln!("note: {name:?} was not set");
+        }
+    }
+    store(&args.location, &args.write, layout, &image, &env)
+}
+
+fn import(args: ImportArgs) -> miette::Result<()> {
+    let text = read_input(&args.file)?;
+    let (imported, warnings) = lmx_env::parse_text(&text)
+        .map_err(|e| env_report(e).wrap_err(format!("in {}", args.file.display())))?;
+    print_warnings(&warnings);
+    let (layout, image) = load(&args.location, args.write.create)?;
+    let mut env = if args.replace {
+        Environment::new()
+    } else {
+        image.environment().clone()
+    };
+    for (key, value) in imported.iter() {
+        env.set(key, value).map_err(env_report)?;
+    }
+    store(&args.location, &args.write, layout, &image, &env)
+}
+
+fn diff(args: DiffArgs) -> miette::Result<()> {
+    let (_, image) = load(&args.location, false)?;
+    let other_is_text = if args.text {
+        true
+    } else if args.binary {
+        false
+    } else {
+        !read_input(&args.other)?.contains(&0)
+    };
+    let other = if other_is_text {
+        let text = read_input(&args.other)?;
+        let (env, warnings) = lmx_env::parse_text(&text)
+            .map_err(|e| env_report(e).wrap_err(format!("in {}", args.other.display())))?;
+        print_warnings(&warnings);
+        env
+    } else {
+        let location = Location {
+            image: args.other.clone(),
+            ..args.location.clone()
+        };
+        load(&location, false)?.1.into_environment()
+    };
+    let changes = lmx_env::diff(image.environment(), &other);
+    let mut out = Vec::new();
+    let (mut added, mut removed, mut changed) = (0, 0, 0);
+    let line = |out: &mut Vec<u8>, sign: u8, key: &[u8], value: &[u8]| {
+        out.push(sign);
+        out.extend(lmx_env::text_line(key, value));
+    };
+    for change in &changes {
+        match change {
+            lmx_env::Change::Removed { key, value } => {
+                removed += 1;
+                line(&mut out, b'-', key, value);
+            }
+            lmx_env::Change::Changed { key, old, new } => {
+                changed += 1;
+                line(&mut out, b'-', key, old);
+                line(&mut out, b'+', key, new);
+            }
+            lmx_env::Change::Added { key, value } => {
+                added += 1;
+                line(&mut out, b'+', key, value);
+            }
+        }
+    }
+    write_stdout(&out)?;
+    if changes.is_empty() {
+        eprintln!("no differences");
+    } else {
+        eprintln!("{added} added, {removed} removed, {changed} changed");
+        if args.exit_code {
+            std::process::exit(1);
+        }
+    }
+    Ok(())
+}
+
+/// Works out the layout from the flags and the image length.
+fn resolve_layout(loc: &Location, image_len: Option<u64>) -> miette::Result<EnvLayout> {
+    let size = match (loc.size, &loc.redundant, image_len) {
+        (Some(size), _, _) => size,
+        (None, None, Some(len)) if len > loc.offset => len - loc.offset,
+        (None, None, Some(len)) => {
+            return Err(miette!(
+                help = "check --offset",
+                "--offset {:#x} is at or past the end of {} ({len:#x} bytes)",
+                loc.offset,
+                loc.image.display()
+            ))
+        }
+        _ => {
+            return Err(miette!(
+                help = "give --size (CONFIG_ENV_SIZE), e.g. --size 0x40000",
+                "the environment size is needed{}",
+                if loc.redundant.is_some() {
+                    " for a redundant environment"
+                } else {
+                    " to create a new image"
+                }
+            ))
+        }
+    };
+    let size = usize::try_from(size).map_err(|_| miette!("--size {size:#x} is too large"))?;
+    let mut layout = EnvLayout::single(loc.offset, size);
+    if let Some(second) = &loc.redundant {
+        let flags = match loc.flags {
+            Some(FlagsArg::Boolean) => FlagStyle::Boolean,
+            Some(FlagsArg::Counter) => FlagStyle::Counter,
+            None => {
+                return Err(miette!(
+                    help = "--flags boolean for NOR, SPI-NOR and DataFlash; \
+                            --flags counter for NAND, UBI, MMC and files",
+                    "a redundant environment needs --flags: the two styles pick and \
+                     update copies differently"
+                ))
+            }
+        };
+        let second = second.unwrap_or(loc.offset + size as u64);
+        layout = EnvLayout::redundant(loc.offset, size, second, flags);
+    }
+    if loc.big_endian {
+        layout = layout.with_endian(lmx_env::Endian::Big);
+    }
+    layout.validate().map_err(env_report)?;
+    Ok(layout)
+}
+
+/// Reads the environment; with `create`, an area without a valid copy
+/// (or a missing file) yields an empty one instead of an error.
+fn load(loc: &Location, create: bool) -> miette::Result<(EnvLayout, EnvImage)> {
+    let path = &loc.image;
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+            let layout = resolve_layout(loc, None)?;
+            tracing::info!(
+                "{} does not exist; starting a new environment",
+                path.display()
+            );
+            return Ok((layout, EnvImage::blank(layout).map_err(env_report)?));
+        }
+        Err(e) => {
+            return Err(e)
+                .into_diagnostic()
+                .wrap_err(format!("cannot open {}", path.display()))
+        }
+    };
+    let image_len = file.metadata().into_diagnostic()?.len();
+    let layout = resolve_layout(loc, Some(image_len))?;
+    tracing::info!("environment layout: {layout}");
+    if let Err(e) = layout.check_fits(image_len) {
+        return Err(env_report(e).wrap_err(format!("reading {}", path.display())));
+    }
+    let copies = read_copies(&mut file, &layout)
+        .into_diagnostic()
+        .wrap_err(format!("reading {}", path.display()))?;
+    let slices: Vec<&[u8]> = copies.iter().map(Vec::as_slice).collect();
+    match EnvImage::parse(layout, &slices) {
+        Ok(image) => {
+            for copy in image.copies() {
+                tracing::info!("{} flag {:?}", copy.check, copy.flag);
+            }
+            if let Some(selection) = image.selection() {
+                tracing::info!("using {selection}");
+            }
+            print_warnings(image.warnings());
+            Ok((layout, image))
+        }
+        Err(EnvError::BadCrc { .. }) if create => {
+            eprintln!(
+                "note: no valid environment in {}; starting from an empty one (--create)",
+                path.display()
+            );
+            Ok((layout, EnvImage::blank(layout).map_err(env_report)?))
+        }
+        Err(e @ EnvError::BadCrc { .. }) => {
+            let suggestions = probe(&mut file, &layout, image_len);
+            let mut report = diagnostic(&e);
+            if !suggestions.is_empty() {
+                let help = format!(
+                    "a valid environment was found with: {}",
+                    suggestions.join("; or ")
+                );
+                report = report.with_help(help);
+            }
+            Err(Report::new(report).wrap_err(format!("reading {}", path.display())))
+        }
+        Err(e) => Err(env_report(e).wrap_err(format!("reading {}", path.display()))),
+    }
+}
+
+/// Reads each copy's bytes (and nothing else) from the image.
+fn read_copies(file: &mut File, layout: &EnvLayout) -> io::Result<Vec<Vec<u8>>> {
+    let mut copies = Vec::new();
+    for offset in layout.copy_offsets() {
+        let mut buf = vec![0; layout.size];
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(&mut buf)?;
+        copies.push(buf);
+    }
+    Ok(copies)
+}
+
+/// Looks for layouts whose CRC matches, to suggest after a failure.
+fn probe(file: &mut File, layout: &EnvLayout, image_len: u64) -> Vec<String> {
+    let window = lmx_env::COMMON_SIZES[lmx_env::COMMON_SIZES.len() - 1] as u64;
+    let mut found = Vec::new();
+    for offset in layout.copy_offsets() {
+        let len = window.min(image_len.saturating_sub(offset)) as usize;
+        let mut buf = vec![0; len];
+        if file.seek(SeekFrom::Start(offset)).is_ok() && file.read_exact(&mut buf).is_ok() {
+            found.extend(lmx_env::probe_at(&buf, offset));
+        }
+    }
+    // Scan the whole image only when it is of flash-dump size.
+    if found.is_empty() && image_len <= 256 << 20 {
+        let mut dump = Vec::new();
+        if file.seek(SeekFrom::Start(0)).is_ok() && file.read_to_end(&mut dump).is_ok() {
+            found.extend(lmx_env::scan(&dump, 0x400));
+        }
+    }
+    let mut seen = Vec::new();
+    for candidate in found.iter().take(8) {
+        let text = candidate.to_string();
+        if !seen.contains(&text) {
+            seen.push(text);
+        }
+    }
+    seen
+}
+
+/// Plans the write, then (unless --dry-run) writes atomically and checks.
+fn store(
+    loc: &Location,
+    opts: &WriteOpts,
+    layout: EnvLayout,
+    image: &EnvImage,
+    env: &Environment,
+) -> miette::Result<()> {
+    let mut image = image.clone();
+    if let Some(pad) = opts.pad {
+        image.set_pad(pad);
+    }
+    let unchanged = image.selection().is_some() && image.environment() == env;
+    if unchanged && opts.output.is_none() && opts.pad.is_none() {
+        eprintln!("no change; nothing written");
+        return Ok(());
+    }
+    // Fails here, before any file is touched, when the variables do not fit.
+    let plan = image.plan_write(env).map_err(env_report)?;
+    let dest = opts.output.clone().unwrap_or_else(|| loc.image.clone());
+    if opts.dry_run {
+        println!(
+            "would write {} ({} of {} data bytes used):",
+            dest.display(),
+            plan.used,
+            plan.available
+        );
+        for patch in &plan.patches {
+            println!("  {patch}");
+        }
+        return Ok(());
+    }
+    write_atomically(&loc.image, &dest, layout.required_len(), &plan)?;
+    verify(&dest, layout, &plan, env)?;
+    eprintln!(
+        "wrote {}: {} ({} of {} data bytes used)",
+        dest.display(),
+        plan.patches
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        plan.used,
+        plan.available
+    );
+    Ok(())
+}
+
+/// Copies `source` (or, if it does not exist, an erased image of
+/// `min_len` bytes) into a temporary file in `dest`'s directory, applies
+/// the patches, syncs and renames it over `dest`.
+fn write_atomically(
+    source: &Path,
+    dest: &Path,
+    min_len: u64,
+    plan: &EnvWrite,
+) -> miette::Result<()> {
+    // Replace the file a symlink points to, not the link.
+    let dest = match fs::canonicalize(dest) {
+        Ok(real) => real,
+        Err(_) => dest.to_path_buf(),
+    };
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let context = || format!("writing {}", dest.display());
+    let mut tmp = TempFile::create_in(&dir, &dest)
+        .into_diagnostic()
+        .wrap_err_with(context)?;
+    match File::open(source) {
+        Ok(mut input) => {
+            io::copy(&mut input, &mut tmp.file)
+                .into_diagnostic()
+                .wrap_err_with(context)?;
+            let permissions = input.metadata().into_diagnostic()?.permissions();
+            tmp.file
+                .set_permissions(permissions)
+                .into_diagnostic()
+                .wrap_err_with(context)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let erased = vec![0xffu8; 1 << 16];
+            let mut left = min_len;
+            while left > 0 {
+                let n = left.min(erased.len() as u64) as usize;
+                tmp.file.write_all(&erased[..n]).into_diagnostic()?;
+                left -= n as u64;
+            }
+        }
+        Err(e) => {
+            return Err(e)
+                .into_diagnostic()
+                .wrap_err(format!("cannot open {}", source.display()))
+        }
+    }
+    for patch in &plan.patches {
+        tmp.file
+            .seek(SeekFrom::Start(patch.offset))
+            .and_then(|_| tmp.file.write_all(&patch.bytes))
+            .into_diagnostic()
+            .wrap_err_with(context)?;
+    }
+    tmp.file
+        .sync_all()
+        .into_diagnostic()
+        .wrap_err_with(context)?;
+    tmp.persist(&dest)
+        .into_diagnostic()
+        .wrap_err_with(context)?;
+    // Make the rename itself durable.
+    if let Ok(d) = File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// A temporary file next to the destination, removed unless persisted.
+struct TempFile {
+    path: PathBuf,
+    file: File,
+    keep: bool,
+}
+
+impl TempFile {
+    fn create_in(dir: &Path, dest: &Path) -> io::Result<Self> {
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        for attempt in 0..100u32 {
+            let path = dir.join(format!(
+                ".{name}.lmx-env-{}-{nanos:x}-{attempt}",
+                std::process::id()
+            ));
+            match fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        path,
+                        file,
+                        keep: false,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "could not create a temporary file",
+        ))
+    }
+
+    /// Renames the file over `dest` (atomic on the same file system).
+    fn persist(mut self, dest: &Path) -> io::Result<()> {
+        fs::rename(&self.path, dest)?;
+        self.keep = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Reads the written image back: the copy U-Boot picks must be the new
+/// one and hold exactly the new variables.
+fn verify(
+    path: &Path,
+    layout: EnvLayout,
+    plan: &EnvWrite,
+    env: &Environment,
+) -> miette::Result<()> {
+    let copies = File::open(path)
+        .and_then(|mut f| read_copies(&mut f, &layout))
+        .into_diagnostic()
+        .wrap_err(format!("reading back {}", path.display()))?;
+    let slices: Vec<&[u8]> = copies.iter().map(Vec::as_slice).collect();
+    let image = EnvImage::parse(layout, &slices).map_err(env_report)?;
+    let picked = image.selection().map(|s| s.copy);
+    if picked != Some(plan.target) || image.environment() != env {
+        return Err(miette!(
+            help = "the image was replaced; check the disk and the layout flags",
+            "verification failed: after writing copy {}, U-Boot would use {:?} with {} variables",
+            plan.target + 1,
+            picked.map(|c| c + 1),
+            image.environment().len()
+        ));
+    }
+    Ok(())
+}
+
+fn diagnostic(e: &EnvError) -> MietteDiagnostic {
+    let code = match e {
+        EnvError::InvalidKey { .. } => "lmx::env::invalid_key",
+        EnvError::InvalidValue { .. } => "lmx::env::invalid_value",
+        EnvError::TooLarge { .. } => "lmx::env::too_large",
+        EnvError::InvalidLayout(_) => "lmx::env::invalid_layout",
+        EnvError::Truncated { .. } => "lmx::env::truncated",
+        EnvError::WrongLength { .. } => "lmx::env::wrong_length",
+        EnvError::BadCrc { .. } => "lmx::env::bad_crc",
+        EnvError::BadTextLine { .. } => "lmx::env::bad_text",
+    };
+    let mut d = MietteDiagnostic::new(e.to_string()).with_code(code);
+    if let Some(hint) = e.hint() {
+        d = d.with_help(hint);
+    }
+    d
+}
+
+fn env_report(e: EnvError) -> Report {
+    Report::new(diagnostic(&e))
+}
+
+fn print_warnings(warnings: &[Warning]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+fn read_input(path: &Path) -> miette::Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        io::stdin().read_to_end(&mut buf).into_diagnostic()?;
+        return Ok(buf);
+    }
+    fs::read(path)
+        .into_diagnostic()
+        .wrap_err(format!("cannot read {}", path.display()))
+}
+
+fn write_stdout(bytes: &[u8]) -> miette::Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        // A closed pipe (`| head`) is not an error worth reporting.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.into_diagnostic(),
+    }
+}
+
+/// Parses `0x40000`, `262144`, `256K`, `256KiB`, `4M` or `4MiB`.
+pub fn parse_number(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.find(|c: char| c.is_ascii_alphabetic() && c != 'x' && c != 'X') {
+        Some(i) if !t.starts_with("0x") && !t.starts_with("0X") => (&t[..i], &t[i..]),
+        _ => (t, ""),
+    };
+    let value = if let Some(hex) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        u64::from_str_radix(hex, 16)
+    } else {
+        digits.parse()
+    }
+    .map_err(|_| format!("{s:?} is not a number (try 0x40000, 262144 or 256K)"))?;
+    let scale: u64 = match unit {
+        "" => 1,
+        "k" | "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?} (use K or M)")),
+    };
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+fn parse_byte(s: &str) -> Result<u8, String> {
+    let v = parse_number(s)?;
+    u8::try_from(v).map_err(|_| format!("{s:?} is not a byte (0..=0xff)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_number;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_number("0x40000"), Ok(0x40000));
+        assert_eq!(parse_number("262144"), Ok(0x40000));
+        assert_eq!(parse_number("256K"), Ok(0x40000));
+        assert_eq!(parse_number("256KiB"), Ok(0x40000));
+        assert_eq!(parse_number("64M"), Ok(64 << 20));
+        assert!(parse_number("0xzz").is_err());
+        assert!(parse_number("12Q").is_err());
+    }
+}
