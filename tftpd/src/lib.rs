@@ -1,1 +1,25 @@
-//! lmx's TFTP server (work in progress in this commit).
+//! `lmx-tftpd`: the TFTP server lmx uses to feed U-Boot.
+//!
+//! The crate has two layers:
+//! - a sans-I/O protocol core — [`packet`] (wire format), [`options`]
+//!   (negotiation), [`netascii`], [`rto`] (adaptive retransmission timer)
+//!   and [`transfer`] (per-transfer state machines) — that takes datagrams
+//!   and clock ticks and returns datagrams to send, with no sockets inside;
+//! - [`server`], a tokio adapter: sockets, files, the serving policy of
+//!   [`policy`] (roots, named files, symlinks, allowlist, uploads) and
+//!   [`event`]s for progress display.
+
+pub mod event;
+pub mod netascii;
+pub mod options;
+pub mod packet;
+pub mod policy;
+pub mod rto;
+pub mod server;
+pub mod transfer;
+
+pub use event::{Event, TransferInfo, TransferSummary};
+pub use options::Limits;
+pub use policy::{Policy, PolicyError};
+pub use server::{Server, ServerConfig, ServerError};
+pub use transfer::{TransferConfig, TransferError};

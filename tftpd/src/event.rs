@@ -1,0 +1,148 @@
+//! Transfer events: what the server tells its embedder (the `lmx serve`
+//! progress bars, `lmx tftpboot`'s step display, tests) about each transfer.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::packet::ErrorCode;
+
+/// Direction of a transfer, seen from the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The client reads (RRQ): we send.
+    Read,
+    /// The client writes (WRQ): we receive.
+    Write,
+}
+
+/// What is known about a transfer when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferInfo {
+    /// Server-unique transfer number.
+    pub id: u64,
+    /// Client address (IPv4-mapped addresses shown as IPv4).
+    pub client: SocketAddr,
+    /// File name as requested.
+    pub file: String,
+    /// Resolved local path (read: the served file; write: the destination).
+    pub path: Option<PathBuf>,
+    /// Read or write.
+    pub direction: Direction,
+    /// Expected size in bytes, when known.
+    pub size: Option<u64>,
+    /// Negotiated block size.
+    pub blksize: u16,
+    /// Negotiated window size.
+    pub windowsize: u16,
+    /// The client's `timeout` option, when acknowledged.
+    pub timeout: Option<u8>,
+    /// Options sent in the OACK (empty: none).
+    pub options: Vec<(String, String)>,
+}
+
+/// Final numbers of a transfer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferSummary {
+    /// The transfer.
+    pub info: TransferInfo,
+    /// Bytes confirmed (read) or stored (write).
+    pub bytes: u64,
+    /// Duration from request to end.
+    pub elapsed: Duration,
+    /// Blocks or ACKs sent more than once.
+    pub retransmits: u64,
+    /// Smoothed round-trip time, when measured.
+    pub srtt: Option<Duration>,
+    /// `None` on success, else why it failed.
+    pub error: Option<String>,
+}
+
+impl TransferSummary {
+    /// Average rate in bytes per second.
+    pub fn rate(&self) -> f64 {
+        let s = self.elapsed.as_secs_f64();
+        if s > 0.0 {
+            self.bytes as f64 / s
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Something that happened on the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A transfer began (after negotiation).
+    Started(TransferInfo),
+    /// Periodic progress (at most about ten per second per transfer).
+    Progress {
+        /// Transfer number.
+        id: u64,
+        /// Bytes so far.
+        bytes: u64,
+        /// Expected total, when known.
+        size: Option<u64>,
+        /// Time since the request.
+        elapsed: Duration,
+        /// Retransmissions so far.
+        retransmits: u64,
+    },
+    /// A transfer completed.
+    Finished(TransferSummary),
+    /// A transfer failed; `summary.error` says why.
+    Failed(TransferSummary),
+    /// A request was refused before any transfer started.
+    Refused {
+        /// Client address.
+        client: SocketAddr,
+        /// Requested name (lossy).
+        file: String,
+        /// Error sent.
+        code: ErrorCode,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Formats a byte count for humans (KiB/MiB/GiB).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+impl std::fmt::Display for TransferSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dir = match self.info.direction {
+            Direction::Read => "sent",
+            Direction::Write => "received",
+        };
+        write!(
+            f,
+            "{} {} {} {} in {:.2} s ({}/s, blksize {}, window {}, {} retransmits)",
+            self.info.client,
+            dir,
+            self.info.file,
+            human_bytes(self.bytes),
+            self.elapsed.as_secs_f64(),
+            human_bytes(self.rate() as u64),
+            self.info.blksize,
+            self.info.windowsize,
+            self.retransmits
+        )?;
+        if let Some(e) = &self.error {
+            write!(f, ": FAILED: {e}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,869 @@
+//! The per-transfer state machines, sans-I/O.
+//!
+//! A [`ReadTransfer`] serves a file to a client (RRQ); a [`WriteTransfer`]
+//! receives one (WRQ). Both are fed datagrams and clock ticks and tell the
+//! caller what to send, when to wake them up, and (for reads) how many more
+//! file bytes they need buffered. They never touch a socket, a file or a
+//! clock, so every protocol rule is tested with literal bytes and synthetic
+//! time.
+//!
+//! Rules implemented here:
+//! - RFC 1350 lock-step: a duplicate ACK never causes a send (the sorcerer's
+//!   apprentice bug, RFC 1123 §4.2.3.1); only the timer retransmits.
+//! - RFC 7440 windows: an ACK inside the window (the receiver's "I lost what
+//!   came after this") restarts sending right after it, at once.
+//! - A file whose length is a multiple of the block size ends with an empty
+//!   block; block numbers wrap from 65535 to 0 (what U-Boot expects), so
+//!   files of any size transfer.
+//! - Retransmission is driven by the adaptive timer of [`crate::rto`]; a
+//!   transfer that makes no progress for `give_up_after` (and at least
+//!   `max_retries` retransmissions) ends with an error.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use crate::options::Negotiated;
+use crate::packet::{self, ErrorCode, Packet};
+use crate::rto::{Rto, RtoConfig};
+
+/// Timer and retry policy of a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferConfig {
+    /// Retransmission timer settings.
+    pub rto: RtoConfig,
+    /// Retransmissions without progress before giving up is allowed.
+    pub max_retries: u32,
+    /// Time without progress after which the transfer is abandoned (once
+    /// `max_retries` retransmissions were made).
+    pub give_up_after: Duration,
+    /// How long a finished write transfer keeps answering a repeated final
+    /// DATA with its ACK (RFC 1350 "dallying").
+    pub dally: Duration,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        TransferConfig {
+            rto: RtoConfig::default(),
+            max_retries: 5,
+            give_up_after: Duration::from_secs(10),
+            dally: Duration::from_secs(1),
+        }
+    }
+}
+
+impl TransferConfig {
+    /// Applies a client's `timeout` option: RFC 2349 means it as the
+    /// retransmission interval, so it becomes the timer's ceiling, and the
+    /// give-up time grows to cover that many retries.
+    pub fn with_client_timeout(mut self, timeout: Option<Duration>) -> Self {
+        if let Some(t) = timeout {
+            self.rto.max = t.max(self.rto.min);
+            self.rto.initial = self.rto.initial.min(self.rto.max);
+            let needed = t * (self.max_retries + 1);
+            self.give_up_after = self.give_up_after.max(needed);
+        }
+        self
+    }
+}
+
+/// Why a transfer ended without success.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    /// The peer stopped answering.
+    #[error("no answer from the client for {elapsed:.1?} while waiting for the ACK of block {block} ({retries} retransmissions)")]
+    Timeout {
+        /// The block (absolute, 1-based; 0 = the OACK) waiting for an ACK or DATA.
+        block: u64,
+        /// Time since the last progress.
+        elapsed: Duration,
+        /// Retransmissions made.
+        retries: u32,
+    },
+    /// The peer sent an ERROR packet.
+    #[error("client sent ERROR {code}: {message}")]
+    Peer {
+        /// Error code sent by the peer.
+        code: u16,
+        /// Message sent by the peer.
+        message: String,
+    },
+    /// The peer broke the protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// The local side aborted (I/O error, limit, shutdown).
+    #[error("{message}")]
+    Aborted {
+        /// Code sent to the peer.
+        code: ErrorCode,
+        /// Reason.
+        message: String,
+    },
+}
+
+/// Counters of a transfer, for events and summaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransferStats {
+    /// Bytes confirmed by the peer (read) or received in order (write).
+    pub bytes: u64,
+    /// Data blocks (or ACKs/OACKs) sent again.
+    pub retransmits: u64,
+    /// Blocks confirmed.
+    pub blocks: u64,
+    /// Smoothed round-trip time, when measured.
+    pub srtt: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// OACK sent, waiting for ACK 0.
+    Oack,
+    /// Moving data.
+    Data,
+    /// Finished successfully.
+    Done,
+    /// Ended with an error.
+    Failed,
+}
+
+fn wire(block: u64) -> u16 {
+    (block & 0xffff) as u16
+}
+
+/// Maps a 16-bit block number to the absolute block in `[base, base+65535]`.
+fn unwrap_block(base: u64, w: u16) -> u64 {
+    base + u64::from(w.wrapping_sub(wire(base)))
+}
+
+// ---------------------------------------------------------------------------
+// Read transfer (server sends)
+// ---------------------------------------------------------------------------
+
+/// Serves one file: RRQ from the client, DATA from us.
+#[derive(Debug)]
+pub struct ReadTransfer {
+    cfg: TransferConfig,
+    blksize: usize,
+    window: u64,
+    oack: Option<Vec<u8>>,
+    phase: Phase,
+    /// File bytes from `buf_start` on (the start of block `acked + 1`).
+    buf: VecDeque<u8>,
+    buf_start: u64,
+    eof: bool,
+    /// Highest block confirmed by the peer.
+    acked: u64,
+    /// Next block to put on the wire.
+    next: u64,
+    /// Highest block put on the wire so far.
+    sent_max: u64,
+    /// First-send time of blocks `acked+1 ..= sent_max`, and whether each
+    /// was retransmitted (Karn: no RTT sample from those).
+    sent_at: VecDeque<(Instant, bool)>,
+    /// When the current head of the window was last (re)sent.
+    head_sent_at: Option<Instant>,
+    rto: Rto,
+    deadline: Option<Instant>,
+    timeouts: u32,
+    last_progress: Instant,
+    pending_error: Option<Vec<u8>>,
+    stats: TransferStats,
+    error: Option<TransferError>,
+    now: Instant,
+}
+
+/// Read-ahead granularity: file reads are at least this large.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+impl ReadTransfer {
+    /// Starts a read transfer after negotiation. The first packet (OACK or
+    /// DATA 1) is ready to send once enough data is supplied.
+    pub fn new(negotiated: &Negotiated, cfg: TransferConfig, now: Instant) -> Self {
+        let cfg = cfg.with_client_timeout(negotiated.timeout);
+        let oack = (!negotiated.oack.is_empty()).then(|| {
+            Packet::Oack {
+                options: negotiated.oack.clone(),
+            }
+            .to_bytes()
+        });
+        let phase = if oack.is_some() {
+            Phase::Oack
+        } else {
+            Phase::Data
+        };
+        ReadTransfer {
+            cfg,
+            blksize: negotiated.blksize as usize,
+            window: negotiated.windowsize.max(1) as u64,
+            oack,
+            phase,
+            buf: VecDeque::new(),
+            buf_start: 0,
+            eof: false,
+            acked: 0,
+            next: 1,
+            sent_max: 0,
+            sent_at: VecDeque::new(),
+            head_sent_at: None,
+            rto: Rto::new(cfg.rto),
+            deadline: None,
+            timeouts: 0,
+            last_progress: now,
+            pending_error: None,
+            stats: TransferStats::default(),
+            error: None,
+            now,
+        }
+    }
+
+    /// Whether the OACK is still to be sent first (before any data).
+    fn oack_unsent(&self) -> bool {
+        self.phase == Phase::Oack && self.deadline.is_none()
+    }
+
+    /// How many more file bytes the machine wants appended with
+    /// [`ReadTransfer::supply`] before it can send everything the window
+    /// allows; 0 when it has enough or the file ended.
+    pub fn wants(&self) -> usize {
+        if self.eof || matches!(self.phase, Phase::Done | Phase::Failed) {
+            return 0;
+        }
+        let buffered_end = self.buf_start + self.buf.len() as u64;
+        let window_end = (self.acked + self.window) * self.blksize as u64;
+        if buffered_end >= window_end {
+            return 0;
+        }
+        ((window_end - buffered_end) as usize).max(READ_CHUNK)
+    }
+
+    /// Appends file bytes; `eof` marks the end of the file.
+    pub fn supply(&mut self, data: &[u8], eof: bool) {
+        self.buf.extend(data);
+        self.eof |= eof;
+    }
+
+    /// Total length of the file, once its end was read.
+    fn total_len(&self) -> Option<u64> {
+        self.eof.then(|| self.buf_start + self.buf.len() as u64)
+    }
+
+    /// The final block number, once the file's end is known.
+    fn last_block(&self) -> Option<u64> {
+        self.total_len().map(|t| t / self.blksize as u64 + 1)
+    }
+
+    /// Data range of block `b` inside `buf`, if available.
+    fn block_range(&self, b: u64) -> Option<Range<usize>> {
+        let start = (b - 1) * self.blksize as u64;
+        let end = start + self.blksize as u64;
+        let buffered_end = self.buf_start + self.buf.len() as u64;
+        if let Some(last) = self.last_block() {
+            if b > last {
+                return None;
+            }
+        }
+        if buffered_end < end && !self.eof {
+            return None;
+        }
+        let s = (start - self.buf_start) as usize;
+        let e = (end.min(buffered_end) - self.buf_start) as usize;
+        Some(s..e)
+    }
+
+    /// Writes the next datagram to send into `out` (cleared first).
+    /// Returns false when there is nothing to send now.
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        if let Some(e) = self.pending_error.take() {
+            out.extend_from_slice(&e);
+            return true;
+        }
+        match self.phase {
+            Phase::Oack => {
+                if self.oack_unsent() {
+                    out.extend_from_slice(self.oack.as_deref().unwrap_or_default());
+                    self.arm_timer();
+                    return true;
+                }
+                false
+            }
+            Phase::Data => {
+                if self.next > self.acked + self.window {
+                    return false;
+                }
+                let Some(range) = self.block_range(self.next) else {
+                    return false;
+                };
+                let b = self.next;
+                out.reserve(4 + range.len());
+                out.extend_from_slice(&(packet::Opcode::Data as u16).to_be_bytes());
+                out.extend_from_slice(&wire(b).to_be_bytes());
+                let (a, c) = self.buf.as_slices();
+                if range.end <= a.len() {
+                    out.extend_from_slice(&a[range]);
+                } else if range.start >= a.len() {
+                    out.extend_from_slice(&c[range.start - a.len()..range.end - a.len()]);
+                } else {
+                    out.extend_from_slice(&a[range.start..]);
+                    out.extend_from_slice(&c[..range.end - a.len()]);
+                }
+                let idx = (b - self.acked - 1) as usize;
+                if b <= self.sent_max {
+                    self.stats.retransmits += 1;
+                    if let Some(slot) = self.sent_at.get_mut(idx) {
+                        slot.1 = true;
+                    }
+                } else {
+                    self.sent_max = b;
+                    self.sent_at.push_back((self.now, false));
+                }
+                if b == self.acked + 1 {
+                    self.head_sent_at = Some(self.now);
+                }
+                self.next += 1;
+                if self.deadline.is_none() {
+                    self.arm_timer();
+                }
+                true
+            }
+            Phase::Done | Phase::Failed => false,
+        }
+    }
+
+    fn arm_timer(&mut self) {
+        self.deadline = Some(self.now + self.rto.timeout());
+    }
+
+    /// When [`ReadTransfer::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Done | Phase::Failed => None,
+            _ => self.deadline,
+        }
+    }
+
+    /// Advances the clock without an event (e.g. after a read completed).
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// Handles the expiry of the retransmission timer.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        match self.deadline {
+            Some(d) if now >= d => {}
+            _ => return,
+        }
+        if matches!(self.phase, Phase::Done | Phase::Failed) {
+            return;
+        }
+        let idle = now.saturating_duration_since(self.last_progress);
+        if self.timeouts >= self.cfg.max_retries && idle >= self.cfg.give_up_after {
+            let block = if self.phase == Phase::Oack {
+                0
+            } else {
+                self.acked + 1
+            };
+            self.fail(
+                TransferError::Timeout {
+                    block,
+                    elapsed: idle,
+                    retries: self.timeouts,
+                },
+                Some((ErrorCode::NotDefined, "timed out waiting for ACK")),
+            );
+            return;
+        }
+        self.timeouts += 1;
+        self.rto.on_timeout();
+        match self.phase {
+            Phase::Oack => {
+                self.stats.retransmits += 1;
+                self.deadline = None; // poll_transmit resends the OACK
+            }
+            Phase::Data => {
+                // Go back to the first unconfirmed block and resend the window.
+                self.next = self.acked + 1;
+                self.deadline = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Handles a datagram from the client's TID.
+    pub fn handle_packet(&mut self, datagram: &[u8], now: Instant) {
+        self.now = now;
+        if matches!(self.phase, Phase::Done | Phase::Failed) {
+            return;
+        }
+        let pkt = match Packet::parse(datagram) {
+            Ok(p) => p,
+            Err(e) => {
+                let code = e.error_code();
+                self.fail(
+                    TransferError::Protocol(format!("malformed packet: {e}")),
+                    Some((code, &format!("malformed packet: {e}"))),
+                );
+                return;
+            }
+        };
+        match pkt {
+            Packet::Ack { block } => self.on_ack(block),
+            Packet::Error { code, message } => {
+                self.error = Some(TransferError::Peer { code, message });
+                self.phase = Phase::Failed;
+            }
+            // A retransmitted request reaching the transfer (single-port
+            // mode): the timer already resends what it lost.
+            Packet::Rrq(_) | Packet::Wrq(_) => {}
+            Packet::Data { .. } | Packet::Oack { .. } => {
+                self.fail(
+                    TransferError::Protocol("client sent DATA/OACK during a read".into()),
+                    Some((ErrorCode::IllegalOperation, "expected ACK")),
+                );
+            }
+        }
+    }
+
+    fn on_ack(&mut self, w: u16) {
+        if self.phase == Phase::Oack {
+            if w == 0 {
+                self.phase = Phase::Data;
+                self.deadline = None;
+                self.timeouts = 0;
+                self.last_progress = self.now;
+                self.rto.on_progress();
+            }
+            return;
+        }
+        let b = unwrap_block(self.acked, w);
+        if b > self.sent_max {
+            tracing::trace!(block = w, "ACK for a block never sent, ignored");
+            return;
+        }
+        if b == self.acked {
+            // Duplicate ACK. In lock-step never answer it (sorcerer's
+            // apprentice). With windows it is the receiver asking again for
+            // what follows: restart at once, but at most once per RTT so
+            // duplicated ACKs cannot multiply the traffic.
+            if self.window > 1 && self.sent_max > self.acked {
+                let rtt = self.rto.srtt().unwrap_or(self.rto.timeout());
+                let fresh = self
+                    .head_sent_at
+                    .is_some_and(|t| self.now.saturating_duration_since(t) < rtt);
+                if !fresh {
+                    self.next = self.acked + 1;
+                    self.deadline = None;
+                }
+            }
+            return;
+        }
+        // Progress: blocks acked+1 ..= b are confirmed.
+        let newly = b - self.acked;
+        if let Some(&(sent, retransmitted)) = self.sent_at.get((newly - 1) as usize) {
+            if !retransmitted {
+                self.rto.sample(self.now.saturating_duration_since(sent));
+            } else {
+                self.rto.on_progress();
+            }
+        }
+        for _ in 0..newly {
+            self.sent_at.pop_front();
+        }
+        let new_start = b * self.blksize as u64;
+        let drop =
+            (new_start.min(self.buf_start + self.buf.len() as u64) - self.buf_start) as usize;
+        self.buf.drain(..drop);
+        self.buf_start += drop as u64;
+        self.acked = b;
+        self.stats.blocks = b;
+        self.stats.bytes = match self.total_len() {
+            Some(t) => t.min(new_start),
+            None => new_start,
+        };
+        self.stats.srtt = self.rto.srtt();
+        self.timeouts = 0;
+        self.last_progress = self.now;
+        // Continue right after b. When b is inside what was sent, the
+        // receiver lost what followed it (RFC 7440): resend from there now.
+        self.next = b + 1;
+        // poll_transmit re-arms the timer with the next send.
+        self.deadline = None;
+        if self.last_block() == Some(b) {
+            self.phase = Phase::Done;
+        }
+    }
+
+    /// Aborts the transfer, sending ERROR `code` to the client.
+    pub fn abort(&mut self, code: ErrorCode, message: &str) {
+        self.fail(
+            TransferError::Aborted {
+                code,
+                message: message.to_string(),
+            },
+            Some((code, message)),
+        );
+    }
+
+    fn fail(&mut self, err: TransferError, send: Option<(ErrorCode, &str)>) {
+        if let Some((code, msg)) = send {
+            self.pending_error = Some(packet::error_packet(code, msg));
+        }
+        self.error = Some(err);
+        self.phase = Phase::Failed;
+        self.deadline = None;
+    }
+
+    /// True once the transfer ended (success or failure) and nothing is
+    /// left to send.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Done | Phase::Failed) && self.pending_error.is_none()
+    }
+
+    /// The outcome once finished: `Ok` on success.
+    pub fn outcome(&self) -> Option<Result<(), TransferError>> {
+        match self.phase {
+            Phase::Done => Some(Ok(())),
+            Phase::Failed => Some(Err(self
+                .error
+                .clone()
+                .unwrap_or(TransferError::Protocol("unknown failure".into())))),
+            _ => None,
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> TransferStats {
+        self.stats
+    }
+
+    /// Bytes currently buffered (bounded by window × block size plus one
+    /// read chunk).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Write transfer (server receives)
+// ---------------------------------------------------------------------------
+
+/// Receives one file: WRQ from the client, DATA to us.
+#[derive(Debug)]
+pub struct WriteTransfer {
+    cfg: TransferConfig,
+    blksize: usize,
+    window: u64,
+    max_bytes: u64,
+    oack: Option<Vec<u8>>,
+    /// Highest block received in order.
+    received: u64,
+    /// Block number at which the next ACK is due (window end).
+    next_ack_at: u64,
+    /// Last block for which we sent a gap ACK (avoid ACK storms).
+    last_nack: Option<u64>,
+    complete: bool,
+    phase: Phase,
+    ack_pending: bool,
+    last_ack_sent: Option<(u64, Instant, bool)>,
+    rto: Rto,
+    deadline: Option<Instant>,
+    timeouts: u32,
+    last_progress: Instant,
+    dally_until: Option<Instant>,
+    pending_error: Option<Vec<u8>>,
+    stats: TransferStats,
+    error: Option<TransferError>,
+    now: Instant,
+}
+
+/// What the caller must do with a datagram handed to [`WriteTransfer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// Nothing to store.
+    Nothing,
+    /// Store `datagram[range]` as the next bytes of the file.
+    Store(Range<usize>),
+}
+
+impl WriteTransfer {
+    /// Starts a write transfer after negotiation. The first packet (OACK or
+    /// ACK 0) is ready to send.
+    pub fn new(negotiated: &Negotiated, max_bytes: u64, cfg: TransferConfig, now: Instant) -> Self {
+        let cfg = cfg.with_client_timeout(negotiated.timeout);
+        let oack = (!negotiated.oack.is_empty()).then(|| {
+            Packet::Oack {
+                options: negotiated.oack.clone(),
+            }
+            .to_bytes()
+        });
+        let window = negotiated.windowsize.max(1) as u64;
+        WriteTransfer {
+            cfg,
+            blksize: negotiated.blksize as usize,
+            window,
+            max_bytes,
+            oack,
+            received: 0,
+            next_ack_at: window,
+            last_nack: None,
+            complete: false,
+            phase: Phase::Data,
+            ack_pending: true,
+            last_ack_sent: None,
+            rto: Rto::new(cfg.rto),
+            deadline: None,
+            timeouts: 0,
+            last_progress: now,
+            dally_until: None,
+            pending_error: None,
+            stats: TransferStats::default(),
+            error: None,
+            now,
+        }
+    }
+
+    /// Writes the next datagram to send into `out`; false if none.
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
+        out.clear();
+        if let Some(e) = self.pending_error.take() {
+            out.extend_from_slice(&e);
+            return true;
+        }
+        if !self.ack_pending || self.phase == Phase::Failed {
+            return false;
+        }
+        self.ack_pending = false;
+        let retransmit = self
+            .last_ack_sent
+            .is_some_and(|(b, _, _)| b == self.received);
+        if retransmit {
+            self.stats.retransmits += 1;
+        }
+        match (&self.oack, self.received) {
+            (Some(o), 0) => out.extend_from_slice(o),
+            _ => out.extend_from_slice(&packet::ack_packet(wire(self.received))),
+        }
+        self.last_ack_sent = Some((self.received, self.now, retransmit));
+        if !self.complete {
+            self.deadline = Some(self.now + self.rto.timeout());
+        }
+        true
+    }
+
+    /// When [`WriteTransfer::handle_timeout`] must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Failed => None,
+            Phase::Done => self.dally_until,
+            _ => self.deadline,
+        }
+    }
+
+    /// Handles the timer.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if self.phase == Phase::Done {
+            if self.dally_until.is_some_and(|d| now >= d) {
+                self.dally_until = None;
+            }
+            return;
+        }
+        match self.deadline {
+            Some(d) if now >= d && self.phase == Phase::Data => {}
+            _ => return,
+        }
+        let idle = now.saturating_duration_since(self.last_progress);
+        if self.timeouts >= self.cfg.max_retries && idle >= self.cfg.give_up_after {
+            let block = self.received + 1;
+            self.fail(
+                TransferError::Timeout {
+                    block,
+                    elapsed: idle,
+                    retries: self.timeouts,
+                },
+                Some((ErrorCode::NotDefined, "timed out waiting for DATA")),
+            );
+            return;
+        }
+        self.timeouts += 1;
+        self.rto.on_timeout();
+        self.deadline = None;
+        self.ack_pending = true;
+    }
+
+    /// Handles a datagram from the client's TID; tells the caller what to
+    /// store.
+    pub fn handle_packet(&mut self, datagram: &[u8], now: Instant) -> Received {
+        self.now = now;
+        if self.phase == Phase::Failed {
+            return Received::Nothing;
+        }
+        let pkt = match Packet::parse(datagram) {
+            Ok(p) => p,
+            Err(e) => {
+                if self.phase != Phase::Done {
+                    let code = e.error_code();
+                    self.fail(
+                        TransferError::Protocol(format!("malformed packet: {e}")),
+                        Some((code, &format!("malformed packet: {e}"))),
+                    );
+                }
+                return Received::Nothing;
+            }
+        };
+        match pkt {
+            Packet::Data { block, data } => self.on_data(block, data.len()),
+            Packet::Error { code, message } => {
+                if self.phase != Phase::Done {
+                    self.error = Some(TransferError::Peer { code, message });
+                    self.phase = Phase::Failed;
+                }
+                Received::Nothing
+            }
+            Packet::Rrq(_) | Packet::Wrq(_) => Received::Nothing,
+            Packet::Ack { .. } | Packet::Oack { .. } => {
+                if self.phase != Phase::Done {
+                    self.fail(
+                        TransferError::Protocol("client sent ACK/OACK during a write".into()),
+                        Some((ErrorCode::IllegalOperation, "expected DATA")),
+                    );
+                }
+                Received::Nothing
+            }
+        }
+    }
+
+    fn on_data(&mut self, w: u16, len: usize) -> Received {
+        let b = unwrap_block(self.received, w);
+        let expected = self.received + 1;
+        if self.phase == Phase::Done {
+            // Dallying: the client did not get our final ACK.
+            if b == self.received {
+                self.ack_pending = true;
+            }
+            return Received::Nothing;
+        }
+        if b == self.received {
+            // Duplicate of the last block: our ACK was lost. Re-ACK (the
+            // sender must ignore duplicate ACKs; RFC 1123).
+            if self.window == 1 {
+                self.ack_pending = true;
+            }
+            return Received::Nothing;
+        }
+        if b != expected {
+            // A gap (windowed sender, lost block): ask once for a restart.
+            if self.last_nack != Some(self.received) {
+                self.last_nack = Some(self.received);
+                self.next_ack_at = self.received + self.window;
+                self.ack_pending = true;
+            }
+            return Received::Nothing;
+        }
+        if len > self.blksize {
+            self.fail(
+                TransferError::Protocol(format!(
+                    "DATA block of {len} bytes exceeds the negotiated block size {}",
+                    self.blksize
+                )),
+                Some((ErrorCode::IllegalOperation, "block larger than blksize")),
+            );
+            return Received::Nothing;
+        }
+        let new_total = self.stats.bytes + len as u64;
+        if new_total > self.max_bytes {
+            self.fail(
+                TransferError::Aborted {
+                    code: ErrorCode::DiskFull,
+                    message: format!("upload exceeds the limit of {} bytes", self.max_bytes),
+                },
+                Some((
+                    ErrorCode::DiskFull,
+                    "upload exceeds the server's size limit",
+                )),
+            );
+            return Received::Nothing;
+        }
+        if let Some((ab, at, retransmitted)) = self.last_ack_sent {
+            if ab + 1 == b && !retransmitted {
+                self.rto.sample(self.now.saturating_duration_since(at));
+            }
+        }
+        self.received = b;
+        self.stats.bytes = new_total;
+        self.stats.blocks = b;
+        self.stats.srtt = self.rto.srtt();
+        self.timeouts = 0;
+        self.last_progress = self.now;
+        self.deadline = Some(self.now + self.rto.timeout());
+        if len < self.blksize {
+            self.complete = true;
+            self.phase = Phase::Done;
+            self.deadline = None;
+            self.dally_until = Some(self.now + self.cfg.dally);
+            self.ack_pending = true;
+        } else if b >= self.next_ack_at {
+            self.next_ack_at = b + self.window;
+            self.ack_pending = true;
+        }
+        Received::Store(4..4 + len)
+    }
+
+    /// Aborts the transfer, sending ERROR `code` to the client.
+    pub fn abort(&mut self, code: ErrorCode, message: &str) {
+        self.fail(
+            TransferError::Aborted {
+                code,
+                message: message.to_string(),
+            },
+            Some((code, message)),
+        );
+    }
+
+    fn fail(&mut self, err: TransferError, send: Option<(ErrorCode, &str)>) {
+        if let Some((code, msg)) = send {
+            self.pending_error = Some(packet::error_packet(code, msg));
+        }
+        self.error = Some(err);
+        self.phase = Phase::Failed;
+        self.deadline = None;
+        self.ack_pending = false;
+    }
+
+    /// True when every byte of the file arrived (the caller can commit it).
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// True once nothing more will happen: failed, or complete and the
+    /// dally period is over.
+    pub fn is_finished(&self) -> bool {
+        match self.phase {
+            Phase::Failed => self.pending_error.is_none(),
+            Phase::Done => self.dally_until.is_none() && !self.ack_pending,
+            _ => false,
+        }
+    }
+
+    /// The outcome once decided (complete counts as success).
+    pub fn outcome(&self) -> Option<Result<(), TransferError>> {
+        match self.phase {
+            Phase::Done => Some(Ok(())),
+            Phase::Failed => Some(Err(self
+                .error
+                .clone()
+                .unwrap_or(TransferError::Protocol("unknown failure".into())))),
+            _ => None,
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> TransferStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,469 @@
+//! State-machine tests with literal packets and synthetic time.
+
+use super::*;
+use crate::options::{negotiate, Direction, Limits};
+use crate::packet::Mode;
+
+fn neg(opts: &[(&str, &str)], size: u64) -> Negotiated {
+    let o: Vec<(String, String)> = opts
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    negotiate(
+        &o,
+        Mode::Octet,
+        Direction::Read { size: Some(size) },
+        &Limits::default(),
+    )
+    .unwrap()
+}
+
+fn drain(t: &mut ReadTransfer) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    while t.poll_transmit(&mut buf) {
+        out.push(buf.clone());
+    }
+    out
+}
+
+fn feed(t: &mut ReadTransfer, file: &[u8], pos: &mut usize) {
+    while t.wants() > 0 {
+        let n = t.wants().min(file.len() - *pos);
+        let eof = *pos + n >= file.len();
+        t.supply(&file[*pos..*pos + n], eof);
+        *pos += n;
+        if eof {
+            break;
+        }
+    }
+}
+
+fn data(block: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![0, 3];
+    v.extend_from_slice(&block.to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+fn ack(block: u16) -> Vec<u8> {
+    let mut v = vec![0, 4];
+    v.extend_from_slice(&block.to_be_bytes());
+    v
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+#[test]
+fn lockstep_without_options_sends_data1_and_ends_on_short_block() {
+    let t0 = Instant::now();
+    let file = vec![7u8; 700];
+    let mut t = ReadTransfer::new(&Negotiated::plain(), TransferConfig::default(), t0);
+    let mut pos = 0;
+    feed(&mut t, &file, &mut pos);
+    assert_eq!(drain(&mut t), vec![data(1, &file[..512])]);
+    t.handle_packet(&ack(1), t0 + ms(1));
+    assert_eq!(drain(&mut t), vec![data(2, &file[512..])]);
+    assert!(t.outcome().is_none());
+    t.handle_packet(&ack(2), t0 + ms(2));
+    assert_eq!(t.outcome(), Some(Ok(())));
+    assert!(t.is_finished());
+    assert_eq!(t.stats().bytes, 700);
+}
+
+#[test]
+fn exact_multiple_of_blksize_ends_with_empty_block() {
+    let t0 = Instant::now();
+    let file = vec![1u8; 1024];
+    let mut t = ReadTransfer::new(&Negotiated::plain(), TransferConfig::default(), t0);
+    let mut pos = 0;
+    feed(&mut t, &file, &mut pos);
+    assert_eq!(drain(&mut t), vec![data(1, &file[..512])]);
+    t.handle_packet(&ack(1), t0);
+    assert_eq!(drain(&mut t), vec![data(2, &file[512..])]);
+    t.handle_packet(&ack(2), t0);
+    assert_eq!(drain(&mut t), vec![data(3, b"")]);
+    t.handle_packet(&ack(3), t0);
+    assert_eq!(t.outcome(), Some(Ok(())));
+}
+
+#[test]
+fn empty_file_is_one_empty_block() {
+    let t0 = Instant::now();
+    let mut t = ReadTransfer::new(&Negotiated::plain(), TransferConfig::default(), t0);
+    t.supply(&[], true);
+    assert_eq!(drain(&mut t), vec![data(1, b"")]);
+    t.handle_packet(&ack(1), t0);
+    assert_eq!(t.outcome(), Some(Ok(())));
+}
+
+#[test]
+fn oack_first_then_data_after_ack0() {
+    let t0 = Instant::now();
+    let n = neg(&[("blksize", "8"), ("tsize", "0")], 10);
+    let mut t = ReadTransfer::new(&n, TransferConfig::default(), t0);
+    t.supply(b"0123456789", true);
+    assert_eq!(
+        drain(&mut t),
+        vec![b"\x00\x06blksize\x008\x00tsize\x0010\x00".to_vec()]
+    );
+    // An ACK other than 0 before the OACK is acknowledged changes nothing.
+    t.handle_packet(&ack(1), t0);
+    assert!(drain(&mut t).is_empty());
+    t.handle_packet(&ack(0), t0);
+    assert_eq!(drain(&mut t), vec![data(1, b"01234567")]);
+    t.handle_packet(&ack(1), t0);
+    assert_eq!(drain(&mut t), vec![data(2, b"89")]);
+    t.handle_packet(&ack(2), t0);
+    assert_eq!(t.outcome(), Some(Ok(())));
+}
+
+#[test]
+fn duplicate_ack_in_lockstep_never_sends() {
+    let t0 = Instant::now();
+    let file = vec![3u8; 2000];
+    let mut t = ReadTransfer::new(&Negotiated::plain(), TransferConfig::default(), t0);
+    let mut pos = 0;
+    feed(&mut t, &file, &mut pos);
+    drain(&mut t);
+    t.handle_packet(&ack(1), t0 + ms(1));
+    assert_eq!(drain(&mut t).len(), 1, "block 2 sent once");
+    // The ACK of block 1 arrives again (delayed duplicate): nothing is sent.
+    t.handle_packet(&ack(1), t0 + ms(2));
+    assert!(drain(&mut t).is_empty(), "sorcerer's apprentice");
+    t.handle_packet(&ack(1), t0 + ms(3));
+    assert!(drain(&mut t).is_empty());
+    // Only the timer retransmits block 2.
+    let d = t.poll_timeout().unwrap();
+    t.handle_timeout(d);
+    assert_eq!(drain(&mut t), vec![data(2, &file[512..1024])]);
+    assert_eq!(t.stats().retransmits, 1);
+}
+
+#[test]
+fn windowed_sends_whole_window_and_restarts_after_gap_ack() {
+    let t0 = Instant::now();
+    let n = neg(&[("blksize", "8"), ("windowsize", "4")], 80);
+    let file: Vec<u8> = (0..80u8).collect();
+    let mut t = ReadTransfer::new(&n, TransferConfig::default(), t0);
+    let mut pos = 0;
+    feed(&mut t, &file, &mut pos);
+    drain(&mut t); // OACK
+    t.handle_packet(&ack(0), t0);
+    let sent = drain(&mut t);
+    assert_eq!(
+        sent,
+        (1..=4)
+            .map(|b| data(b, &file[(b as usize - 1) * 8..b as usize * 8]))
+            .collect::<Vec<_>>()
+    );
+    // Block 2 was lost: the receiver re-ACKs 1. We restart at 2 at once.
+    t.handle_packet(&ack(1), t0 + ms(1));
+    let sent = drain(&mut t);
+    assert_eq!(
+        sent,
+        (2..=5)
+            .map(|b| data(b, &file[(b as usize - 1) * 8..b as usize * 8]))
+            .collect::<Vec<_>>()
+    );
+    t.handle_packet(&ack(5), t0 + ms(2));
+    let sent = drain(&mut t);
+    assert_eq!(sent.len(), 4);
+    assert_eq!(sent[0], data(6, &file[40..48]));
+    assert_eq!(sent[3], data(9, &file[64..72]));
+    t.handle_packet(&ack(9), t0 + ms(3));
+    let sent = drain(&mut t);
+    assert_eq!(sent, vec![data(10, &file[72..80]), data(11, b"")]);
+    t.handle_packet(&ack(11), t0 + ms(4));
+    assert_eq!(t.outcome(), Some(Ok(())));
+}
+
+#[test]
+fn windowed_duplicate_ack_restarts_at_most_once_per_rtt() {
+    let t0 = Instant::now();
+    let n = neg(&[("blksize", "8"), ("windowsize", "4")], 800);
+    let file = vec![9u8; 800];
+    let mut t = ReadTransfer::new(&n, TransferConfig::default(), t0);
+    let mut pos = 0;
+    feed(&mut t, &file, &mut pos);
+    drain(&mut t);
+    t.handle_packet(&ack(0), t0);
+    drain(&mut t);
+    // Establish an RTT of 10 ms.
+    t.handle_packet(&ack(4), t0 + ms(10));
+    assert_eq!(drain(&mut t).len(), 4); // 5..8 sent at t0+10
+                                        // Receiver lost block 5 and says so: ACK 4 again, 1 ms later.
+    t.handle_packet(&ack(4), t0 + ms(11));
+    assert!(drain(&mut t).is_empty(), "too soon: 5 was sent 1 ms ago");
+    // After an RTT it is a real request to resend.
+    t.handle_packet(&ack(4), t0 + ms(25));
+    assert_eq!(drain(&mut t).len(), 4);
+    // A duplicate of that ACK right after does not double the traffic.
+    t.handle_packet(&ack(4), t0 + ms(26));
+    assert!(drain(&mut t).is_empty());
+}
+
+#[test]
+fn block_numbers_wrap_to_zero() {
+    let t0 = Instant::now();
+    let n = neg(&[("blksize", "8")], 0);
+    let blocks = 65536 + 10;
+    let file = vec![5u8; blocks * 8 - 3];
+    let mut t = ReadTransfer::new(&n, TransferConfig::default(), t0);
+    let mut pos = 0;
+    feed(&mut t, &file, &mut pos);
+    drain(&mut t);
+    t.handle_packet(&ack(0), t0);
+    let mut buf = Vec::new();
+    let mut count = 0u64;
+    loop {
+        feed(&mut t, &file, &mut pos);
+        if !t.poll_transmit(&mut buf) {
+            break;
+        }
+        count += 1;
+        let w = u16::from_be_bytes([buf[2], buf[3]]);
+        assert_eq!(w as u64, count & 0xffff);
+        if count == 65536 {
+            assert_eq!(w, 0, "block after 65535 is 0");
+        }
+        t.handle_packet(&ack(w), t0);
+        assert!(t.buffered() <= READ_CHUNK + 8);
+    }
+    assert_eq!(count, blocks as u64);
+    assert_eq!(t.outcome(), Some(Ok(())));
+    assert_eq!(t.stats().bytes, file.len() as u64);
+}
+
+#[test]
+fn gives_up_after_retries_and_time() {
+    let t0 = Instant::now();
+    let cfg = TransferConfig {
+        max_retries: 3,
+        give_up_after: Duration::from_secs(2),
+        ..TransferConfig::default()
+    };
+    let mut t = ReadTransfer::new(&Negotiated::plain(), cfg, t0);
+    t.supply(&[1; 100], true);
+    drain(&mut t);
+    let mut sends = 0;
+    let mut now = t0;
+    while let Some(d) = t.poll_timeout() {
+        assert!(d >= now);
+        now = d;
+        t.handle_timeout(now);
+        sends += drain(&mut t).len();
+        assert!(sends < 50, "bounded");
+    }
+    match t.outcome() {
+        Some(Err(TransferError::Timeout { block, retries, .. })) => {
+            assert_eq!(block, 1);
+            assert!(retries >= 3);
+        }
+        o => panic!("{o:?}"),
+    }
+    assert!(now - t0 >= Duration::from_secs(2));
+    assert!(now - t0 <= Duration::from_secs(4));
+}
+
+#[test]
+fn client_error_ends_transfer_silently() {
+    let t0 = Instant::now();
+    let mut t = ReadTransfer::new(&Negotiated::plain(), TransferConfig::default(), t0);
+    t.supply(&[1; 100], true);
+    drain(&mut t);
+    t.handle_packet(b"\x00\x05\x00\x00cancelled\x00", t0);
+    assert!(drain(&mut t).is_empty());
+    assert!(matches!(
+        t.outcome(),
+        Some(Err(TransferError::Peer { code: 0, .. }))
+    ));
+}
+
+#[test]
+fn garbage_from_client_gets_error4() {
+    let t0 = Instant::now();
+    let mut t = ReadTransfer::new(&Negotiated::plain(), TransferConfig::default(), t0);
+    t.supply(&[1; 100], true);
+    drain(&mut t);
+    t.handle_packet(b"\x00\x09zz", t0);
+    let out = drain(&mut t);
+    assert_eq!(out.len(), 1);
+    assert_eq!(&out[0][..4], b"\x00\x05\x00\x04");
+    assert!(t.is_finished());
+}
+
+#[test]
+fn data_during_read_is_illegal() {
+    let t0 = Instant::now();
+    let mut t = ReadTransfer::new(&Negotiated::plain(), TransferConfig::default(), t0);
+    t.supply(&[1; 100], true);
+    drain(&mut t);
+    t.handle_packet(&data(1, b"x"), t0);
+    let out = drain(&mut t);
+    assert_eq!(&out[0][..4], b"\x00\x05\x00\x04");
+}
+
+#[test]
+fn timeout_uses_measured_rtt() {
+    let t0 = Instant::now();
+    let mut t = ReadTransfer::new(&Negotiated::plain(), TransferConfig::default(), t0);
+    t.supply(&vec![0u8; 512 * 20], true);
+    let mut now = t0;
+    for b in 1..=10u16 {
+        drain(&mut t);
+        now += ms(2);
+        t.handle_packet(&ack(b), now);
+    }
+    drain(&mut t);
+    let d = t.poll_timeout().unwrap();
+    assert!(
+        d - now < ms(20),
+        "adaptive timer, not seconds: {:?}",
+        d - now
+    );
+}
+
+#[test]
+fn client_timeout_option_caps_the_timer() {
+    let t0 = Instant::now();
+    let n = neg(&[("timeout", "1")], 100);
+    let mut t = ReadTransfer::new(&n, TransferConfig::default(), t0);
+    t.supply(&[0; 100], true);
+    drain(&mut t);
+    let d = t.poll_timeout().unwrap();
+    assert!(d - t0 <= Duration::from_secs(1));
+}
+
+// --------------------------- write transfers ------------------------------
+
+fn wdrain(t: &mut WriteTransfer) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    while t.poll_transmit(&mut buf) {
+        out.push(buf.clone());
+    }
+    out
+}
+
+fn wneg(opts: &[(&str, &str)]) -> Negotiated {
+    let o: Vec<(String, String)> = opts
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    negotiate(&o, Mode::Octet, Direction::Write, &Limits::default()).unwrap()
+}
+
+#[test]
+fn write_lockstep_acks_each_block_and_completes() {
+    let t0 = Instant::now();
+    let mut t = WriteTransfer::new(&Negotiated::plain(), 1 << 20, TransferConfig::default(), t0);
+    assert_eq!(wdrain(&mut t), vec![ack(0)]);
+    let d1 = data(1, &[1u8; 512]);
+    assert_eq!(t.handle_packet(&d1, t0), Received::Store(4..516));
+    assert_eq!(wdrain(&mut t), vec![ack(1)]);
+    // Duplicate block 1 (our ACK was lost): re-ACK, store nothing.
+    assert_eq!(t.handle_packet(&d1, t0), Received::Nothing);
+    assert_eq!(wdrain(&mut t), vec![ack(1)]);
+    let d2 = data(2, b"end");
+    assert_eq!(t.handle_packet(&d2, t0), Received::Store(4..7));
+    assert_eq!(wdrain(&mut t), vec![ack(2)]);
+    assert!(t.is_complete());
+    assert_eq!(t.outcome(), Some(Ok(())));
+    assert!(!t.is_finished(), "dallying");
+    // Final DATA repeated while dallying: ACK again.
+    t.handle_packet(&d2, t0 + ms(5));
+    assert_eq!(wdrain(&mut t), vec![ack(2)]);
+    let d = t.poll_timeout().unwrap();
+    t.handle_timeout(d);
+    assert!(t.is_finished());
+    assert_eq!(t.stats().bytes, 515);
+}
+
+#[test]
+fn write_with_oack_and_window() {
+    let t0 = Instant::now();
+    let n = wneg(&[("blksize", "8"), ("windowsize", "2"), ("tsize", "20")]);
+    let mut t = WriteTransfer::new(&n, 100, TransferConfig::default(), t0);
+    assert_eq!(
+        wdrain(&mut t),
+        vec![b"\x00\x06blksize\x008\x00windowsize\x002\x00tsize\x0020\x00".to_vec()]
+    );
+    assert!(matches!(
+        t.handle_packet(&data(1, &[0; 8]), t0),
+        Received::Store(_)
+    ));
+    assert!(wdrain(&mut t).is_empty(), "ACK only at window end");
+    assert!(matches!(
+        t.handle_packet(&data(2, &[0; 8]), t0),
+        Received::Store(_)
+    ));
+    assert_eq!(wdrain(&mut t), vec![ack(2)]);
+    // Block 3 lost, 4 arrives: one gap ACK for 2, not one per packet.
+    assert_eq!(t.handle_packet(&data(4, &[0; 8]), t0), Received::Nothing);
+    assert_eq!(wdrain(&mut t), vec![ack(2)]);
+    assert_eq!(t.handle_packet(&data(5, &[0; 8]), t0), Received::Nothing);
+    assert!(wdrain(&mut t).is_empty());
+    assert!(matches!(
+        t.handle_packet(&data(3, &[0; 8]), t0),
+        Received::Store(_)
+    ));
+    assert!(matches!(
+        t.handle_packet(&data(4, b"x"), t0),
+        Received::Store(_)
+    ));
+    assert_eq!(wdrain(&mut t), vec![ack(4)]);
+    assert!(t.is_complete());
+}
+
+#[test]
+fn write_over_cap_is_refused_with_error3() {
+    let t0 = Instant::now();
+    let mut t = WriteTransfer::new(&Negotiated::plain(), 600, TransferConfig::default(), t0);
+    wdrain(&mut t);
+    assert!(matches!(
+        t.handle_packet(&data(1, &[0; 512]), t0),
+        Received::Store(_)
+    ));
+    wdrain(&mut t);
+    assert_eq!(t.handle_packet(&data(2, &[0; 512]), t0), Received::Nothing);
+    let out = wdrain(&mut t);
+    assert_eq!(&out[0][..4], b"\x00\x05\x00\x03");
+    assert!(t.outcome().unwrap().is_err());
+    assert!(!t.is_complete());
+}
+
+#[test]
+fn write_oversized_block_is_illegal() {
+    let t0 = Instant::now();
+    let n = wneg(&[("blksize", "8")]);
+    let mut t = WriteTransfer::new(&n, 600, TransferConfig::default(), t0);
+    wdrain(&mut t);
+    assert_eq!(t.handle_packet(&data(1, &[0; 9]), t0), Received::Nothing);
+    assert_eq!(&wdrain(&mut t)[0][..4], b"\x00\x05\x00\x04");
+}
+
+#[test]
+fn write_retransmits_ack_on_timeout_then_gives_up() {
+    let t0 = Instant::now();
+    let cfg = TransferConfig {
+        max_retries: 2,
+        give_up_after: Duration::from_secs(1),
+        ..TransferConfig::default()
+    };
+    let mut t = WriteTransfer::new(&Negotiated::plain(), 1000, cfg, t0);
+    assert_eq!(wdrain(&mut t), vec![ack(0)]);
+    let mut acks = 0;
+    while let Some(d) = t.poll_timeout() {
+        t.handle_timeout(d);
+        acks += wdrain(&mut t).len();
+        assert!(acks < 30);
+    }
+    assert!(acks >= 2);
+    assert!(matches!(
+        t.outcome(),
+        Some(Err(TransferError::Timeout { block: 1, .. }))
+    ));
+}
