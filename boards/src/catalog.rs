@@ -245,7 +245,10 @@ impl Catalog {
     }
 
     fn all(&self, name: &str, kind: DocKind) -> Vec<&Doc> {
-        self.layers.iter().filter_map(|l| l.find(name, kind)).collect()
+        self.layers
+            .iter()
+            .filter_map(|l| l.find(name, kind))
+            .collect()
     }
 
     /// Resolves the board called `name` through its families and validates it.
@@ -261,7 +264,9 @@ impl Catalog {
                 format!("no board named \"{name}\" in {}", self.describe_layers()),
             );
             e = match crate::error::did_you_mean(name, &refs) {
-                Some(s) => e.with_help(format!("did you mean `{s}`? (`lmx boards list` shows all)")),
+                Some(s) => {
+                    e.with_help(format!("did you mean `{s}`? (`lmx boards list` shows all)"))
+                }
                 None => e.with_help("`lmx boards list` shows the known boards"),
             };
             return Err(e.into());

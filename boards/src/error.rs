@@ -269,8 +269,14 @@ mod tests {
     fn distance_and_suggestion() {
         assert_eq!(edit_distance("sise", "size"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(did_you_mean("sise", &["base", "size", "uboot"]), Some("size"));
-        assert_eq!(did_you_mean("erase_blok", &["erase_block", "size"]), Some("erase_block"));
+        assert_eq!(
+            did_you_mean("sise", &["base", "size", "uboot"]),
+            Some("size")
+        );
+        assert_eq!(
+            did_you_mean("erase_blok", &["erase_block", "size"]),
+            Some("erase_block")
+        );
         assert_eq!(did_you_mean("zzzzzz", &["base", "size"]), None);
     }
 }

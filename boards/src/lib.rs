@@ -35,7 +35,9 @@ mod resolve;
 pub mod schema;
 pub mod validate;
 
-pub use catalog::{user_boards_dir, Catalog, Checked, DocKind, Entry, Layer, LayerKind, Resolved, Source};
+pub use catalog::{
+    user_boards_dir, Catalog, Checked, DocKind, Entry, Layer, LayerKind, Resolved, Source,
+};
 pub use error::{BoardError, BoardErrors, Rule};
 pub use schema::*;
 

@@ -57,9 +57,13 @@ impl FieldPath {
         FieldPath(segs)
     }
 
+    /// This path extended by `key`, unless it already ends with it
+    /// (serde reports unknown fields at the key, missing ones at the table).
     fn push_key(&self, key: &str) -> Self {
         let mut p = self.clone();
-        p.0.push(Seg::Key(key.to_string()));
+        if p.0.last() != Some(&Seg::Key(key.to_string())) {
+            p.0.push(Seg::Key(key.to_string()));
+        }
         p
     }
 }
@@ -99,43 +103,64 @@ fn lookup<'a>(table: &'a Table, path: &FieldPath) -> Option<&'a Value> {
     Some(cur)
 }
 
-fn remove(table: &mut Table, path: &FieldPath) -> bool {
-    let Some((last, parents)) = path.0.split_last() else {
-        return false;
+fn get_mut<'a>(table: &'a mut Table, path: &[Seg]) -> Option<&'a mut Value> {
+    let (Seg::Key(first), rest) = path.split_first()? else {
+        return None;
     };
-    let mut cur: &mut Value = match parents.first() {
-        None => {
-            return match last {
-                Seg::Key(k) => table.remove(k).is_some(),
-                Seg::Index(_) => false,
-            }
-        }
-        Some(Seg::Key(k)) => match table.get_mut(k) {
-            Some(v) => v,
-            None => return false,
-        },
-        Some(Seg::Index(_)) => return false,
-    };
-    for seg in &parents[1..] {
+    let mut cur = table.get_mut(first)?;
+    for seg in rest {
         cur = match (seg, cur) {
-            (Seg::Key(k), Value::Table(t)) => match t.get_mut(k) {
-                Some(v) => v,
-                None => return false,
-            },
-            (Seg::Index(i), Value::Array(a)) => match a.get_mut(*i) {
-                Some(v) => v,
-                None => return false,
-            },
-            _ => return false,
+            (Seg::Key(k), Value::Table(t)) => t.get_mut(k)?,
+            (Seg::Index(i), Value::Array(a)) => a.get_mut(*i)?,
+            _ => return None,
         };
     }
-    match (last, cur) {
-        (Seg::Key(k), Value::Table(t)) => t.remove(k).is_some(),
-        (Seg::Index(i), Value::Array(a)) if *i < a.len() => {
-            a.remove(*i);
+    Some(cur)
+}
+
+/// The table that holds the last segment of `path` (the root for a
+/// one-segment path).
+fn parent_table<'a>(table: &'a mut Table, path: &FieldPath) -> Option<&'a mut Table> {
+    let parents = &path.0[..path.0.len().checked_sub(1)?];
+    if parents.is_empty() {
+        return Some(table);
+    }
+    match get_mut(table, parents)? {
+        Value::Table(t) => Some(t),
+        _ => None,
+    }
+}
+
+fn remove(table: &mut Table, path: &FieldPath) -> Option<Value> {
+    match path.0.last()? {
+        Seg::Key(k) => parent_table(table, path)?.remove(k),
+        Seg::Index(i) => {
+            let parents = &path.0[..path.0.len() - 1];
+            match get_mut(table, parents)? {
+                Value::Array(a) if *i < a.len() => Some(a.remove(*i)),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Moves the value at `path` to the sibling key `to`, unless that exists.
+fn rename(table: &mut Table, path: &FieldPath, to: &str) -> bool {
+    let Some(parent) = parent_table(table, path) else {
+        return false;
+    };
+    let Some(Seg::Key(from)) = path.0.last() else {
+        return false;
+    };
+    if parent.contains_key(to) {
+        return false;
+    }
+    match parent.remove(from) {
+        Some(v) => {
+            parent.insert(to.to_string(), v);
             true
         }
-        _ => false,
+        None => false,
     }
 }
 
@@ -169,7 +194,8 @@ pub(crate) fn origin<'a>(chain: &'a [ChainFile], path: &FieldPath) -> &'a str {
         if p.0.is_empty() {
             return &chain[0].file;
         }
-        let inherited = !matches!(p.0.first(), Some(Seg::Key(k)) if NOT_INHERITED.contains(&k.as_str()));
+        let inherited =
+            !matches!(p.0.first(), Some(Seg::Key(k)) if NOT_INHERITED.contains(&k.as_str()));
         let files = if inherited { chain } else { &chain[..1] };
         if let Some(f) = files.iter().find(|f| lookup(&f.table, &p).is_some()) {
             return &f.file;
@@ -182,8 +208,13 @@ pub(crate) fn origin<'a>(chain: &'a [ChainFile], path: &FieldPath) -> &'a str {
 pub(crate) fn check_identity(file: &ChainFile, stem: &str, errors: &mut Vec<BoardError>) {
     match file.table.get("schema") {
         None => errors.push(
-            BoardError::new(&file.file, "schema", Rule::SchemaVersion, "`schema` is missing")
-                .with_help(format!("start the file with `schema = {SCHEMA_VERSION}`")),
+            BoardError::new(
+                &file.file,
+                "schema",
+                Rule::SchemaVersion,
+                "`schema` is missing",
+            )
+            .with_help(format!("start the file with `schema = {SCHEMA_VERSION}`")),
         ),
         Some(Value::Integer(v)) if *v == i64::from(SCHEMA_VERSION) => {}
         Some(v) => errors.push(
@@ -191,7 +222,9 @@ pub(crate) fn check_identity(file: &ChainFile, stem: &str, errors: &mut Vec<Boar
                 &file.file,
                 "schema",
                 Rule::SchemaVersion,
-                format!("schema version {v} is not supported (this lmx reads version {SCHEMA_VERSION})"),
+                format!(
+                    "schema version {v} is not supported (this lmx reads version {SCHEMA_VERSION})"
+                ),
             )
             .with_help(format!(
                 "set `schema = {SCHEMA_VERSION}`, or use an lmx that knows version {v}"
@@ -233,7 +266,10 @@ pub(crate) fn extends_of(file: &ChainFile) -> Result<Option<String>, BoardError>
             &file.file,
             "extends",
             Rule::InvalidValue,
-            format!("`extends` must be the name of a family, found {}", v.type_str()),
+            format!(
+                "`extends` must be the name of a family, found {}",
+                v.type_str()
+            ),
         )),
     }
 }
@@ -274,7 +310,10 @@ fn path_of(p: &serde_path_to_error::Path) -> FieldPath {
 
 /// Deserializes the merged table of `chain`, collecting every error
 /// (each offending key is removed and the attempt repeated).
-pub(crate) fn deserialize(chain: &[ChainFile], mut merged: Table) -> Result<Board, Vec<BoardError>> {
+pub(crate) fn deserialize(
+    chain: &[ChainFile],
+    mut merged: Table,
+) -> Result<Board, Vec<BoardError>> {
     let mut errors = Vec::new();
     let mut removed: Vec<FieldPath> = Vec::new();
     for _ in 0..64 {
@@ -291,9 +330,22 @@ pub(crate) fn deserialize(chain: &[ChainFile], mut merged: Table) -> Result<Boar
                 if !(rule == Rule::MissingField && removed.contains(&field)) {
                     errors.push(err);
                 }
-                let target = if rule == Rule::UnknownField { field } else { path };
+                // A typo with one close match is read as that key, so the
+                // fields after it are still checked; anything else is dropped.
+                if rule == Rule::UnknownField {
+                    if let Some(to) = suggestion(&msg) {
+                        if rename(&mut merged, &field, to) {
+                            continue;
+                        }
+                    }
+                }
+                let target = if rule == Rule::UnknownField {
+                    field
+                } else {
+                    path
+                };
                 // A missing field cannot be skipped over; stop there.
-                if rule == Rule::MissingField || !remove(&mut merged, &target) {
+                if rule == Rule::MissingField || remove(&mut merged, &target).is_none() {
                     return Err(dedup(errors));
                 }
                 removed.push(target);
@@ -301,6 +353,13 @@ pub(crate) fn deserialize(chain: &[ChainFile], mut merged: Table) -> Result<Boar
         }
     }
     Err(dedup(errors))
+}
+
+/// The did-you-mean key for a serde "unknown field" message.
+fn suggestion(msg: &str) -> Option<&str> {
+    let words = backticked(msg);
+    let (wrong, expected) = words.split_first()?;
+    did_you_mean(wrong, expected)
 }
 
 fn dedup(mut errors: Vec<BoardError>) -> Vec<BoardError> {

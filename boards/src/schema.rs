@@ -146,7 +146,8 @@ impl AddressWindow {
     }
 
     fn uboot_to_phys(&self, addr: u64) -> Option<u64> {
-        (addr >= self.uboot && addr - self.uboot < self.size).then(|| self.phys + (addr - self.uboot))
+        (addr >= self.uboot && addr - self.uboot < self.size)
+            .then(|| self.phys + (addr - self.uboot))
     }
 }
 
@@ -216,7 +217,8 @@ impl AddressMap {
             .iter()
             .find(|w| w.name == window)
             .ok_or_else(|| AddressError::NoSuchWindow(window.to_string()))?;
-        w.phys_to_uboot(phys).ok_or(AddressError::PhysUnmapped(phys))
+        w.phys_to_uboot(phys)
+            .ok_or(AddressError::PhysUnmapped(phys))
     }
 
     /// The physical address behind U-Boot address `addr`.

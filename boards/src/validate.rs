@@ -163,15 +163,24 @@ fn check_flash(board: &Board, out: &mut Vec<Problem>) {
             }
         }
         if f.protected {
-            let i = flash.partitions.iter().position(|p| p.name == f.name).unwrap_or(0);
+            let i = flash
+                .partitions
+                .iter()
+                .position(|p| p.name == f.name)
+                .unwrap_or(0);
             out.push(problem(
                 format!("flash.partitions[{i}].protected"),
                 Rule::ProtectedInFirmware,
                 format!("firmware partition \"{}\" is marked protected", f.name),
             ));
         }
-        if !flash.usable.is_empty() && !flash.usable.iter().any(|u| u.contains_region(&f.region())) {
-            let i = flash.partitions.iter().position(|p| p.name == f.name).unwrap_or(0);
+        if !flash.usable.is_empty() && !flash.usable.iter().any(|u| u.contains_region(&f.region()))
+        {
+            let i = flash
+                .partitions
+                .iter()
+                .position(|p| p.name == f.name)
+                .unwrap_or(0);
             out.push(
                 problem(
                     format!("flash.partitions[{i}].offset"),
@@ -189,7 +198,10 @@ fn check_flash(board: &Board, out: &mut Vec<Problem>) {
 
     if let (Some(env), Some(size)) = (&flash.env, flash.size) {
         let len = env.size.unwrap_or(1);
-        for (what, off) in [("offset", Some(env.offset)), ("redundant_offset", env.redundant_offset)] {
+        for (what, off) in [
+            ("offset", Some(env.offset)),
+            ("redundant_offset", env.redundant_offset),
+        ] {
             if let Some(off) = off {
                 if off.saturating_add(len) > size {
                     out.push(problem(
@@ -271,7 +283,10 @@ fn check_addresses(board: &Board, out: &mut Vec<Problem>) {
     };
     // (field, physical address)
     let mut placed: Vec<(&str, u64)> = Vec::new();
-    for (field, addr) in [("kernel.load", board.kernel.load), ("kernel.entry", board.kernel.entry)] {
+    for (field, addr) in [
+        ("kernel.load", board.kernel.load),
+        ("kernel.entry", board.kernel.entry),
+    ] {
         let Some(addr) = addr else { continue };
         match board.to_phys(addr) {
             Ok(phys) => placed.push((field, phys)),
@@ -281,7 +296,9 @@ fn check_addresses(board: &Board, out: &mut Vec<Problem>) {
                     Rule::AddressUnmapped,
                     format!("{addr:#x} is outside every address-map window"),
                 )
-                .help("kernel addresses are U-Boot addresses (KSEG0 on MIPS); check the address map"),
+                .help(
+                    "kernel addresses are U-Boot addresses (KSEG0 on MIPS); check the address map",
+                ),
             ),
         }
     }
@@ -293,7 +310,9 @@ fn check_addresses(board: &Board, out: &mut Vec<Problem>) {
                     Rule::AddressUnmapped,
                     format!("physical {rootfs:#x} is outside every address-map window"),
                 )
-                .help("ram_boot.rootfs is a physical address (0x00A00000, not 0x80A00000, on MIPS)"),
+                .help(
+                    "ram_boot.rootfs is a physical address (0x00A00000, not 0x80A00000, on MIPS)",
+                ),
             );
         }
         placed.push(("ram_boot.rootfs", rootfs));
@@ -306,7 +325,9 @@ fn check_addresses(board: &Board, out: &mut Vec<Problem>) {
                     Rule::AddressOutsideRam,
                     format!("{field} (physical {phys:#x}) is outside {ram_desc}"),
                 )
-                .help("load, entry and rootfs addresses must be in RAM; check ram.base and ram.size"),
+                .help(
+                    "load, entry and rootfs addresses must be in RAM; check ram.base and ram.size",
+                ),
             );
         } else if let Some(u) = &ram.uboot {
             if u.contains(*phys) {
@@ -409,7 +430,9 @@ fn check_virtual(board: &Board, out: &mut Vec<Problem>) {
                 Rule::VirtualNeedsQemu,
                 "a virtual board needs a [qemu] table saying how to start it",
             )
-            .help("add [qemu] with binary, machine, cpu, memory_mib, firmware, firmware_via and nic"),
+            .help(
+                "add [qemu] with binary, machine, cpu, memory_mib, firmware, firmware_via and nic",
+            ),
         ),
         (false, Some(_)) => out.push(
             problem(
