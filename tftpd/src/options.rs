@@ -177,6 +177,13 @@ pub fn negotiate(
             "tsize" => {
                 let v = parse_num(name, value)?;
                 match direction {
+                    // curl (7.88) rejects an OACK carrying `tsize 0`
+                    // ("invalid tsize") and gives up, so the size of an empty
+                    // file is not offered; its empty first block says it.
+                    Direction::Read { size: Some(0) } => {
+                        n.tsize = Some(0);
+                        tracing::debug!("tsize not offered for an empty file");
+                    }
                     Direction::Read { size: Some(size) } => {
                         n.tsize = Some(size);
                         n.oack.push((name.clone(), size.to_string()));
@@ -313,6 +320,18 @@ mod tests {
         .unwrap();
         assert_eq!(n.blksize, 1024);
         assert_eq!(n.oack.len(), 1);
+    }
+
+    #[test]
+    fn tsize_of_empty_file_not_offered() {
+        let n = negotiate(
+            &opts(&[("tsize", "0"), ("blksize", "512")]),
+            Mode::Octet,
+            Direction::Read { size: Some(0) },
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(n.oack, opts(&[("blksize", "512")]));
     }
 
     #[test]
