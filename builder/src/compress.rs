@@ -55,10 +55,8 @@ pub enum Error {
 pub fn lzma_compress(data: &[u8], preset: u32) -> Result<Vec<u8>, Error> {
     let opts = liblzma::stream::LzmaOptions::new_preset(preset)?;
     let stream = liblzma::stream::Stream::new_lzma_encoder(&opts)?;
-    let mut enc = liblzma::write::XzEncoder::new_stream(
-        Vec::with_capacity(data.len() / 3 + 64),
-        stream,
-    );
+    let mut enc =
+        liblzma::write::XzEncoder::new_stream(Vec::with_capacity(data.len() / 3 + 64), stream);
     enc.write_all(data).map_err(|source| Error::Io {
         what: "LZMA compression",
         source,
@@ -137,7 +135,9 @@ mod tests {
     use super::*;
 
     fn sample() -> Vec<u8> {
-        (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()
+        (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect()
     }
 
     #[test]
@@ -156,10 +156,7 @@ mod tests {
         let z = lzma_compress(b"", 0).unwrap();
         assert_eq!(lzma_uncompressed_size(&z).unwrap(), Some(0));
         assert_eq!(lzma_decompress(&z).unwrap(), b"");
-        assert!(matches!(
-            lzma_decompress(&z[..4]),
-            Err(Error::Truncated(4))
-        ));
+        assert!(matches!(lzma_decompress(&z[..4]), Err(Error::Truncated(4))));
         let z = lzma_compress(&sample(), 1).unwrap();
         assert!(lzma_decompress(&z[..z.len() / 2]).is_err());
     }

@@ -113,7 +113,10 @@ impl Fdt {
             ))
         })?;
         reg.extend(encode_cells(r.size, sc).ok_or_else(|| {
-            bad(format!("size {:#x} does not fit #size-cells = <{sc}>", r.size))
+            bad(format!(
+                "size {:#x} does not fit #size-cells = <{sc}>",
+                r.size
+            ))
         })?);
         let node = rm.child_or_insert(&name);
         node.props.clear();

@@ -225,7 +225,10 @@ impl Node {
     pub fn set_cells(&mut self, name: &str, cells: &[u32]) -> &mut Self {
         self.set_prop(
             name,
-            cells.iter().flat_map(|c| c.to_be_bytes()).collect::<Vec<_>>(),
+            cells
+                .iter()
+                .flat_map(|c| c.to_be_bytes())
+                .collect::<Vec<_>>(),
         )
     }
 
@@ -254,7 +257,11 @@ impl Node {
             .children
             .iter()
             .position(|c| c.name == name)
-            .or_else(|| self.children.iter().position(|c| name_matches(&c.name, name)))?;
+            .or_else(|| {
+                self.children
+                    .iter()
+                    .position(|c| name_matches(&c.name, name))
+            })?;
         Some(&mut self.children[i])
     }
 
@@ -531,7 +538,9 @@ impl StructParser<'_> {
             FDT_END => Ok(root),
             t => {
                 self.pos = at;
-                Err(self.err(format!("token {t:#x} after the root node, expected FDT_END")))
+                Err(self.err(format!(
+                    "token {t:#x} after the root node, expected FDT_END"
+                )))
             }
         }
     }
@@ -921,7 +930,10 @@ mod tests {
     fn corrupt_blobs_are_named() {
         assert!(matches!(
             Fdt::parse(&TINY[..20]),
-            Err(Error::Truncated { what: "the header", .. })
+            Err(Error::Truncated {
+                what: "the header",
+                ..
+            })
         ));
         assert!(matches!(
             Fdt::parse(&TINY[..0x80]),
@@ -956,7 +968,8 @@ mod tests {
     #[test]
     fn paths_and_unit_addresses() {
         let mut t = Fdt::new();
-        t.node_or_insert("/soc/pl061@9030000").set_str("status", "okay");
+        t.node_or_insert("/soc/pl061@9030000")
+            .set_str("status", "okay");
         assert!(t.node("/soc/pl061").is_some());
         assert!(t.node("/soc/pl061@9030000").is_some());
         assert!(t.node("/soc/pl061@1").is_none());

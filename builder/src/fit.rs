@@ -307,13 +307,14 @@ fn image_data<'a>(n: &'a Node, file: &'a [u8], fdt_size: usize) -> Result<&'a [u
             .map(|p| p as usize)
     };
     match (start, size) {
-        (Some(offset), Some(size)) => file.get(offset..offset + size as usize).ok_or(
-            Error::BadExternalData {
-                image: n.name.clone(),
-                offset,
-                size: size as usize,
-            },
-        ),
+        (Some(offset), Some(size)) => {
+            file.get(offset..offset + size as usize)
+                .ok_or(Error::BadExternalData {
+                    image: n.name.clone(),
+                    offset,
+                    size: size as usize,
+                })
+        }
         _ => Err(Error::NotFit(format!("image {} has no data", n.name))),
     }
 }
@@ -332,7 +333,9 @@ impl Fit {
             let hashes = n
                 .children
                 .iter()
-                .filter(|h| h.name == "hash" || h.name.starts_with("hash-") || h.name.starts_with("hash@"))
+                .filter(|h| {
+                    h.name == "hash" || h.name.starts_with("hash-") || h.name.starts_with("hash@")
+                })
                 .map(|h| {
                     let algo = str_prop(h, "algo").unwrap_or_default();
                     let value = h.prop("value").map(|p| p.value.clone()).unwrap_or_default();
@@ -409,7 +412,10 @@ impl Fit {
         for c in &self.configs {
             for r in [&c.kernel, &c.fdt, &c.ramdisk].into_iter().flatten() {
                 if !self.images.iter().any(|i| &i.name == r) {
-                    bad.push(format!("configuration {} names missing image {r:?}", c.name));
+                    bad.push(format!(
+                        "configuration {} names missing image {r:?}",
+                        c.name
+                    ));
                 }
             }
         }
@@ -483,10 +489,7 @@ mod tests {
     #[test]
     fn corrupt_data_fails_its_hash() {
         let mut blob = spec(HashAlgo::Sha256).build().unwrap();
-        let at = blob
-            .windows(12)
-            .position(|w| w == b"kernel bytes")
-            .unwrap();
+        let at = blob.windows(12).position(|w| w == b"kernel bytes").unwrap();
         blob[at] = b'K';
         let fit = Fit::parse(&blob).unwrap();
         let f = fit.failures();

@@ -162,7 +162,10 @@ pub fn parse_device_table(text: &str, source: &str) -> Result<Vec<DeviceSpec>, E
             )));
         }
         let path = clean_image_path(f[0]).ok_or_else(|| {
-            err(format!("path {:?} must be relative and stay inside the image", f[0]))
+            err(format!(
+                "path {:?} must be relative and stay inside the image",
+                f[0]
+            ))
         })?;
         let kind = match f[1] {
             "c" => DeviceKind::Char,
@@ -407,12 +410,12 @@ pub fn build_squashfs(
         SquashfsCompression::Gzip => Compressor::Gzip,
         SquashfsCompression::Zstd => Compressor::Zstd,
     };
-    fs_w.set_compressor(FilesystemCompressor::new(id, None).map_err(|source| {
-        Error::Writer {
+    fs_w.set_compressor(
+        FilesystemCompressor::new(id, None).map_err(|source| Error::Writer {
             context: format!("{} compressor", opts.compression.name()),
             source,
-        }
-    })?);
+        })?,
+    );
 
     // BTreeMap order puts every directory before its contents.
     for (rel, e) in &entries {

@@ -799,17 +799,17 @@ mod tests {
         r.image_type = ImageType::Kernel;
         r.arch = Arch::Arm64;
         r.compression = Compression::Lzma;
-        assert_eq!(r.type_line(), "AArch64 Linux Kernel Image (lzma compressed)");
+        assert_eq!(
+            r.type_line(),
+            "AArch64 Linux Kernel Image (lzma compressed)"
+        );
     }
 
     #[test]
     fn each_check_names_itself() {
         let mut bad = SCRIPT_IMG;
         bad[0] = 0;
-        assert!(matches!(
-            UImage::parse(&bad),
-            Err(Error::BadMagic { .. })
-        ));
+        assert!(matches!(UImage::parse(&bad), Err(Error::BadMagic { .. })));
         let mut bad = SCRIPT_IMG;
         bad[40] = b'x';
         assert!(matches!(
@@ -818,13 +818,13 @@ mod tests {
         ));
         let mut bad = SCRIPT_IMG;
         bad[70] ^= 1;
-        assert!(matches!(
-            UImage::parse(&bad),
-            Err(Error::BadDataCrc { .. })
-        ));
+        assert!(matches!(UImage::parse(&bad), Err(Error::BadDataCrc { .. })));
         assert!(matches!(
             UImage::parse(&SCRIPT_IMG[..80]),
-            Err(Error::TruncatedData { expected: 27, found: 16 })
+            Err(Error::TruncatedData {
+                expected: 27,
+                found: 16
+            })
         ));
         assert_eq!(
             UImage::parse(&SCRIPT_IMG[..10]).unwrap_err(),

@@ -62,12 +62,24 @@ fn virt_board_edits_read_back_with_fdtget() {
         fdtget(&blob, d, &["-ts", "/chosen", "stdout-path"]),
         "/pl011@9000000"
     );
-    assert_eq!(fdtget(&blob, d, &["-ts", "/pl061@9030000", "status"]), "disabled");
-    assert_eq!(fdtget(&blob, d, &["-tx", "/reserved-memory", "#address-cells"]), "2");
-    assert_eq!(fdtget(&blob, d, &["-tx", "/reserved-memory", "#size-cells"]), "2");
+    assert_eq!(
+        fdtget(&blob, d, &["-ts", "/pl061@9030000", "status"]),
+        "disabled"
+    );
+    assert_eq!(
+        fdtget(&blob, d, &["-tx", "/reserved-memory", "#address-cells"]),
+        "2"
+    );
+    assert_eq!(
+        fdtget(&blob, d, &["-tx", "/reserved-memory", "#size-cells"]),
+        "2"
+    );
     assert_eq!(fdtget(&blob, d, &["-tx", "/reserved-memory", "ranges"]), "");
     assert_eq!(fdtget(&blob, d, &["-ts", &node, "compatible"]), "phram");
-    assert_eq!(fdtget(&blob, d, &["-tx", &node, "reg"]), "0 44000000 0 d0000");
+    assert_eq!(
+        fdtget(&blob, d, &["-tx", &node, "reg"]),
+        "0 44000000 0 d0000"
+    );
     assert_eq!(fdtget(&blob, d, &["-ts", &node, "label"]), "rootfs");
     assert_eq!(fdtget(&blob, d, &["-tx", &node, "no-map"]), "");
     // The phandle of the interrupt controller is kept as it was.
@@ -95,13 +107,26 @@ fn mips_board_gets_chosen_and_one_cell_reservation() {
     .unwrap();
     t.set_status("/ahb/uart", Status::Okay).unwrap();
     let blob = t.to_bytes();
-    assert_eq!(fdtget(&blob, d, &["-ts", "/chosen", "bootargs"]), "console=ttyS0,115200");
     assert_eq!(
-        fdtget(&blob, d, &["-tx", "/reserved-memory/phram-rootfs@a00000", "reg"]),
+        fdtget(&blob, d, &["-ts", "/chosen", "bootargs"]),
+        "console=ttyS0,115200"
+    );
+    assert_eq!(
+        fdtget(
+            &blob,
+            d,
+            &["-tx", "/reserved-memory/phram-rootfs@a00000", "reg"]
+        ),
         "a00000 400000"
     );
-    assert_eq!(fdtget(&blob, d, &["-tx", "/reserved-memory", "#address-cells"]), "1");
-    assert_eq!(fdtget(&blob, d, &["-ts", "/ahb/uart@18020000", "status"]), "okay");
+    assert_eq!(
+        fdtget(&blob, d, &["-tx", "/reserved-memory", "#address-cells"]),
+        "1"
+    );
+    assert_eq!(
+        fdtget(&blob, d, &["-ts", "/ahb/uart@18020000", "status"]),
+        "okay"
+    );
     assert!(decompile(&blob, d).contains("/memreserve/\t0x0000000000000000 0x0000000000001000;"));
 }
 
@@ -135,20 +160,32 @@ fn appended_dtb_lzma_uimage_unpacks_to_kernel_then_dtb() {
     let kernel: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 253) as u8).collect();
     let spec = UImageSpec {
         timestamp: 1_700_000_000,
-        ..UImageSpec::kernel("GL-AR750 lmx", Arch::Mips, Compression::None, 0x8006_0000, 0x8006_0000)
+        ..UImageSpec::kernel(
+            "GL-AR750 lmx",
+            Arch::Mips,
+            Compression::None,
+            0x8006_0000,
+            0x8006_0000,
+        )
     };
     let img = dtedit::appended_dtb_uimage(&kernel, &dtb, &spec, 6).unwrap();
     let f = d.join("uImage");
     std::fs::write(&f, &img).unwrap();
     let listing = stdout(tool("dumpimage").arg("-l").arg(&f));
-    assert!(listing.contains("MIPS Linux Kernel Image (lzma compressed)"), "{listing}");
+    assert!(
+        listing.contains("MIPS Linux Kernel Image (lzma compressed)"),
+        "{listing}"
+    );
     let payload = UImage::parse(&img).unwrap().payload.to_vec();
     let z = d.join("payload.lzma");
     std::fs::write(&z, &payload).unwrap();
     let raw = run(tool("xz").args(["--format=lzma", "-d", "-c"]).arg(&z)).stdout;
     assert_eq!(raw.len(), kernel.len() + dtb.len());
     assert!(raw[..kernel.len()] == kernel[..]);
-    assert_eq!(fdtget(&raw[kernel.len()..], d, &["-ts", "/", "model"]), "GL.iNet GL-AR750");
+    assert_eq!(
+        fdtget(&raw[kernel.len()..], d, &["-ts", "/", "model"]),
+        "GL.iNet GL-AR750"
+    );
     assert_eq!(compress::lzma_decompress(&payload).unwrap(), raw);
     assert!(dtedit::append_dtb(&kernel, &dtb[..dtb.len() - 8]).is_err());
 }

@@ -18,7 +18,11 @@ fn hex(b: &[u8]) -> String {
 fn external_digest(algo: HashAlgo, f: &Path) -> String {
     match algo {
         HashAlgo::Sha1 | HashAlgo::Sha256 => {
-            let prog = if algo == HashAlgo::Sha1 { "sha1sum" } else { "sha256sum" };
+            let prog = if algo == HashAlgo::Sha1 {
+                "sha1sum"
+            } else {
+                "sha256sum"
+            };
             let out = stdout(Command::new(prog).arg(f));
             out.split_whitespace().next().unwrap().to_owned()
         }
@@ -77,7 +81,10 @@ fn dumpimage_lists_our_fit_and_extracted_data_matches_each_hash() {
             "  FDT:          fdt-1",
             &format!("  Hash algo:    {}", algo.name()),
         ] {
-            assert!(listing.contains(want), "{algo:?}: missing {want:?} in\n{listing}");
+            assert!(
+                listing.contains(want),
+                "{algo:?}: missing {want:?} in\n{listing}"
+            );
         }
         let fit = Fit::parse(&blob).unwrap();
         assert!(fit.failures().is_empty());
@@ -92,7 +99,10 @@ fn dumpimage_lists_our_fit_and_extracted_data_matches_each_hash() {
                 .args(["-T", "flat_dt", "-p", &i.to_string(), "-o"])
                 .arg(&out)
                 .arg(&f));
-            assert!(std::fs::read(&out).unwrap() == data, "image {i} data differs");
+            assert!(
+                std::fs::read(&out).unwrap() == data,
+                "image {i} data differs"
+            );
             let stored = hex(&img.hashes[0].value);
             assert_eq!(stored, external_digest(algo, &out), "{algo:?} image {i}");
             assert!(
@@ -114,7 +124,9 @@ fn mkimage_fit_is_read_and_verified() {
     let out = d.join("auto.itb");
     run(tool("mkimage")
         .env("SOURCE_DATE_EPOCH", "1700000000")
-        .args(["-f", "auto", "-A", "arm64", "-O", "linux", "-T", "kernel", "-C", "none"])
+        .args([
+            "-f", "auto", "-A", "arm64", "-O", "linux", "-T", "kernel", "-C", "none",
+        ])
         .args(["-a", "0x40400000", "-e", "0x40400000", "-n", "auto", "-d"])
         .arg(&k)
         .arg("-b")
@@ -130,8 +142,20 @@ fn mkimage_fit_is_read_and_verified() {
     let ext = d.join("ext.itb");
     run(tool("mkimage")
         .env("SOURCE_DATE_EPOCH", "1700000000")
-        .args(["-E", "-f", "auto", "-A", "arm64", "-O", "linux", "-T", "kernel"])
-        .args(["-C", "none", "-a", "0x40400000", "-e", "0x40400000", "-n", "ext", "-d"])
+        .args([
+            "-E", "-f", "auto", "-A", "arm64", "-O", "linux", "-T", "kernel",
+        ])
+        .args([
+            "-C",
+            "none",
+            "-a",
+            "0x40400000",
+            "-e",
+            "0x40400000",
+            "-n",
+            "ext",
+            "-d",
+        ])
         .arg(&k)
         .arg("-b")
         .arg(&dtb)

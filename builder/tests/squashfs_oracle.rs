@@ -27,7 +27,11 @@ fn make_tree(root: &Path) {
     mk("bin/busybox", &big, 0o755);
     mk("etc/inittab", b"::sysinit:/etc/init.d/rcS\n", 0o644);
     mk("etc/empty", b"", 0o600);
-    mk("etc/init.d/rcS", b"#!/bin/sh\nmount -t proc proc /proc\n", 0o755);
+    mk(
+        "etc/init.d/rcS",
+        b"#!/bin/sh\nmount -t proc proc /proc\n",
+        0o755,
+    );
     mk("usr/share/a b", b"space in name", 0o644);
     mk("usr/share/Z-upper", b"sorted before lower case", 0o444);
     mk("init", b"#!/bin/sh\nexec /bin/sh\n", 0o755);
@@ -61,7 +65,11 @@ fn mksquashfs(src: &Path, out: &Path, comp: &str, devices: &Path) {
             }
             k => format!(
                 "{p} {} {:o} {} {} {} {}",
-                if k == lmx_builder::squashfs::DeviceKind::Char { "c" } else { "b" },
+                if k == lmx_builder::squashfs::DeviceKind::Char {
+                    "c"
+                } else {
+                    "b"
+                },
                 d.mode,
                 d.uid,
                 d.gid,
@@ -76,7 +84,15 @@ fn mksquashfs(src: &Path, out: &Path, comp: &str, devices: &Path) {
         .env("SOURCE_DATE_EPOCH", EPOCH.to_string())
         .arg(src)
         .arg(out)
-        .args(["-noappend", "-quiet", "-no-progress", "-all-root", "-no-xattrs", "-comp", comp])
+        .args([
+            "-noappend",
+            "-quiet",
+            "-no-progress",
+            "-all-root",
+            "-no-xattrs",
+            "-comp",
+            comp,
+        ])
         .args(&args));
 }
 
@@ -132,19 +148,22 @@ fn listing_matches_mksquashfs_for_each_compression() {
         mksquashfs(&src, &theirs, comp.name(), &devices);
         let (a, b) = (listing(&ours), listing(&theirs));
         assert_eq!(without_dir_sizes(&a), without_dir_sizes(&b), "{comp:?}");
-        assert!(a.iter().any(|l| l.starts_with("crw------- 0/0") && l.ends_with("R/dev/console")));
-        assert!(a.iter().any(|l| l.starts_with("brw-r----- 0/0") && l.contains("31,  0")));
+        assert!(a
+            .iter()
+            .any(|l| l.starts_with("crw------- 0/0") && l.ends_with("R/dev/console")));
+        assert!(a
+            .iter()
+            .any(|l| l.starts_with("brw-r----- 0/0") && l.contains("31,  0")));
         assert!(a.iter().any(|l| l.ends_with("R/bin/sh -> busybox")));
-        assert!(a.iter().any(|l| l.starts_with("drwxrwxrwt") && l.ends_with("R/tmp")));
+        assert!(a
+            .iter()
+            .any(|l| l.starts_with("drwxrwxrwt") && l.ends_with("R/tmp")));
         assert!(
             a.iter().skip(1).all(|l| l.contains("2023-11-14 22:13")),
             "{a:#?}"
         );
         let sb = stdout(tool("unsquashfs").arg("-s").arg(&ours));
-        assert!(
-            sb.contains(&format!("Compression {}", comp.name())),
-            "{sb}"
-        );
+        assert!(sb.contains(&format!("Compression {}", comp.name())), "{sb}");
     }
 }
 
@@ -195,7 +214,8 @@ fn extracted_contents_equal_the_tree_and_output_is_reproducible() {
     build_squashfs(&src, &img, &o).unwrap();
     let l = listing(&img);
     assert!(
-        l.iter().any(|l| l.starts_with("crw--w---- 0/5") && l.ends_with("R/dev/ttyS0")),
+        l.iter()
+            .any(|l| l.starts_with("crw--w---- 0/5") && l.ends_with("R/dev/ttyS0")),
         "{l:#?}"
     );
 }

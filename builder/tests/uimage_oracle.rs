@@ -106,7 +106,10 @@ fn name_of_exactly_32_bytes_matches_mkimage() {
         )
     };
     let data = payload(1001, 1);
-    assert_eq!(spec.build(&data).unwrap(), mkimage(&spec, &data, dir.path()));
+    assert_eq!(
+        spec.build(&data).unwrap(),
+        mkimage(&spec, &data, dir.path())
+    );
     let long = UImageSpec {
         name: "x".repeat(33),
         ..spec
@@ -135,9 +138,15 @@ fn script_image_matches_mkimage_and_dumpimage_lists_it() {
         .arg(&out));
     assert_eq!(ours, std::fs::read(&out).unwrap());
     let listing = stdout(tool("dumpimage").arg("-l").arg(&out));
-    assert!(listing.contains("AArch64 Linux Script (uncompressed)"), "{listing}");
+    assert!(
+        listing.contains("AArch64 Linux Script (uncompressed)"),
+        "{listing}"
+    );
     let parsed = UImage::parse(&ours).unwrap();
-    assert_eq!(uimage::split_multi(parsed.payload).unwrap(), vec![&text[..]]);
+    assert_eq!(
+        uimage::split_multi(parsed.payload).unwrap(),
+        vec![&text[..]]
+    );
 }
 
 #[test]
@@ -146,7 +155,13 @@ fn dumpimage_reads_our_fields() {
     let data = compress::lzma_compress(&payload(5000, 3), 6).unwrap();
     let spec = UImageSpec {
         timestamp: EPOCH,
-        ..UImageSpec::kernel("Linux-6.1", Arch::Mips, Compression::Lzma, 0x8006_0000, 0x8006_0000)
+        ..UImageSpec::kernel(
+            "Linux-6.1",
+            Arch::Mips,
+            Compression::Lzma,
+            0x8006_0000,
+            0x8006_0000,
+        )
     };
     let img = dir.path().join("uImage");
     std::fs::write(&img, spec.build(&data).unwrap()).unwrap();
@@ -169,7 +184,10 @@ fn xz_and_lzma_decode_our_lzma_streams() {
     for (len, preset) in [(0usize, 6u32), (1, 0), (300_000, 6), (1 << 20, 9)] {
         let raw = payload(len, len as u32);
         let z = compress::lzma_compress(&raw, preset).unwrap();
-        assert_eq!(compress::lzma_uncompressed_size(&z).unwrap(), Some(len as u64));
+        assert_eq!(
+            compress::lzma_uncompressed_size(&z).unwrap(),
+            Some(len as u64)
+        );
         let f = dir.path().join("k.lzma");
         std::fs::write(&f, &z).unwrap();
         let out = run(tool("xz").args(["--format=lzma", "-d", "-c"]).arg(&f)).stdout;
@@ -191,6 +209,9 @@ fn gzip_decodes_our_gzip_streams() {
     let raw = payload(200_000, 9);
     let f = dir.path().join("k.gz");
     std::fs::write(&f, compress::gzip_compress(&raw).unwrap()).unwrap();
-    let out = run(std::process::Command::new("gzip").args(["-d", "-c"]).arg(&f)).stdout;
+    let out = run(std::process::Command::new("gzip")
+        .args(["-d", "-c"])
+        .arg(&f))
+    .stdout;
     assert!(out == raw);
 }

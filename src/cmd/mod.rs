@@ -2,4 +2,5 @@
 //! into the library crates.
 
 pub mod env;
+pub mod image;
 pub mod serve;
