@@ -10,6 +10,8 @@
 //!   [`event`]s for progress display.
 
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod netascii;
 pub mod options;
 pub mod packet;
