@@ -10,6 +10,7 @@ fn lmx(args: &[&str]) -> Output {
         .args(args)
         .env("NO_COLOR", "1")
         .env_remove("LMX_LOG")
+        .env_remove("LMX_BOARDS_DIR")
         .output()
         .expect("running lmx")
 }
@@ -460,4 +461,62 @@ fn output_file_leaves_the_input_alone() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(names.iter().all(|n| !n.contains(".lmx-env-")), "{names:?}");
+}
+
+#[test]
+fn board_supplies_the_location() {
+    let dir = tempfile::tempdir().unwrap();
+    // gl-ar750: big-endian MIPS, environment at 0x40000, size unknown.
+    let text = dir.path().join("ar750.txt");
+    std::fs::write(&text, "bootcmd=bootm 0x9f060000\n").unwrap();
+    let blob = dir.path().join("ar750-env.bin");
+    run_tool(
+        Command::new(tool("mkenvimage"))
+            .args(["-b", "-s", "0x10000", "-o"])
+            .arg(&blob)
+            .arg(&text),
+    );
+    let mut dump = filler(0x100000);
+    dump[0x40000..0x50000].copy_from_slice(&std::fs::read(&blob).unwrap());
+    let image = dir.path().join("ar750.img");
+    std::fs::write(&image, &dump).unwrap();
+    let img = image.to_str().unwrap();
+    let err = fails(&["env", "print", "--board", "gl-ar750", "--image", img]);
+    assert!(err.contains("CONFIG_ENV_SIZE"), "{err}");
+    assert_eq!(
+        ok(&["env", "get", "--board", "gl-ar750", "--image", img, "--size", "0x10000", "bootcmd"]),
+        "bootm 0x9f060000\n"
+    );
+
+    // qemu-aarch64: the virtual board's environment at the start of bank 1
+    // (0x4000000 in the whole flash), 0x40000 bytes, little-endian.
+    let flash = dir.path().join("flash.img");
+    let file = std::fs::File::create(&flash).unwrap();
+    file.set_len(0x4000000 + 0x40000).unwrap();
+    drop(file);
+    let f = flash.to_str().unwrap();
+    let board = ["--board", "qemu-aarch64", "--image", f];
+    ok(&[&["env", "set"][..], &board, &["--create", "bootdelay", "1"]].concat());
+    let config = fw_config(dir.path(), &flash, &[0x4000000], 0x40000);
+    assert_eq!(fw_get(&config, "bootdelay"), "1");
+    // A dump of bank 1 alone: the board's offset does not fit; --offset 0 does.
+    let bank1 = dir.path().join("flash1.img");
+    let all = std::fs::read(&flash).unwrap();
+    std::fs::write(&bank1, &all[0x4000000..]).unwrap();
+    let b1 = bank1.to_str().unwrap();
+    let err = fails(&["env", "print", "--board", "qemu-aarch64", "--image", b1]);
+    assert!(err.contains("--offset"), "{err}");
+    assert_eq!(
+        ok(&[
+            "env",
+            "print",
+            "--board",
+            "qemu-aarch64",
+            "--image",
+            b1,
+            "--offset",
+            "0"
+        ]),
+        "bootdelay=1\n"
+    );
 }

@@ -49,10 +49,20 @@ pub struct Location {
     /// Flash dump, partition dump or bare environment file.
     #[arg(long, value_name = "FILE")]
     pub image: PathBuf,
-    /// Offset of the (first) environment copy in the image (CONFIG_ENV_OFFSET).
-    #[arg(long, value_name = "BYTES", value_parser = parse_number, default_value = "0")]
-    pub offset: u64,
-    /// Size of one copy (CONFIG_ENV_SIZE) [default: rest of the file, single copy].
+    /// Take the location from this board's `[flash.env]`; FILE is then a
+    /// dump of the whole flash. The flags below override the board.
+    #[arg(long, value_name = "NAME")]
+    pub board: Option<String>,
+    /// Look here for board files before ./boards/, ~/.config/lmx/boards/
+    /// and the built-in set.
+    #[arg(long, env = "LMX_BOARDS_DIR", value_name = "DIR")]
+    pub boards_dir: Option<PathBuf>,
+    /// Offset of the (first) environment copy in the image
+    /// (CONFIG_ENV_OFFSET) [default: the board's, else 0].
+    #[arg(long, value_name = "BYTES", value_parser = parse_number)]
+    pub offset: Option<u64>,
+    /// Size of one copy (CONFIG_ENV_SIZE) [default: the board's, else the
+    /// rest of the file as a single copy].
     #[arg(long, value_name = "BYTES", value_parser = parse_number)]
     pub size: Option<u64>,
     /// Two copies (CONFIG_SYS_REDUNDAND_ENVIRONMENT); the second at OFFSET2
@@ -61,11 +71,15 @@ pub struct Location {
     pub redundant: Option<Option<u64>>,
     /// Flag style of a redundant environment: boolean on NOR, SPI-NOR and
     /// DataFlash; counter on NAND, UBI, MMC and files.
-    #[arg(long, value_enum, requires = "redundant")]
+    /// [default with --board: boolean for NOR and SPI-NOR, else counter]
+    #[arg(long, value_enum)]
     pub flags: Option<FlagsArg>,
     /// The CRC is stored big-endian (big-endian target CPU).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "little_endian")]
     pub big_endian: bool,
+    /// The CRC is stored little-endian (the default without --board).
+    #[arg(long)]
+    pub little_endian: bool,
 }
 
 /// `--flags` values.
@@ -331,38 +345,99 @@ fn diff(args: DiffArgs) -> miette::Result<()> {
     Ok(())
 }
 
-/// Works out the layout from the flags and the image length.
+/// What a board file says about its environment.
+struct BoardEnv {
+    name: String,
+    offset: u64,
+    size: Option<u64>,
+    redundant: Option<u64>,
+    flags: FlagStyle,
+    endian: lmx_env::Endian,
+}
+
+fn board_env(loc: &Location) -> miette::Result<Option<BoardEnv>> {
+    let Some(name) = &loc.board else {
+        return Ok(None);
+    };
+    let board = lmx_boards::Catalog::standard(loc.boards_dir.as_deref())
+        .resolve(name)
+        .map_err(Report::new)?
+        .board;
+    let Some(env) = &board.flash.env else {
+        return Err(miette!(
+            help = "give --offset and --size (CONFIG_ENV_OFFSET, CONFIG_ENV_SIZE), \
+                    and add them to the board file's [flash.env]",
+            "board {name} does not say where its U-Boot environment is (no [flash.env])"
+        ));
+    };
+    // U-Boot's NOR and SPI flash drivers save with boolean flags; NAND,
+    // UBI and MMC with a counter.
+    let flags = match board.flash.kind {
+        lmx_boards::FlashKind::Nor | lmx_boards::FlashKind::SpiNor => FlagStyle::Boolean,
+        _ => FlagStyle::Counter,
+    };
+    // The CRC is written in the CPU's byte order unless the file says otherwise.
+    let endian = match env.endian.unwrap_or(board.cpu.endian) {
+        lmx_boards::Endian::Big => lmx_env::Endian::Big,
+        lmx_boards::Endian::Little => lmx_env::Endian::Little,
+    };
+    Ok(Some(BoardEnv {
+        name: name.clone(),
+        offset: env.offset,
+        size: env.size,
+        redundant: env.redundant_offset,
+        flags,
+        endian,
+    }))
+}
+
+/// Works out the layout from the flags, the board and the image length.
 fn resolve_layout(loc: &Location, image_len: Option<u64>) -> miette::Result<EnvLayout> {
-    let size = match (loc.size, &loc.redundant, image_len) {
+    let board = board_env(loc)?;
+    let offset = loc.offset.or(board.as_ref().map(|b| b.offset)).unwrap_or(0);
+    // --redundant (with or without OFFSET2) wins over the board; the
+    // board's second copy is used otherwise.
+    let redundant: Option<Option<u64>> = match (&loc.redundant, &board) {
+        (Some(second), _) => Some(*second),
+        (None, Some(b)) => b.redundant.map(Some),
+        (None, None) => None,
+    };
+    let size = match (loc.size, board.as_ref().and_then(|b| b.size)) {
+        (Some(size), _) | (None, Some(size)) => Some(size),
+        (None, None) => None,
+    };
+    let size = match (size, &redundant, image_len) {
         (Some(size), _, _) => size,
-        (None, None, Some(len)) if len > loc.offset => len - loc.offset,
-        (None, None, Some(len)) => {
+        (None, None, Some(len)) if board.is_none() && len > offset => len - offset,
+        (None, None, Some(len)) if board.is_none() => {
             return Err(miette!(
                 help = "check --offset",
-                "--offset {:#x} is at or past the end of {} ({len:#x} bytes)",
-                loc.offset,
+                "--offset {offset:#x} is at or past the end of {} ({len:#x} bytes)",
                 loc.image.display()
             ))
         }
         _ => {
+            let why = if let Some(b) = &board {
+                format!(" (board {} does not know CONFIG_ENV_SIZE)", b.name)
+            } else if redundant.is_some() {
+                " for a redundant environment".to_string()
+            } else {
+                " to create a new image".to_string()
+            };
             return Err(miette!(
                 help = "give --size (CONFIG_ENV_SIZE), e.g. --size 0x40000",
-                "the environment size is needed{}",
-                if loc.redundant.is_some() {
-                    " for a redundant environment"
-                } else {
-                    " to create a new image"
-                }
-            ))
+                "the environment size is needed{why}"
+            ));
         }
     };
     let size = usize::try_from(size).map_err(|_| miette!("--size {size:#x} is too large"))?;
-    let mut layout = EnvLayout::single(loc.offset, size);
-    if let Some(second) = &loc.redundant {
-        let flags = match loc.flags {
-            Some(FlagsArg::Boolean) => FlagStyle::Boolean,
-            Some(FlagsArg::Counter) => FlagStyle::Counter,
-            None => {
+    let mut layout = EnvLayout::single(offset, size);
+    if let Some(second) = redundant {
+        let flags = match (loc.flags, &board) {
+            (Some(FlagsArg::Boolean), _) => FlagStyle::Boolean,
+            (Some(FlagsArg::Counter), _) => FlagStyle::Counter,
+            (None, Some(b)) => b.flags,
+            (None, None) => {
                 return Err(miette!(
                     help = "--flags boolean for NOR, SPI-NOR and DataFlash; \
                             --flags counter for NAND, UBI, MMC and files",
@@ -371,12 +446,22 @@ fn resolve_layout(loc: &Location, image_len: Option<u64>) -> miette::Result<EnvL
                 ))
             }
         };
-        let second = second.unwrap_or(loc.offset + size as u64);
-        layout = EnvLayout::redundant(loc.offset, size, second, flags);
+        let second = second.unwrap_or(offset + size as u64);
+        layout = EnvLayout::redundant(offset, size, second, flags);
+    } else if loc.flags.is_some() {
+        return Err(miette!(
+            help = "add --redundant [OFFSET2]",
+            "--flags only applies to a redundant environment"
+        ));
     }
-    if loc.big_endian {
-        layout = layout.with_endian(lmx_env::Endian::Big);
-    }
+    let endian = if loc.big_endian {
+        lmx_env::Endian::Big
+    } else if loc.little_endian {
+        lmx_env::Endian::Little
+    } else {
+        board.as_ref().map(|b| b.endian).unwrap_or_default()
+    };
+    layout = layout.with_endian(endian);
     layout.validate().map_err(env_report)?;
     Ok(layout)
 }
@@ -405,7 +490,16 @@ fn load(loc: &Location, create: bool) -> miette::Result<(EnvLayout, EnvImage)> {
     let layout = resolve_layout(loc, Some(image_len))?;
     tracing::info!("environment layout: {layout}");
     if let Err(e) = layout.check_fits(image_len) {
-        return Err(env_report(e).wrap_err(format!("reading {}", path.display())));
+        let mut d = diagnostic(&e);
+        if let Some(board) = &loc.board {
+            d = d.with_help(format!(
+                "with --board {board}, FILE is a dump of the whole flash and the environment \
+                 is at {:#x}; for a dump that starts elsewhere (one bank, the env partition) \
+                 give --offset, e.g. --offset 0",
+                layout.offset
+            ));
+        }
+        return Err(Report::new(d).wrap_err(format!("reading {}", path.display())));
     }
     let copies = read_copies(&mut file, &layout)
         .into_diagnostic()
