@@ -1,0 +1,147 @@
+//! `lmx serve` as users run it: the real binary, a real client, signals.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn lmx() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lmx"))
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The port from `lmx serve`'s first line ("listening on 127.0.0.1:PORT; …").
+fn port_of(first: &str) -> u16 {
+    first
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first:?}"))
+}
+
+#[test]
+fn privileged_port_error_names_port_flag_and_setcap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = if is_root() {
+        // Run as nobody so binding port 69 is refused, as for a normal user.
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_lmx"));
+        c
+    } else {
+        lmx()
+    };
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = cmd
+        .args(["serve", "--port", "69", "--bind", "127.0.0.1"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--port"), "{err}");
+    assert!(err.contains("setcap cap_net_bind_service=+ep"), "{err}");
+}
+
+#[test]
+fn missing_root_is_a_clear_startup_error() {
+    let out = lmx()
+        .args(["serve", "--port", "0", "/nonexistent/lmx-test-root"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/lmx-test-root"), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn serves_then_ctrl_c_prints_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.path().join("uImage"), &data).unwrap();
+    let mut child = lmx()
+        .args(["serve", "--port", "0", "--bind", "127.0.0.1"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let port = port_of(&first);
+    let out_file = dir.path().join("got");
+    let st = Command::new("curl")
+        .args(["-sS", "--tftp-blksize", "1468", "-o"])
+        .arg(&out_file)
+        .arg(format!("tftp://127.0.0.1:{port}/uImage"))
+        .status()
+        .expect("curl (Debian package curl) is needed");
+    assert!(st.success());
+    assert_eq!(std::fs::read(&out_file).unwrap(), data);
+    // Ctrl-C.
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "lmx serve ignored SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let text = rest.join("\n");
+    assert!(text.contains("1 transfers (1 ok, 0 failed)"), "{text}");
+    assert!(text.contains("uImage"), "{text}");
+}
+
+#[test]
+fn exit_after_and_plain_log_lines_when_not_a_tty() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), b"hello").unwrap();
+    let mut child = lmx()
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--exit-after",
+            "2",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let port = port_of(&first);
+    for name in ["f", "missing"] {
+        let _ = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null"])
+            .arg(format!("tftp://127.0.0.1:{port}/{name}"))
+            .output()
+            .unwrap();
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let text: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let text = text.join("\n");
+    assert!(text.contains("start  127.0.0.1"), "{text}");
+    assert!(text.contains("done "), "{text}");
+    assert!(text.contains("refused 127.0.0.1"), "{text}");
+    assert!(text.contains("TFTP error 1"), "{text}");
+}
