@@ -479,6 +479,29 @@ mod tests {
         assert_eq!(&be[4..], &SINGLE_LE[4..]);
     }
 
+    /// `a=1`, one 16-byte copy of a redundant big-endian environment,
+    /// flag 1, 0x00 padding (`mkenvimage -r -b -p 0 -s 16`).
+    const REDUNDANT_BE: [u8; 16] = [
+        0x5e, 0x9a, 0x25, 0x0d, 0x01, b'a', b'=', b'1', 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+
+    #[test]
+    fn redundant_big_endian_literal_both_directions() {
+        let layout = EnvLayout::redundant(0, 16, 16, FlagStyle::Counter).with_endian(Endian::Big);
+        assert_eq!(
+            encode_copy(&layout, &env(&[("a", "1")]), 1, 0).unwrap(),
+            REDUNDANT_BE
+        );
+        let erased = [0xffu8; 16];
+        let image = EnvImage::parse(layout, &[&REDUNDANT_BE, &erased]).unwrap();
+        assert_eq!(image.environment(), &env(&[("a", "1")]));
+        assert_eq!(image.copies()[0].flag, Some(1));
+        assert_eq!(image.pad(), 0);
+        let view = EnvCopy::new_checked(&REDUNDANT_BE[..], true).unwrap();
+        assert_eq!(view.stored_crc(Endian::Big), 0x5e9a250d);
+        assert_eq!(view.data(), b"a=1\0\0\0\0\0\0\0\0");
+    }
+
     #[test]
     fn big_endian_is_not_read_as_little() {
         let layout = EnvLayout::single(0, 16).with_endian(Endian::Big);
