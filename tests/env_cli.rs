@@ -427,6 +427,14 @@ fn bad_input_gets_clear_errors_and_writes_nothing() {
     );
     assert!(err.contains("0x60000"), "{err}");
 
+    // Device nodes are never replaced by a rename.
+    let err = fails(&with(
+        &["env", "set"],
+        &l,
+        &["-o", "/dev/null", "bootdelay", "9"],
+    ));
+    assert!(err.contains("not a regular file"), "{err}");
+
     // Missing variable.
     let err = fails(&with(&["env", "get"], &l, &["nope"]));
     assert!(err.contains("not set"), "{err}");

@@ -294,7 +294,7 @@ fn diff(args: DiffArgs) -> miette::Result<()> {
     } else if args.binary {
         false
     } else {
-        !read_input(&args.other)?.contains(&0)
+        starts_with_text(&args.other)?
     };
     let other = if other_is_text {
         let text = read_input(&args.other)?;
@@ -395,10 +395,13 @@ fn board_env(loc: &Location) -> miette::Result<Option<BoardEnv>> {
 fn resolve_layout(loc: &Location, image_len: Option<u64>) -> miette::Result<EnvLayout> {
     let board = board_env(loc)?;
     let offset = loc.offset.or(board.as_ref().map(|b| b.offset)).unwrap_or(0);
-    // --redundant (with or without OFFSET2) wins over the board; the
-    // board's second copy is used otherwise.
+    // --redundant=OFFSET2 wins over the board; a bare --redundant takes
+    // the board's second copy if it has one, else the slot right after
+    // the first copy.
     let redundant: Option<Option<u64>> = match (&loc.redundant, &board) {
-        (Some(second), _) => Some(*second),
+        (Some(Some(second)), _) => Some(Some(*second)),
+        (Some(None), Some(b)) => Some(b.redundant),
+        (Some(None), None) => Some(None),
         (None, Some(b)) => b.redundant.map(Some),
         (None, None) => None,
     };
@@ -641,6 +644,20 @@ fn write_atomically(
         Ok(real) => real,
         Err(_) => dest.to_path_buf(),
     };
+    // A rename would replace a device node (an MTD block device, a
+    // partition) with a plain file: refuse anything but regular files.
+    for path in [source, dest.as_path()] {
+        if let Ok(meta) = fs::metadata(path) {
+            if !meta.is_file() {
+                return Err(miette!(
+                    help = "lmx env edits image files; copy the device to a file, edit it, \
+                            and write it back with the tool for that device",
+                    "{} is not a regular file",
+                    path.display()
+                ));
+            }
+        }
+    }
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -810,6 +827,20 @@ fn print_warnings(warnings: &[Warning]) {
     for w in warnings {
         eprintln!("warning: {w}");
     }
+}
+
+/// True when the first 64 KiB of `path` hold no NUL byte: text, not an
+/// image (an environment has a NUL after its first variable).
+fn starts_with_text(path: &Path) -> miette::Result<bool> {
+    if path.as_os_str() == "-" {
+        return Ok(true);
+    }
+    let mut head = Vec::new();
+    File::open(path)
+        .and_then(|f| f.take(1 << 16).read_to_end(&mut head))
+        .into_diagnostic()
+        .wrap_err(format!("cannot read {}", path.display()))?;
+    Ok(!head.contains(&0))
 }
 
 fn read_input(path: &Path) -> miette::Result<Vec<u8>> {
