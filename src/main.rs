@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Serve files over TFTP (standalone; `lmx tftpboot` embeds the same server).
     Serve(cmd::serve::ServeArgs),
+    /// List, show and check board definitions (boards/*.toml).
+    Boards(cmd::boards::BoardsArgs),
     /// Inspect boot images: uImage, FIT, device tree (CRCs and hashes checked).
     Image(cmd::image::ImageArgs),
     /// Read and edit U-Boot environments in flash dumps and env files.
@@ -32,6 +34,7 @@ fn main() -> miette::Result<()> {
     init_tracing(cli.verbose);
     match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Boards(args) => cmd::boards::run(args),
         Command::Image(args) => cmd::image::run(args),
         Command::Env(args) => cmd::env::run(args),
     }

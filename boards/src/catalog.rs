@@ -174,6 +174,20 @@ pub struct Resolved {
     pub shadowed: Vec<Source>,
 }
 
+impl Resolved {
+    /// JSON with the board and where it came from:
+    /// `{"source", "families", "shadowed", "board"}`.
+    pub fn to_json_pretty(&self) -> String {
+        let value = serde_json::json!({
+            "source": self.source.to_string(),
+            "families": self.families.iter().map(Source::to_string).collect::<Vec<_>>(),
+            "shadowed": self.shadowed.iter().map(Source::to_string).collect::<Vec<_>>(),
+            "board": self.board,
+        });
+        serde_json::to_string_pretty(&value).expect("a board always serializes")
+    }
+}
+
 /// One row of [`Catalog::boards`].
 #[derive(Debug, Clone)]
 pub struct Entry {

@@ -1,6 +1,7 @@
 //! One module per subcommand: flag definitions and the glue that calls
 //! into the library crates.
 
+pub mod boards;
 pub mod env;
 pub mod image;
 pub mod serve;
