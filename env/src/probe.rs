@@ -38,7 +38,9 @@ impl fmt::Display for Candidate {
             write!(f, " --big-endian")?;
         }
         if self.flagged {
-            write!(f, " --redundant")?;
+            // Where the second copy is and which flag style it uses cannot
+            // be seen from one copy.
+            write!(f, " --redundant[=OFFSET2] --flags boolean|counter")?;
         }
         Ok(())
     }
