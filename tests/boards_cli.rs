@@ -243,3 +243,46 @@ fn check_accepts_every_shipped_file() {
         16
     );
 }
+
+/// The worked example of docs/boards.md, as a user would save it.
+fn porting_example() -> String {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/boards.md"))
+        .expect("docs/boards.md");
+    let start = doc
+        .find("<!-- porting-example: acme-r1.toml -->\n```toml\n")
+        .expect("example marker");
+    let body = &doc[start..];
+    let body = &body[body.find("```toml\n").unwrap() + 8..];
+    body[..body.find("```").unwrap()].to_string()
+}
+
+#[test]
+fn the_porting_guide_example_checks_and_its_sample_errors_are_real() {
+    let cwd = tempfile::tempdir().unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let example = porting_example();
+    std::fs::write(cwd.path().join("acme-r1.toml"), &example).unwrap();
+    let out = lmx(cwd.path(), cfg.path(), &["boards", "check", "acme-r1.toml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with(
+        "ok: acme-r1.toml (board acme-r1, extends built-in (families/ramips-legacy.toml) -> built-in (families/mips-kseg.toml))"
+    ));
+
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/boards.md")).unwrap();
+    for (from, to) in [
+        ("rootfs = 0x01000000", "rootfs = 0x81000000"),
+        ("erase_block = 0x10000", "erase_blok = 0x10000"),
+    ] {
+        std::fs::write(cwd.path().join("acme-r1.toml"), example.replace(from, to)).unwrap();
+        let out = lmx(cwd.path(), cfg.path(), &["boards", "check", "acme-r1.toml"]);
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        let first = stderr.lines().next().unwrap();
+        assert!(doc.contains(first), "docs/boards.md should show:\n{stderr}");
+        // The guide may shorten the list of known keys with "…".
+        let help = stderr.lines().nth(1).unwrap();
+        let head: String = help.chars().take(60).collect();
+        assert!(doc.contains(&head), "docs/boards.md should show:\n{stderr}");
+    }
+}
