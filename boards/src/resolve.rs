@@ -25,6 +25,9 @@ use crate::validate;
 /// extend it.
 pub(crate) const NOT_INHERITED: &[&str] = &["schema", "name", "description", "links", "extends"];
 
+/// Tag keys of internally tagged tables (see `schema::Interrupt`).
+const TAGS: &[&str] = &["method"];
+
 /// One step of a field path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Seg {
@@ -308,30 +311,85 @@ fn path_of(p: &serde_path_to_error::Path) -> FieldPath {
     )
 }
 
-/// Deserializes the merged table of `chain`, collecting every error
-/// (each offending key is removed and the attempt repeated).
+/// A stand-in for a missing required field, so that deserialization can
+/// go on and report the problems after it. Tried in turn until one has
+/// the right type; an enum gets its first variant.
+fn placeholder(attempt: usize, msg: &str) -> Option<Value> {
+    let words = backticked(msg);
+    if msg.starts_with("unknown variant") && words.len() > 1 {
+        return Some(Value::String(words[1].to_string()));
+    }
+    match attempt {
+        0 => Some(Value::String(String::new())),
+        1 => Some(Value::Integer(0)),
+        2 => Some(Value::Boolean(false)),
+        3 => Some(Value::Table(Table::new())),
+        4 => Some(Value::Array(Vec::new())),
+        _ => None,
+    }
+}
+
+fn set(table: &mut Table, path: &FieldPath, value: Value) -> bool {
+    let Some(Seg::Key(key)) = path.0.last() else {
+        return false;
+    };
+    let key = key.clone();
+    match parent_table(table, path) {
+        Some(t) => {
+            t.insert(key, value);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Deserializes the merged table of `chain`, collecting every error:
+/// a key with a bad value is dropped, a typo with one close match is
+/// read as that key, and a missing field gets a placeholder, and the
+/// attempt is repeated.
 pub(crate) fn deserialize(
     chain: &[ChainFile],
     mut merged: Table,
 ) -> Result<Board, Vec<BoardError>> {
     let mut errors = Vec::new();
     let mut removed: Vec<FieldPath> = Vec::new();
-    for _ in 0..64 {
+    // Placeholders in place, with the attempt number of each.
+    let mut stand_ins: Vec<(FieldPath, usize)> = Vec::new();
+    for _ in 0..256 {
         let value = Value::Table(merged.clone());
         match serde_path_to_error::deserialize::<_, Board>(value) {
             Ok(board) if errors.is_empty() => return Ok(board),
-            Ok(_) => return Err(errors),
+            Ok(_) => return Err(dedup(errors)),
             Err(e) => {
                 let path = path_of(e.path());
                 let msg = e.inner().message().trim().to_string();
+                let missing = msg.starts_with("missing field");
+                // A placeholder of the wrong type: try the next one.
+                if !missing {
+                    if let Some(s) = stand_ins.iter_mut().find(|(p, _)| *p == path) {
+                        s.1 += 1;
+                        if placeholder(s.1, &msg).is_some_and(|v| set(&mut merged, &path, v)) {
+                            continue;
+                        }
+                        return Err(dedup(errors));
+                    }
+                }
                 let (field, err) = describe(chain, &path, &msg);
                 let rule = err.rule;
-                // A required field removed for a bad value was reported already.
-                if !(rule == Rule::MissingField && removed.contains(&field)) {
+                // A required field removed for a bad value was reported
+                // already, and the fields of a stand-in table are implied.
+                let implied = rule == Rule::MissingField
+                    && (removed.contains(&field) || stand_ins.iter().any(|(p, _)| *p == path));
+                if !implied {
                     errors.push(err);
                 }
-                // A typo with one close match is read as that key, so the
-                // fields after it are still checked; anything else is dropped.
+                if rule == Rule::MissingField {
+                    if placeholder(0, "").is_some_and(|v| set(&mut merged, &field, v)) {
+                        stand_ins.push((field, 0));
+                        continue;
+                    }
+                    return Err(dedup(errors));
+                }
                 if rule == Rule::UnknownField {
                     if let Some(to) = suggestion(&msg) {
                         if rename(&mut merged, &field, to) {
@@ -339,13 +397,29 @@ pub(crate) fn deserialize(
                         }
                     }
                 }
-                let target = if rule == Rule::UnknownField {
+                // A misspelt enum value with one close match is read as
+                // that value, so what depends on it is still checked.
+                if msg.starts_with("unknown variant") {
+                    if let Some(v) = suggestion(&msg) {
+                        if set(&mut merged, &path, Value::String(v.to_string())) {
+                            removed.push(path);
+                            continue;
+                        }
+                    }
+                }
+                let mut target = if rule == Rule::UnknownField {
                     field
                 } else {
                     path
                 };
-                // A missing field cannot be skipped over; stop there.
-                if rule == Rule::MissingField || remove(&mut merged, &target).is_none() {
+                // Without its tag an internally tagged table cannot be read
+                // at all: drop the whole table.
+                if rule == Rule::InvalidValue
+                    && matches!(target.0.last(), Some(Seg::Key(k)) if TAGS.contains(&k.as_str()))
+                {
+                    target.0.pop();
+                }
+                if remove(&mut merged, &target).is_none() {
                     return Err(dedup(errors));
                 }
                 removed.push(target);
@@ -411,11 +485,17 @@ fn describe(chain: &[ChainFile], path: &FieldPath, msg: &str) -> (FieldPath, Boa
             Rule::MissingField,
             format!("required field `{field}` is missing (in this file and its families)"),
         )
-        .with_help(format!(
-            "add `{}` under [{}], or to a family this board extends",
-            words[0],
-            FieldPath(path.0.clone())
-        ));
+        .with_help(if path.0.is_empty() {
+            format!(
+                "add `{}` to this file, or to a family this board extends",
+                words[0]
+            )
+        } else {
+            format!(
+                "add `{}` under [{path}], or to a family this board extends",
+                words[0]
+            )
+        });
         return (field, err);
     }
     let file = origin(chain, path);
@@ -423,7 +503,11 @@ fn describe(chain: &[ChainFile], path: &FieldPath, msg: &str) -> (FieldPath, Boa
         file,
         path.to_string(),
         Rule::InvalidValue,
-        format!("invalid value: {msg}"),
+        if msg.starts_with("invalid") {
+            msg.to_string()
+        } else {
+            format!("invalid value: {msg}")
+        },
     );
     if msg.starts_with("unknown variant") && words.len() > 1 {
         if let Some(s) = did_you_mean(words[0], &words[1..]) {

@@ -444,3 +444,89 @@ fn a_family_checks_alone() {
     assert_eq!(errs.errors.len(), 1, "{:#?}", errs.errors);
     assert_eq!(errs.errors[0].rule, Rule::UnknownField);
 }
+
+#[test]
+fn checking_goes_on_past_missing_fields_and_bad_values() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("families")).unwrap();
+    // A family lacks most facts (fine for a family) and has typos after them.
+    let family = dir.path().join("families/f.toml");
+    std::fs::write(
+        &family,
+        "schema = 1\nname = \"f\"\n[cpu]\narch = \"mips\"\n[console]\nkernel_nam = \"x\"\n[flash]\nerase_blok = 3\n",
+    )
+    .unwrap();
+    let errs = Catalog::builtin().check_file(&family).unwrap_err();
+    let fields: Vec<&str> = errs.errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["console.kernel_nam", "flash.erase_blok"]);
+
+    // A board: a bad enum value, a missing field, a wrong type and
+    // missing tables are all reported, each once.
+    let board = dir.path().join("b.toml");
+    std::fs::write(
+        &board,
+        "schema = 1\nname = \"b\"\n[cpu]\narch = \"mipz\"\n[ram]\nbase = \"zero\"\n[flash]\ntype = \"nor\"\n",
+    )
+    .unwrap();
+    let errs = Catalog::builtin().check_file(&board).unwrap_err();
+    let got: Vec<(String, &str)> = errs
+        .errors
+        .iter()
+        .map(|e| (e.field.clone(), e.rule.code()))
+        .collect();
+    let want: Vec<(String, &str)> = [
+        ("cpu.arch", "invalid-value"),
+        ("cpu.endian", "missing-field"),
+        ("ram.base", "invalid-value"),
+        ("address_map", "missing-field"),
+        ("kernel", "missing-field"),
+        ("console", "missing-field"),
+        ("uboot", "missing-field"),
+    ]
+    .iter()
+    .map(|(f, r)| (f.to_string(), *r))
+    .collect();
+    assert_eq!(got, want, "{:#?}", errs.errors);
+    assert_eq!(
+        errs.errors[3].help.as_deref(),
+        Some("add `address_map` to this file, or to a family this board extends")
+    );
+}
+
+#[test]
+fn shipped_families_check_alone() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("families");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        match Catalog::builtin().check_file(&path) {
+            Ok(Checked::Family { .. }) => {}
+            other => panic!("{}: {other:#?}", path.display()),
+        }
+    }
+}
+
+#[test]
+fn a_bad_interrupt_method_is_one_error_not_a_cascade() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("families")).unwrap();
+    std::fs::copy(
+        fixture("families/fixture-base"),
+        dir.path().join("families/fixture-base.toml"),
+    )
+    .unwrap();
+    for (method, help) in [
+        ("menuu", "did you mean `menu`?"),
+        ("keyed", "one of: any-key, menu, string"),
+    ] {
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            format!("schema = 1\nname = \"t\"\nextends = \"fixture-base\"\n[uboot]\ninterrupt = {{ method = \"{method}\", choice = \"4\" }}\n"),
+        )
+        .unwrap();
+        let errs = Catalog::builtin().check_file(&path).unwrap_err();
+        assert_eq!(errs.errors.len(), 1, "{:#?}", errs.errors);
+        assert_eq!(errs.errors[0].field, "uboot.interrupt.method");
+        assert_eq!(errs.errors[0].help.as_deref(), Some(help));
+    }
+}
