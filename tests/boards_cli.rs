@@ -286,3 +286,16 @@ fn the_porting_guide_example_checks_and_its_sample_errors_are_real() {
         assert!(doc.contains(&head), "docs/boards.md should show:\n{stderr}");
     }
 }
+
+#[test]
+fn a_boards_dir_that_does_not_exist_is_an_error() {
+    let cwd = tempfile::tempdir().unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let out = lmx(
+        cwd.path(),
+        cfg.path(),
+        &["boards", "list", "--boards-dir", "nope"],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--boards-dir nope: not a directory"));
+}

@@ -27,6 +27,8 @@
 //! assert_eq!(ar750.boot_command(), "bootm");
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod builtin;
 pub mod catalog;
 pub mod error;

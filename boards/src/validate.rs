@@ -42,6 +42,20 @@ impl Problem {
 /// Checks every rule and returns all problems (empty when the board is valid).
 pub fn validate(board: &Board) -> Vec<Problem> {
     let mut out = Vec::new();
+    if board.schema != crate::schema::SCHEMA_VERSION {
+        out.push(
+            problem(
+                "schema",
+                Rule::SchemaVersion,
+                format!(
+                    "schema version {} is not supported (this lmx reads version {})",
+                    board.schema,
+                    crate::schema::SCHEMA_VERSION
+                ),
+            )
+            .help(format!("set `schema = {}`", crate::schema::SCHEMA_VERSION)),
+        );
+    }
     check_flash(board, &mut out);
     check_address_map(board, &mut out);
     check_addresses(board, &mut out);

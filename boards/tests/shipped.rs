@@ -256,3 +256,13 @@ fn real_boards_are_not_virtual() {
         assert!(!b.is_virtual && b.qemu.is_none(), "{name}");
     }
 }
+
+#[test]
+fn from_toml_str_checks_the_schema_version() {
+    let text = board("qemu-armv7l")
+        .to_toml_string()
+        .replace("schema = 1", "schema = 7");
+    let errs = Board::from_toml_str("x.toml", &text).unwrap_err();
+    assert_eq!(errs.errors[0].rule, lmx_boards::Rule::SchemaVersion);
+    assert_eq!(errs.errors[0].to_string(), "x.toml: `schema`: schema version 7 is not supported (this lmx reads version 1) [schema-version]");
+}

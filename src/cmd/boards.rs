@@ -51,6 +51,16 @@ pub fn catalog(boards_dir: Option<&Path>) -> Catalog {
 
 /// Runs `lmx boards`.
 pub fn run(args: BoardsArgs) -> miette::Result<()> {
+    if let Some(dir) = &args.boards_dir {
+        if !dir.is_dir() {
+            return Err(miette::miette!(
+                help =
+                    "give a directory that holds NAME.toml board files (and optionally families/)",
+                "--boards-dir {}: not a directory",
+                dir.display()
+            ));
+        }
+    }
     let catalog = catalog(args.boards_dir.as_deref());
     match args.command {
         BoardsCommand::List => list(&catalog),
