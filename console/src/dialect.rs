@@ -1,0 +1,176 @@
+//! What a particular U-Boot build looks like from the serial line.
+//!
+//! Mainline U-Boot, an Atheros vendor build and a Ralink 1.1.3 build all
+//! print different prompts, stop autoboot differently and differ in
+//! whether `echo` and `$?` exist. The board file (`[uboot]` in
+//! `lmx-boards`) states those facts; [`Dialect`] is the compiled form the
+//! shell machine works with, so the matcher never re-parses strings and
+//! an unknown fact falls back to the safe choice (no `$?`, no `echo`, a
+//! 256-byte line buffer).
+
+use lmx_boards::{Board, Interrupt};
+use regex::Regex;
+
+/// Output texts that make any command fail, on every board
+/// (`shared/design/field-notes.md`). Boards add their own through
+/// `uboot.failure_texts`.
+pub const COMMON_FAILURE_TEXTS: &[&str] = &[
+    "Unknown command",
+    "## Error",
+    "Bad Linux ARM64 Image magic!",
+    "Wrong Image Format",
+    "Bad Data CRC",
+    "ERROR: RD image overlaps OS image",
+    "Resetting CPU",
+    "resetting ...",
+    "TFTP error",
+    "Retry count exceeded",
+];
+
+/// Line buffer size assumed when the board file does not state
+/// `uboot.cbsize`: the smallest common `CONFIG_SYS_CBSIZE`.
+pub const DEFAULT_CBSIZE: usize = 256;
+
+/// How to stop autoboot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterruptKey {
+    /// Any key; send these bytes (usually a space).
+    AnyKey(Vec<u8>),
+    /// A boot menu; send this choice (e.g. `4`).
+    Menu(Vec<u8>),
+    /// A keyed build; send this exact string.
+    String(Vec<u8>),
+}
+
+impl InterruptKey {
+    /// The bytes sent to stop autoboot.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            InterruptKey::AnyKey(b) | InterruptKey::Menu(b) | InterruptKey::String(b) => b,
+        }
+    }
+}
+
+/// How commands are delimited and how their status is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkerMode {
+    /// Hush shell: `CMD; echo 'lmx''N.'$?` prints `lmxN.STATUS`.
+    EchoStatus,
+    /// `echo` but no `$?`: `CMD; echo 'lmx''N.'` prints `lmxN.`.
+    Echo,
+    /// No `echo`: `CMD; lmxN` prints `Unknown command 'lmxN' - try 'help'`.
+    UnknownCommand,
+}
+
+/// A compiled U-Boot dialect: prompt, autoboot, markers, limits, failures.
+#[derive(Debug, Clone)]
+pub struct Dialect {
+    /// Matches the prompt at the start of a line (e.g. `^=> `).
+    pub prompt: Regex,
+    /// Texts that announce autoboot (the board's, plus the mainline text).
+    pub autoboot: Vec<String>,
+    /// How to stop autoboot.
+    pub interrupt: InterruptKey,
+    /// How a command's end and status are found.
+    pub markers: MarkerMode,
+    /// `CONFIG_SYS_CBSIZE`: a typed line must be shorter than this.
+    pub cbsize: usize,
+    /// Double quotes group words (hush); false on old builds.
+    pub quotes_special: bool,
+    /// Variables must be written `${var}` (old builds).
+    pub braces_required: bool,
+    /// Output texts that fail a command.
+    pub failure_texts: Vec<String>,
+    /// Line rate in baud; sets echo timeouts.
+    pub baud: u32,
+}
+
+/// A board's prompt is not a valid regular expression.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("the board's U-Boot prompt `{prompt}` is not a valid regular expression: {source}")]
+#[diagnostic(
+    code(lmx_console::bad_prompt),
+    help("fix `uboot.prompt` in the board file, e.g. '^=> '")
+)]
+pub struct DialectError {
+    /// The pattern as written.
+    pub prompt: String,
+    /// What the regex compiler said.
+    #[source]
+    pub source: regex::Error,
+}
+
+impl Dialect {
+    /// Mainline U-Boot with the hush shell: prompt `=> `, any key stops
+    /// autoboot, `echo` and `$?` exist, CBSIZE 512 (Debian's qemu build).
+    pub fn mainline() -> Dialect {
+        Dialect {
+            prompt: Regex::new("^=> ").expect("static regex"),
+            autoboot: vec!["Hit any key to stop autoboot".into()],
+            interrupt: InterruptKey::AnyKey(b" ".to_vec()),
+            markers: MarkerMode::EchoStatus,
+            cbsize: 512,
+            quotes_special: true,
+            braces_required: false,
+            failure_texts: COMMON_FAILURE_TEXTS.iter().map(|s| s.to_string()).collect(),
+            baud: 115_200,
+        }
+    }
+
+    /// The dialect a board file describes. Unknown facts take the safe
+    /// value: no `$?` or `echo` (marker-only mode), CBSIZE
+    /// [`DEFAULT_CBSIZE`], any key (a space) stops autoboot.
+    pub fn from_board(board: &Board) -> Result<Dialect, DialectError> {
+        let u = &board.uboot;
+        let prompt = Regex::new(&u.prompt).map_err(|source| DialectError {
+            prompt: u.prompt.clone(),
+            source,
+        })?;
+        let mut autoboot: Vec<String> = u.autoboot.iter().cloned().collect();
+        for common in ["Hit any key to stop autoboot", "Autoboot in"] {
+            if !autoboot.iter().any(|a| a.contains(common)) {
+                autoboot.push(common.to_string());
+            }
+        }
+        let interrupt = match &u.interrupt {
+            Some(Interrupt::AnyKey { key }) => InterruptKey::AnyKey(key.as_bytes().to_vec()),
+            Some(Interrupt::Menu { choice }) => InterruptKey::Menu(choice.as_bytes().to_vec()),
+            Some(Interrupt::String { string }) => {
+                InterruptKey::String(string.as_bytes().to_vec())
+            }
+            None => InterruptKey::AnyKey(b" ".to_vec()),
+        };
+        let markers = match (u.echo, u.exit_status) {
+            (Some(true), Some(true)) => MarkerMode::EchoStatus,
+            (Some(true), _) => MarkerMode::Echo,
+            _ => MarkerMode::UnknownCommand,
+        };
+        let mut failure_texts: Vec<String> =
+            COMMON_FAILURE_TEXTS.iter().map(|s| s.to_string()).collect();
+        failure_texts.extend(u.failure_texts.iter().cloned());
+        Ok(Dialect {
+            prompt,
+            autoboot,
+            interrupt,
+            markers,
+            cbsize: u.cbsize.map(|c| c as usize).unwrap_or(DEFAULT_CBSIZE),
+            quotes_special: u.quotes_special.unwrap_or(false),
+            braces_required: u.braces_required.unwrap_or(true),
+            failure_texts,
+            baud: board.console.baud,
+        })
+    }
+
+    /// Time one character takes on the line (start + 8 data + stop bits).
+    pub fn char_time(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(10_000_000_000 / u64::from(self.baud.max(1)))
+    }
+
+    /// Whether `line` (a partial line, without CR/LF) is exactly a prompt
+    /// (nothing but white space after the match).
+    pub fn is_prompt(&self, line: &str) -> bool {
+        self.prompt
+            .find(line)
+            .is_some_and(|m| m.start() == 0 && line[m.end()..].trim().is_empty())
+    }
+}

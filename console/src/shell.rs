@@ -1,0 +1,260 @@
+//! [`UBootShell`]: the typed, async face of the U-Boot driver.
+//!
+//! This is the thin executor around [`ShellMachine`]: it writes what the
+//! machine wants sent, reads what the [`Transport`] delivers, sleeps until
+//! the machine's next deadline, and turns outcomes into `Result`s. All
+//! decisions stay in the machine; `lmx tftpboot` and `lmx flash` call
+//! [`UBootShell::run`], [`UBootShell::setenv`] and
+//! [`UBootShell::printenv`].
+
+use std::time::{Duration, Instant};
+
+use lmx_boards::Board;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::dialect::Dialect;
+use crate::error::ShellError;
+use crate::machine::{CommandOptions, CommandOutput, Outcome, Pacing, SendStats, ShellMachine};
+use crate::quote;
+use crate::transport::Transport;
+
+/// Bytes crossing the line, for `-v` traces and for mirroring to a terminal.
+#[derive(Debug, Clone, Copy)]
+pub enum Traffic<'a> {
+    /// Received from the board.
+    Rx(&'a [u8]),
+    /// Sent to the board.
+    Tx(&'a [u8]),
+}
+
+type Observer = Box<dyn FnMut(Traffic<'_>) + Send>;
+
+/// Default time to reach a prompt when [`UBootShell::run`] has to attach first.
+pub const DEFAULT_ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Drives U-Boot over a [`Transport`]: attach, run commands, read status.
+pub struct UBootShell<T: Transport> {
+    io: T,
+    machine: ShellMachine,
+    observer: Option<Observer>,
+    attach_timeout: Duration,
+}
+
+impl<T: Transport> std::fmt::Debug for UBootShell<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UBootShell")
+            .field("transport", &self.io.describe())
+            .field("machine", &self.machine)
+            .finish()
+    }
+}
+
+impl<T: Transport> UBootShell<T> {
+    /// A shell speaking `dialect` over `io`, with default [`Pacing`].
+    pub fn new(io: T, dialect: Dialect) -> UBootShell<T> {
+        UBootShell {
+            io,
+            machine: ShellMachine::new(dialect, Pacing::default()),
+            observer: None,
+            attach_timeout: DEFAULT_ATTACH_TIMEOUT,
+        }
+    }
+
+    /// A shell for `board` (its `[uboot]` dialect and console baud).
+    pub fn for_board(io: T, board: &Board) -> Result<UBootShell<T>, ShellError> {
+        Ok(UBootShell::new(io, Dialect::from_board(board)?))
+    }
+
+    /// Replaces the pacing (chunk sizes, echo timeouts, retries).
+    pub fn with_pacing(mut self, pacing: Pacing) -> UBootShell<T> {
+        self.machine = ShellMachine::new(self.machine.dialect().clone(), pacing);
+        self
+    }
+
+    /// How long [`run`](Self::run) may spend attaching when not at a prompt.
+    pub fn set_attach_timeout(&mut self, timeout: Duration) {
+        self.attach_timeout = timeout;
+    }
+
+    /// Calls `f` with every byte sent and received.
+    pub fn observe(&mut self, f: impl FnMut(Traffic<'_>) + Send + 'static) {
+        self.observer = Some(Box::new(f));
+    }
+
+    /// The sans-I/O machine (dialect, tail of the console, readiness).
+    pub fn machine(&self) -> &ShellMachine {
+        &self.machine
+    }
+
+    /// Typing counters: lines, chunks, mismatches, current chunk size.
+    pub fn stats(&self) -> SendStats {
+        self.machine.stats()
+    }
+
+    /// The transport, e.g. to send a BREAK.
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.io
+    }
+
+    /// Gives the transport back.
+    pub fn into_transport(self) -> T {
+        self.io
+    }
+
+    /// Reaches a clean U-Boot prompt: stops autoboot if the board is
+    /// booting, pokes with Ctrl-C if it is silent, then syncs with a
+    /// marker. Fails with [`ShellError::NoPrompt`] showing what was seen.
+    pub async fn attach(&mut self, timeout: Duration) -> Result<(), ShellError> {
+        self.machine.attach(Instant::now(), timeout)?;
+        match self.drive().await? {
+            Outcome::Ready => Ok(()),
+            Outcome::Failed(e) => Err(e),
+            Outcome::Output(_) => unreachable!("attach yields Ready or Failed"),
+        }
+    }
+
+    /// Runs `command` and returns its output and status without judging
+    /// them (a non-zero `$?` or a failure text is in the output). Attaches
+    /// first when the shell is not at a known prompt.
+    pub async fn exec(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<CommandOutput, ShellError> {
+        self.exec_with(command, timeout, CommandOptions::default())
+            .await
+    }
+
+    /// [`exec`](Self::exec) with options.
+    pub async fn exec_with(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+        mut opts: CommandOptions,
+    ) -> Result<CommandOutput, ShellError> {
+        // Refuse before anything is sent, attached or not.
+        if let Err(reason) = self.machine.check(command) {
+            return Err(ShellError::Refused {
+                command: command.to_string(),
+                reason,
+            });
+        }
+        if command.split_whitespace().next() == Some("version") {
+            opts.banner_expected = true;
+        }
+        if !self.machine.is_ready() {
+            self.attach(self.attach_timeout).await?;
+        }
+        self.machine
+            .command(Instant::now(), command, timeout, opts)?;
+        match self.drive().await? {
+            Outcome::Output(o) => Ok(o),
+            Outcome::Failed(e) => Err(e),
+            Outcome::Ready => unreachable!("commands yield Output or Failed"),
+        }
+    }
+
+    /// Runs `command`; a non-zero status or a failure text in the output
+    /// (`## Error`, `Bad Data CRC`, the board's own list...) is an error.
+    pub async fn run(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<CommandOutput, ShellError> {
+        let out = self.exec(command, timeout).await?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(ShellError::Failed {
+                command: command.to_string(),
+                status: out.status,
+                failure: out.failure.clone(),
+                output: out.text,
+                tail: self.machine.tail(),
+            })
+        }
+    }
+
+    /// `setenv NAME VALUE`, quoted for this dialect so the value arrives
+    /// unchanged (or refused when this build cannot store it as is).
+    pub async fn setenv(&mut self, name: &str, value: &str) -> Result<(), ShellError> {
+        let line = quote::setenv_line(self.machine.dialect(), name, value)?;
+        self.run(&line, Duration::from_secs(5)).await.map(|_| ())
+    }
+
+    /// `printenv NAME`: the value, or `None` when it is not set.
+    pub async fn printenv(&mut self, name: &str) -> Result<Option<String>, ShellError> {
+        let line = quote::printenv_line(name)?;
+        let out = self.exec(&line, Duration::from_secs(5)).await?;
+        let prefix = format!("{name}=");
+        if let Some(v) = out.text.lines().find_map(|l| l.strip_prefix(&prefix)) {
+            return Ok(Some(v.to_string()));
+        }
+        if out.text.contains("not defined") || out.status.is_some_and(|s| s != 0) {
+            return Ok(None);
+        }
+        Err(ShellError::Failed {
+            command: line,
+            status: out.status,
+            failure: out.failure,
+            output: out.text,
+            tail: self.machine.tail(),
+        })
+    }
+
+    async fn drive(&mut self) -> Result<Outcome, ShellError> {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let now = Instant::now();
+            while let Some(bytes) = self.machine.poll_transmit(now) {
+                if let Some(obs) = self.observer.as_mut() {
+                    obs(Traffic::Tx(&bytes));
+                }
+                tracing::trace!(tx = %String::from_utf8_lossy(&bytes).escape_debug(), "console");
+                let written = async {
+                    self.io.write_all(&bytes).await?;
+                    self.io.flush().await
+                };
+                if let Err(source) = written.await {
+                    return Err(self.transport_error(source));
+                }
+            }
+            if let Some(o) = self.machine.poll_outcome() {
+                return Ok(o);
+            }
+            let deadline = self
+                .machine
+                .poll_deadline()
+                .unwrap_or(now + Duration::from_secs(3600));
+            tokio::select! {
+                r = self.io.read(&mut buf) => match r {
+                    Ok(0) => {
+                        return Err(self.transport_error(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the console closed",
+                        )))
+                    }
+                    Ok(n) => {
+                        if let Some(obs) = self.observer.as_mut() {
+                            obs(Traffic::Rx(&buf[..n]));
+                        }
+                        self.machine.receive(Instant::now(), &buf[..n]);
+                    }
+                    Err(source) => return Err(self.transport_error(source)),
+                },
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)) => {
+                    self.machine.handle_timeout(Instant::now());
+                }
+            }
+        }
+    }
+
+    fn transport_error(&mut self, source: std::io::Error) -> ShellError {
+        // Whatever was in progress is abandoned; the next call re-attaches.
+        self.machine.abandon();
+        ShellError::Transport {
+            source,
+            tail: self.machine.tail(),
+        }
+    }
+}

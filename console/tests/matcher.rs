@@ -1,0 +1,392 @@
+//! The sans-I/O `ShellMachine` against transcripts: the recorded session
+//! of the test bed's U-Boot and vendor-style logs written from
+//! `boards.md`, replayed by a scripted fake with virtual time.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use lmx_boards::Catalog;
+use lmx_console::{
+    CommandOptions, Dialect, MarkerMode, Outcome, Pacing, Refusal, ShellError, ShellMachine,
+};
+use support::fake::{fixture, Boot, FakeUBoot};
+
+/// A machine wired to a fake, in virtual time.
+struct Pair {
+    m: ShellMachine,
+    f: FakeUBoot,
+    now: Instant,
+    /// Every byte the machine sent, in order.
+    sent: Vec<u8>,
+    /// Host bytes (by index into `sent`) the "line" drops.
+    drop: Box<dyn FnMut(usize, u8) -> bool>,
+}
+
+impl Pair {
+    fn new(dialect: Dialect, f: FakeUBoot) -> Pair {
+        Pair {
+            m: ShellMachine::new(dialect, Pacing::default()),
+            f,
+            now: Instant::now(),
+            sent: Vec::new(),
+            drop: Box::new(|_, _| false),
+        }
+    }
+
+    fn until_outcome(&mut self) -> Outcome {
+        let end = self.now + Duration::from_secs(600);
+        loop {
+            let mut progressed = false;
+            let out = self.f.take_output();
+            if !out.is_empty() {
+                self.m.receive(self.now, &out);
+                progressed = true;
+            }
+            while let Some(tx) = self.m.poll_transmit(self.now) {
+                for b in tx {
+                    let i = self.sent.len();
+                    self.sent.push(b);
+                    if !(self.drop)(i, b) {
+                        self.f.input(&[b]);
+                    }
+                }
+                progressed = true;
+            }
+            if let Some(o) = self.m.poll_outcome() {
+                // Deliver what the machine sent on the way out (a Ctrl-C).
+                while let Some(tx) = self.m.poll_transmit(self.now) {
+                    self.sent.extend_from_slice(&tx);
+                    self.f.input(&tx);
+                }
+                return o;
+            }
+            if !progressed {
+                let d = self.m.poll_deadline().expect("an operation has a deadline");
+                assert!(d <= end, "virtual time ran away");
+                self.now = self.now.max(d);
+                self.m.handle_timeout(self.now);
+            }
+            self.now += Duration::from_micros(200);
+        }
+    }
+
+    fn attach(&mut self) -> Outcome {
+        self.m.attach(self.now, Duration::from_secs(20)).unwrap();
+        self.until_outcome()
+    }
+
+    fn exec(&mut self, cmd: &str) -> Result<lmx_console::CommandOutput, ShellError> {
+        let opts = CommandOptions {
+            banner_expected: cmd.starts_with("version"),
+        };
+        self.m
+            .command(self.now, cmd, Duration::from_secs(10), opts)?;
+        match self.until_outcome() {
+            Outcome::Output(o) => Ok(o),
+            Outcome::Failed(e) => Err(e),
+            Outcome::Ready => panic!("a command ended in Ready"),
+        }
+    }
+
+    /// No Enter was ever sent on its own: every CR follows a typed byte.
+    fn assert_no_bare_newline(&self) {
+        for (i, &b) in self.sent.iter().enumerate() {
+            if b == b'\r' || b == b'\n' {
+                assert!(
+                    i > 0 && (0x20..0x7f).contains(&self.sent[i - 1]),
+                    "bare newline at {i}: {:?}",
+                    String::from_utf8_lossy(&self.sent)
+                );
+            }
+        }
+    }
+}
+
+fn ready(o: Outcome) {
+    match o {
+        Outcome::Ready => {}
+        other => panic!("expected Ready, got {other:?}"),
+    }
+}
+
+fn mainline() -> Pair {
+    let mut f = FakeUBoot::mainline();
+    f.power_on();
+    let mut p = Pair::new(Dialect::mainline(), f);
+    ready(p.attach());
+    p
+}
+
+fn board_dialect(name: &str) -> Dialect {
+    let board = Catalog::builtin().resolve(name).unwrap().board;
+    Dialect::from_board(&board).unwrap()
+}
+
+#[test]
+fn autoboot_is_stopped_with_the_boards_key_then_synced() {
+    let p = mainline();
+    // The recorded boot log up to "Hit any key" made it send the space.
+    assert_eq!(p.sent[0], b' ');
+    assert_eq!(p.f.executed.len(), 1, "only the sync line ran");
+    let sync = &p.f.executed[0];
+    assert!(sync.starts_with("echo 'lmx''") && sync.ends_with(".'$?"), "{sync}");
+    p.assert_no_bare_newline();
+}
+
+#[test]
+fn silent_prompt_is_poked_with_ctrl_c_never_a_newline() {
+    let mut f = FakeUBoot::mainline();
+    f.at_prompt_unseen();
+    let mut p = Pair::new(Dialect::mainline(), f);
+    ready(p.attach());
+    assert_eq!(p.sent[0], 0x03);
+    p.assert_no_bare_newline();
+}
+
+#[test]
+fn attached_after_a_reset_mid_boot() {
+    // Attach while the board is silent, then it resets and boots.
+    let mut f = FakeUBoot::mainline();
+    f.power_on();
+    let log = f.take_output();
+    let mut p = Pair::new(Dialect::mainline(), f);
+    p.m.attach(p.now, Duration::from_secs(20)).unwrap();
+    // Half a boot log arrives (attached mid-boot), then a full boot.
+    p.m.receive(p.now, &log[..log.len() / 2]);
+    p.f.power_on();
+    ready(p.until_outcome());
+}
+
+#[test]
+fn output_and_status_through_echo_dollar_question() {
+    let mut p = mainline();
+    let crc = p.exec("crc32 0x40000000 0x1000").unwrap();
+    // `==>` in the output is not a prompt: the line is output.
+    assert_eq!(crc.text, "crc32 for 40000000 ... 40000fff ==> 5a750c9b");
+    assert_eq!(crc.status, Some(0));
+    assert!(crc.success());
+    let f = p.exec("false").unwrap();
+    assert_eq!((f.text.as_str(), f.status), ("", Some(1)));
+    let u = p.exec("nosuchcmd").unwrap();
+    assert_eq!(u.status, Some(1));
+    assert_eq!(
+        u.failure.as_deref(),
+        Some("Unknown command 'nosuchcmd' - try 'help'")
+    );
+    let e = p.exec("printenv nosuch").unwrap();
+    assert!(e.failure.as_deref().unwrap().starts_with("## Error"));
+    // Output without a final newline before the marker is kept.
+    let n = p.exec("echo -n abc").unwrap();
+    assert_eq!(n.text, "abc");
+    // `version` prints the banner: expected, not a reset.
+    let v = p.exec("version").unwrap();
+    assert!(v.text.starts_with("U-Boot 2023.01"), "{}", v.text);
+    p.assert_no_bare_newline();
+}
+
+#[test]
+fn setenv_quoting_survives_hush() {
+    let mut p = mainline();
+    let value = "a b;c$d\\e\"f'g  h $? ${x}";
+    let line = lmx_console::quote::setenv_line(p.m.dialect(), "t1", value).unwrap();
+    assert!(p.exec(&line).unwrap().success());
+    assert_eq!(p.f.env.get("t1").map(String::as_str), Some(value));
+}
+
+#[test]
+fn refused_before_sending() {
+    let mut p = mainline();
+    let before = p.sent.len();
+    let long = format!("setenv x {}", "y".repeat(600));
+    for (cmd, want) in [
+        ("", "Empty"),
+        ("   ;", "Empty"),
+        ("echo a\tb", "ControlByte"),
+        ("echo \u{1b}[A", "ControlByte"),
+        ("echo caf\u{e9}", "ControlByte"),
+        (long.as_str(), "TooLong"),
+    ] {
+        let err = p
+            .m
+            .command(p.now, cmd, Duration::from_secs(1), CommandOptions::default())
+            .unwrap_err();
+        let ShellError::Refused { reason, .. } = &err else {
+            panic!("{err}")
+        };
+        assert!(format!("{reason:?}").starts_with(want), "{cmd:?}: {reason:?}");
+    }
+    assert_eq!(p.sent.len(), before, "nothing was sent");
+    // The limit is CBSIZE - 1 minus the marker suffix.
+    let Err(Refusal::TooLong { max, cbsize, .. }) = p.m.check(&long) else {
+        panic!()
+    };
+    assert_eq!(cbsize, 512);
+    assert!(p.m.check(&format!("echo {}", "z".repeat(max - 5))).is_ok());
+    assert!(p.m.check(&format!("echo {}", "z".repeat(max - 4))).is_err());
+}
+
+#[test]
+fn dropped_characters_are_retyped_never_run_garbled() {
+    let mut p = mainline();
+    let start = p.sent.len();
+    // Drop the 30th and 31st byte of the command and one byte of the retype.
+    p.drop = Box::new(move |i, _| i == start + 30 || i == start + 31 || i == start + 140);
+    let value = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".repeat(2);
+    let cmd = format!("setenv lmxt1 '{value}'");
+    assert!(p.exec(&cmd).unwrap().success());
+    assert_eq!(p.f.env["lmxt1"], value);
+    // Exactly one command line ran after the sync, and it was complete.
+    assert_eq!(p.f.executed.len(), 2);
+    assert!(p.f.executed[1].starts_with(&cmd));
+    let s = p.m.stats();
+    assert!(s.mismatches >= 2, "{s:?}");
+}
+
+#[test]
+fn a_lost_enter_is_cancelled_not_repeated() {
+    let mut p = mainline();
+    let mut first = true;
+    p.drop = Box::new(move |_, b| {
+        let hit = b == b'\r' && first;
+        if hit {
+            first = false;
+        }
+        hit
+    });
+    assert!(p.exec("setenv a 1").unwrap().success());
+    assert_eq!(p.f.executed.len(), 2, "{:?}", p.f.executed);
+    p.assert_no_bare_newline();
+}
+
+#[test]
+fn a_line_that_never_echoes_right_gives_up() {
+    let mut p = mainline();
+    let start = p.sent.len();
+    // Every 5th byte of the command is lost, forever.
+    p.drop = Box::new(move |i, b| i > start && b != 0x03 && i % 5 == 0);
+    let err = p.exec("setenv a 0123456789").unwrap_err();
+    assert!(matches!(err, ShellError::Unreliable { attempts: 8, .. }), "{err}");
+    assert_eq!(p.f.executed.len(), 1, "nothing but the sync ran");
+    assert!(err.to_string().contains("last console lines"), "{err}");
+}
+
+#[test]
+fn a_reset_mid_command_fails_it() {
+    let mut p = mainline();
+    let err = p.exec("reset").unwrap_err();
+    assert!(matches!(err, ShellError::Reset { .. }), "{err}");
+    assert!(err.to_string().contains("U-Boot 2023.01"), "{err}");
+    // The next attach stops autoboot again.
+    ready(p.attach());
+    assert!(p.exec("true").unwrap().success());
+}
+
+#[test]
+fn hush_continuation_prompt_is_cancelled() {
+    let mut p = mainline();
+    let err = p.exec("setenv t3 'unterminated").unwrap_err();
+    assert!(matches!(err, ShellError::Incomplete { .. }), "{err}");
+    ready(p.attach());
+}
+
+#[test]
+fn timeouts_carry_the_last_lines() {
+    let mut p = mainline();
+    p.exec("echo before the hang").unwrap();
+    let err = p.exec("hang").unwrap_err();
+    let ShellError::Timeout { tail, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(tail.0.iter().any(|l| l.contains("before the hang")), "{err}");
+}
+
+#[test]
+fn a_board_that_never_prompts_times_out_showing_what_it_saw() {
+    // Powered off: it never answers.
+    let mut p = Pair::new(Dialect::mainline(), FakeUBoot::mainline());
+    p.m.attach(p.now, Duration::from_secs(5)).unwrap();
+    // Line noise and a wrong baud rate's garbage: no crash, a clear error.
+    let mut x: u32 = 7;
+    let noise: Vec<u8> = (0..5000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 16) as u8
+        })
+        .collect();
+    p.m.receive(p.now, &noise);
+    p.m.receive(p.now, b"\r\nstill booting Linux...\r\n");
+    let Outcome::Failed(err) = p.until_outcome() else {
+        panic!()
+    };
+    assert!(matches!(err, ShellError::NoPrompt { .. }), "{err}");
+    assert!(err.to_string().contains("still booting Linux..."), "{err}");
+    p.assert_no_bare_newline();
+}
+
+#[test]
+fn ralink_menu_wants_4_and_has_no_echo() {
+    let d = board_dialect("gl-mt300n-v2");
+    assert_eq!(d.markers, MarkerMode::UnknownCommand);
+    assert!(!d.quotes_special);
+    let mut f = FakeUBoot::ralink();
+    f.power_on();
+    let mut p = Pair::new(d, f);
+    ready(p.attach());
+    assert_eq!(p.sent[0], b'4');
+    assert!(p.f.executed[0].starts_with("lmx"), "{:?}", p.f.executed);
+    // Marker-only mode: output and failures, no status.
+    let line = lmx_console::quote::setenv_line(p.m.dialect(), "ipaddr", "192.168.1.1").unwrap();
+    assert!(p.exec(&line).unwrap().success());
+    let out = p.exec("printenv ipaddr").unwrap();
+    assert_eq!((out.text.as_str(), out.status), ("ipaddr=192.168.1.1", None));
+    let bad = p.exec("tftpboot 0x80a00000 nothing").unwrap();
+    assert!(!bad.success(), "{bad:?}");
+    // Values the simple parser would change are refused.
+    assert!(lmx_console::quote::setenv_line(p.m.dialect(), "x", "a;b").is_err());
+}
+
+#[test]
+fn ath79_prompt_and_unknown_command_markers() {
+    let d = board_dialect("gl-ar750");
+    let mut f = FakeUBoot::ath79();
+    f.power_on();
+    let mut p = Pair::new(d, f);
+    ready(p.attach());
+    let out = p.exec("setenv serverip 192.168.8.111").unwrap();
+    assert!(out.success(), "{out:?}");
+    assert_eq!(p.f.env["serverip"], "192.168.8.111");
+}
+
+#[test]
+fn keyed_autoboot_string() {
+    let mut d = Dialect::mainline();
+    d.interrupt = lmx_console::InterruptKey::String(b"gl".to_vec());
+    let mut f = FakeUBoot::mainline();
+    f.boot = Boot::Keyed("gl".into());
+    f.power_on();
+    let mut p = Pair::new(d, f);
+    ready(p.attach());
+    assert_eq!(&p.sent[..2], b"gl");
+}
+
+#[test]
+fn recorded_session_prompts_only_at_line_start() {
+    let d = Dialect::mainline();
+    let raw = String::from_utf8_lossy(&fixture("qemu-aarch64-session.raw")).into_owned();
+    let mut prompts = 0;
+    for line in raw.split("\r\n") {
+        if d.is_prompt(line) {
+            prompts += 1;
+        }
+        if line.contains("==>") {
+            assert!(!d.is_prompt(line));
+            assert!(!d.is_prompt(&line[..line.find("==>").unwrap() + 4]));
+        }
+    }
+    // The one bare prompt of the recording: the last line.
+    assert_eq!(prompts, 1);
+    assert!(d.is_prompt("=> "));
+    assert!(!d.is_prompt("=> echo"));
+    assert!(!d.is_prompt("crc32 for 40000000 ... 40000fff ==> "));
+}
