@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Builds the small kernel of a virtual board and caches it.
+#
+#   testbed/kernel.sh aarch64|armv7l
+#
+# The kernel is Debian's linux-source-6.1, allnoconfig plus the fragment in
+# testbed/kernel/ (for armv7l: aarch64.config + armv7l.config), built with
+# the Debian cross compiler. The image is cached at
+#   ${LMX_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lmx}/kernel/<key>/Image
+# (zImage for armv7l), where <key> is the sha256 of the fragment(s), the
+# linux-source package version and the architecture: a rerun with the same
+# inputs prints the cached path at once. The path of the image is the only
+# thing printed on stdout; progress goes to stderr and the build log to
+# <key>/build.log. Packages: scripts/deps.sh virtual.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+arch="${1:-}"
+case "$arch" in
+  aarch64)
+    karch=arm64 cross=aarch64-linux-gnu- target=Image
+    fragments=("$here/kernel/aarch64.config")
+    ;;
+  armv7l)
+    karch=arm cross=arm-linux-gnueabihf- target=zImage
+    fragments=("$here/kernel/aarch64.config" "$here/kernel/armv7l.config")
+    ;;
+  *)
+    echo "usage: $0 aarch64|armv7l" >&2
+    exit 2
+    ;;
+esac
+
+die() {
+  echo "lmx testbed kernel: $*" >&2
+  exit 1
+}
+
+src_pkg=linux-source-6.1
+src_version="$(dpkg-query -W -f='${Version}' "$src_pkg" 2>/dev/null || true)"
+tarball="/usr/src/$src_pkg.tar.xz"
+[ -n "$src_version" ] && [ -r "$tarball" ] ||
+  die "$tarball is missing: run scripts/deps.sh virtual (package $src_pkg)"
+for tool in "${cross}gcc" make bc flex bison xz; do
+  command -v "$tool" >/dev/null ||
+    die "$tool not found: run scripts/deps.sh virtual"
+done
+
+cache_root="${LMX_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lmx}"
+key="$({ cat "${fragments[@]}"; printf '%s\n%s\n' "$src_version" "$arch"; } | sha256sum | cut -d' ' -f1)"
+out="$cache_root/kernel/$key"
+image="$out/$target"
+
+if [ -s "$image" ]; then
+  echo "$image"
+  exit 0
+fi
+
+mkdir -p "$out"
+# One build per key at a time: a second caller waits and then reuses it.
+exec 9>"$out/.lock"
+flock 9
+if [ -s "$image" ]; then
+  echo "$image"
+  exit 0
+fi
+
+work="$(mktemp -d "$cache_root/kernel/.build-$arch.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+log="$out/build.log"
+: >"$log"
+start=$(date +%s)
+echo "lmx testbed kernel: building $arch from $src_pkg $src_version (a few minutes; log: $log)" >&2
+
+tar -xJf "$tarball" -C "$work"
+tree="$work/$src_pkg"
+# KCONFIG_ALLCONFIG forces the fragment's values on top of allnoconfig.
+cat "${fragments[@]}" >"$work/fragment.config"
+mk=(make -C "$tree" ARCH="$karch" CROSS_COMPILE="$cross" -j"$(nproc)")
+if ! {
+  KCONFIG_ALLCONFIG="$work/fragment.config" "${mk[@]}" allnoconfig &&
+    "${mk[@]}" olddefconfig
+} >>"$log" 2>&1; then
+  tail -n 30 "$log" >&2
+  die "configuration failed (log: $log)"
+fi
+
+# Every option the fragment asks for must have survived olddefconfig: a
+# missing dependency drops an option silently.
+dropped=()
+while IFS= read -r line; do
+  case "$line" in
+    CONFIG_*=y)
+      grep -qx "$line" "$tree/.config" || dropped+=("${line%=y}")
+      ;;
+  esac
+done < <(cat "${fragments[@]}")
+if [ "${#dropped[@]}" -gt 0 ]; then
+  die "options not =y in the final .config (missing dependencies?): ${dropped[*]}"
+fi
+
+if ! "${mk[@]}" "$target" >>"$log" 2>&1; then
+  tail -n 30 "$log" >&2
+  die "build failed (log: $log)"
+fi
+
+cp "$tree/.config" "$out/config"
+cp "$tree/arch/$karch/boot/$target" "$image.tmp"
+mv "$image.tmp" "$image"
+printf 'source %s %s\narch %s\nseconds %s\n' "$src_pkg" "$src_version" "$arch" "$(($(date +%s) - start))" >"$out/info"
+echo "lmx testbed kernel: built $image in $(($(date +%s) - start)) s" >&2
+echo "$image"
