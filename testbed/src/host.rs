@@ -1,0 +1,197 @@
+//! What the host must provide for a virtual board, found where Debian and
+//! `scripts/deps.sh virtual` put it — or an error that says how to get it.
+//!
+//! | piece | where | provided by |
+//! | --- | --- | --- |
+//! | QEMU ≥ 8 | `qemu-system-aarch64`/`-arm` in `PATH` | `qemu-system-arm` (bookworm-backports on Debian 12) |
+//! | U-Boot | `/usr/lib/u-boot/qemu_arm64/u-boot.bin`, `qemu_arm/…` | `u-boot-qemu` |
+//! | busybox | `/var/cache/lmx/busybox-arm64/bin/busybox` (`-armhf` for armv7l) | `busybox-static:arm64`, unpacked by `scripts/deps.sh virtual` |
+//! | kernel | `$LMX_CACHE_DIR/kernel/<key>/Image` | `testbed/kernel.sh` |
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::{Arch, Error, Result};
+
+/// The lowest QEMU major version the board works with: QEMU 7.2 (Debian
+/// 12's own) cannot complete U-Boot's buffered CFI flash writes, so
+/// `saveenv` and flashing fail; 8 and later can.
+pub const MIN_QEMU_MAJOR: u32 = 8;
+
+const DEPS_HINT: &str = "run `scripts/deps.sh virtual`";
+
+/// Finds the QEMU system emulator for `arch` in `PATH` and checks that its
+/// version is at least [`MIN_QEMU_MAJOR`]. Returns its path.
+pub fn find_qemu(arch: Arch) -> Result<PathBuf> {
+    let binary = arch.qemu_binary();
+    let path = which(binary).ok_or_else(|| Error::QemuNotFound {
+        binary: binary.to_owned(),
+    })?;
+    let out = Command::new(&path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| Error::Spawn {
+            program: path.display().to_string(),
+            source,
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = parse_qemu_version(&text).ok_or_else(|| Error::CommandFailed {
+        command: format!("{} --version", path.display()),
+        status: out.status,
+        output: format!("no \"QEMU emulator version X.Y\" line in: {}", text.trim()),
+    })?;
+    if version.0 < MIN_QEMU_MAJOR {
+        return Err(Error::QemuTooOld {
+            binary: path,
+            found: format!("{}.{}.{}", version.0, version.1, version.2),
+            min: MIN_QEMU_MAJOR,
+        });
+    }
+    Ok(path)
+}
+
+/// Reads `QEMU emulator version X.Y.Z` from `qemu-system-* --version`.
+pub fn parse_qemu_version(text: &str) -> Option<(u32, u32, u32)> {
+    let rest = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("QEMU emulator version "))?;
+    let word = rest.split_whitespace().next()?;
+    let mut parts = word.split('.').map(|p| {
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+    });
+    let major = parts.next()?.ok()?;
+    let minor = parts.next().and_then(|p| p.ok()).unwrap_or(0);
+    let patch = parts.next().and_then(|p| p.ok()).unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+fn which(binary: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(binary))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// The U-Boot binary Debian's `u-boot-qemu` ships for `arch`'s `virt`
+/// machine (U-Boot 2023.01 on Debian 12).
+pub fn uboot_firmware(arch: Arch) -> Result<PathBuf> {
+    let path = Path::new("/usr/lib/u-boot")
+        .join(arch.uboot_build())
+        .join("u-boot.bin");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::Missing {
+            what: format!("U-Boot for QEMU's {arch} virt machine"),
+            path,
+            hint: format!("{DEPS_HINT} (Debian package u-boot-qemu)"),
+        })
+    }
+}
+
+/// The statically linked busybox for `arch`, unpacked (not installed: it is
+/// a foreign architecture) by `scripts/deps.sh virtual` into
+/// `/var/cache/lmx/busybox-<debian arch>/`.
+pub fn busybox(arch: Arch) -> Result<PathBuf> {
+    let path = PathBuf::from(format!(
+        "/var/cache/lmx/busybox-{}/bin/busybox",
+        arch.debian_arch()
+    ));
+    if is_executable(&path) {
+        Ok(path)
+    } else {
+        Err(Error::Missing {
+            what: format!("static busybox for {arch}"),
+            path,
+            hint: format!(
+                "{DEPS_HINT} (it unpacks busybox-static:{} with dpkg-deb)",
+                arch.debian_arch()
+            ),
+        })
+    }
+}
+
+/// The test bed's directory in the source tree (where `kernel.sh`, the
+/// kernel fragments and the rootfs recipe are).
+pub fn testbed_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The kernel image for `arch`: runs `testbed/kernel.sh ARCH`, which prints
+/// the cached image at once when it exists and builds it otherwise (about
+/// 5 minutes on 2 cores the first time; progress on stderr).
+pub fn kernel(arch: Arch) -> Result<PathBuf> {
+    let script = testbed_dir().join("kernel.sh");
+    let out = Command::new(&script)
+        .arg(arch.name())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|source| Error::Spawn {
+            program: script.display().to_string(),
+            source,
+        })?;
+    let command = format!("{} {}", script.display(), arch.name());
+    if !out.status.success() {
+        return Err(Error::CommandFailed {
+            command,
+            status: out.status,
+            output: "see the messages above; packages: scripts/deps.sh virtual".into(),
+        });
+    }
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::Missing {
+            what: format!("kernel image printed by `{command}`"),
+            path,
+            hint: "remove the cache directory and run it again".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qemu_versions() {
+        assert_eq!(
+            parse_qemu_version(
+                "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\nCopyright"
+            ),
+            Some((10, 0, 2))
+        );
+        assert_eq!(
+            parse_qemu_version("QEMU emulator version 7.2.15 (Debian 1:7.2+dfsg-7+deb12u13)"),
+            Some((7, 2, 15))
+        );
+        assert_eq!(
+            parse_qemu_version("QEMU emulator version 9.1"),
+            Some((9, 1, 0))
+        );
+        assert_eq!(parse_qemu_version("something else"), None);
+    }
+
+    #[test]
+    fn firmware_paths_follow_debian() {
+        assert!(
+            matches!(
+                uboot_firmware(Arch::Aarch64),
+                Ok(p) if p.ends_with("qemu_arm64/u-boot.bin")
+            ) || !Path::new("/usr/lib/u-boot/qemu_arm64").exists()
+        );
+    }
+}

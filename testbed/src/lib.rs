@@ -1,0 +1,130 @@
+//! `lmx-testbed`: the virtual board, a router you can boot without hardware.
+//!
+//! The board is QEMU's `virt` machine running the U-Boot that Debian ships
+//! for it (`u-boot-qemu`), reached through a serial console (a unix socket
+//! or a pty) and, when asked, through a tap link inside a private network
+//! namespace. It boots a small real kernel (built once from Debian's
+//! `linux-source-6.1` and cached) that mounts a busybox squashfs from RAM
+//! through `phram`. The recipe, and why each piece is the way it is, is in
+//! `shared/design/testbed.md`; this crate turns it into code for the `lmx`
+//! binary (`--board qemu-*`) and for end-to-end tests.
+//!
+//! The pieces, each usable on its own:
+//! - [`host`]: what the host must provide, found or explained:
+//!   [`find_qemu`], [`uboot_firmware`], [`busybox`], [`kernel`].
+//! - [`vm`]: [`VmConfig`] → [`Vm::start`], a QEMU process that dies with
+//!   its parent; [`dump_dtb`] for the machine's device tree.
+//! - [`netns`]: [`enter_private_netns`], a network of the process's own
+//!   with a tap device, gone when the process ends.
+//! - [`console`]: a console stream with a transcript and a small `expect`;
+//!   [`uboot`] the few U-Boot interactions the test bed needs.
+//! - [`rootfs`] and [`ramboot`]: the test root filesystem and the fixed RAM
+//!   layout and device-tree edits of the verified RAM boot.
+//!
+//! Nothing here is hidden: every QEMU argument comes from
+//! [`VmConfig::qemu_args`], every external program is named in the errors,
+//! and nothing is left behind when the process ends (QEMU gets
+//! `PR_SET_PDEATHSIG`, the namespace lives only as long as the process).
+#![warn(missing_docs)]
+
+pub mod console;
+pub mod error;
+pub mod host;
+pub mod netns;
+pub mod ramboot;
+pub mod rootfs;
+pub mod uboot;
+pub mod vm;
+
+pub use console::ConsoleStream;
+pub use error::{Error, Result};
+pub use host::{busybox, find_qemu, kernel, uboot_firmware, MIN_QEMU_MAJOR};
+pub use netns::enter_private_netns;
+pub use vm::{dump_dtb, Console, ConsoleEndpoint, Firmware, Pflash, Tap, Vm, VmConfig};
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The CPU architecture of a virtual board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arch {
+    /// 64-bit ARM: `qemu-system-aarch64`, Cortex-A57 (board `qemu-aarch64`).
+    Aarch64,
+    /// 32-bit ARM: `qemu-system-arm`, Cortex-A15 (board `qemu-armv7l`).
+    Armv7l,
+}
+
+impl Arch {
+    /// The name used on the command line and by `testbed/kernel.sh`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Aarch64 => "aarch64",
+            Arch::Armv7l => "armv7l",
+        }
+    }
+
+    /// The QEMU system emulator for this architecture.
+    pub fn qemu_binary(self) -> &'static str {
+        match self {
+            Arch::Aarch64 => "qemu-system-aarch64",
+            Arch::Armv7l => "qemu-system-arm",
+        }
+    }
+
+    /// The `-cpu` model of the board.
+    pub fn cpu(self) -> &'static str {
+        match self {
+            Arch::Aarch64 => "cortex-a57",
+            Arch::Armv7l => "cortex-a15",
+        }
+    }
+
+    /// The directory of Debian's `u-boot-qemu` build for this architecture.
+    pub fn uboot_build(self) -> &'static str {
+        match self {
+            Arch::Aarch64 => "qemu_arm64",
+            Arch::Armv7l => "qemu_arm",
+        }
+    }
+
+    /// The Debian architecture of the userland (`busybox-static:ARCH`).
+    pub fn debian_arch(self) -> &'static str {
+        match self {
+            Arch::Aarch64 => "arm64",
+            Arch::Armv7l => "armhf",
+        }
+    }
+
+    /// The kernel image `testbed/kernel.sh` builds (`Image` or `zImage`).
+    pub fn kernel_image(self) -> &'static str {
+        match self {
+            Arch::Aarch64 => "Image",
+            Arch::Armv7l => "zImage",
+        }
+    }
+
+    /// The U-Boot command that boots that image with a separate DTB.
+    pub fn boot_command(self) -> &'static str {
+        match self {
+            Arch::Aarch64 => "booti",
+            Arch::Armv7l => "bootz",
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Arch {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "aarch64" | "arm64" => Ok(Arch::Aarch64),
+            "armv7l" | "arm" | "armhf" => Ok(Arch::Armv7l),
+            _ => Err(format!("unknown architecture {s:?}: use aarch64 or armv7l")),
+        }
+    }
+}

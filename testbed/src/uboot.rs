@@ -1,0 +1,96 @@
+//! The few U-Boot interactions the test bed needs to prove a board works:
+//! stop autoboot, run a command and read its output, recognise U-Boot's
+//! error lines. Written for Debian's `qemu_arm64`/`qemu_arm` U-Boot
+//! 2023.01 (prompt `=> `, hush shell, echo on). The general driver with
+//! pacing, echo verification and exit codes is `lmx-console`'s job.
+
+use std::time::Duration;
+
+use crate::{ConsoleStream, Error, Result};
+
+/// U-Boot's autoboot line on the `virt` builds.
+pub const AUTOBOOT: &str = "Hit any key to stop autoboot";
+/// The prompt, as it appears at the start of a line.
+pub const PROMPT: &str = "\n=> ";
+
+/// Lines in a command's output that mean it failed.
+pub const ERROR_MARKERS: &[&str] = &[
+    "Unknown command",
+    "TFTP error",
+    "Retry count exceeded",
+    "## Error",
+    "Bad Linux",
+    "Wrong Image Format",
+    "Bad Data CRC",
+    "ERROR: ",
+    "Resetting CPU",
+    "resetting ...",
+];
+
+/// Waits for the autoboot countdown (from power-on: up to `timeout`),
+/// presses a key and waits for the prompt. Returns the output seen before
+/// the countdown (the banner).
+pub fn interrupt_autoboot(console: &mut ConsoleStream, timeout: Duration) -> Result<String> {
+    let banner = console.expect(AUTOBOOT, timeout)?;
+    console.send(" ")?;
+    console.expect(PROMPT, Duration::from_secs(5))?;
+    Ok(banner)
+}
+
+/// Runs `command` at the prompt and returns its output (without the echo
+/// of the command line and without the next prompt). Fails when the
+/// output carries one of [`ERROR_MARKERS`].
+pub fn run(console: &mut ConsoleStream, command: &str, timeout: Duration) -> Result<String> {
+    console.send_line(command)?;
+    let raw = console.expect(PROMPT, timeout)?;
+    // The first line is the echo of what was typed.
+    let output = match raw.find('\n') {
+        Some(i) => raw[i + 1..].to_owned(),
+        None => String::new(),
+    };
+    if let Some(m) = ERROR_MARKERS.iter().find(|m| output.contains(*m)) {
+        return Err(Error::UBoot {
+            command: command.to_owned(),
+            reason: format!("the output contains {m:?}"),
+            output,
+        });
+    }
+    Ok(output)
+}
+
+/// Reads `Bytes transferred = N` from `tftpboot` output.
+pub fn bytes_transferred(output: &str) -> Option<u64> {
+    output.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("Bytes transferred = ")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+/// Reads the checksum from `crc32 ADDR LEN` output
+/// (`crc32 for 44000000 ... 440cffff ==> 1a2b3c4d`).
+pub fn crc32_result(output: &str) -> Option<u32> {
+    output.lines().find_map(|l| {
+        let (_, hex) = l.split_once("==> ")?;
+        u32::from_str_radix(hex.trim(), 16).ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tftp_and_crc_output() {
+        let t = "Using virtio-net#31 device\r\nTFTP from server 192.168.77.1; our IP address is 192.168.77.2\r\nLoading: #####\r\n\t 5 MiB/s\r\ndone\r\nBytes transferred = 851968 (d0000 hex)\r\n";
+        assert_eq!(bytes_transferred(t), Some(851_968));
+        assert_eq!(
+            crc32_result("crc32 for 44000000 ... 440cffff ==> 9a9dc62e\r\n"),
+            Some(0x9a9d_c62e)
+        );
+        assert_eq!(crc32_result("nothing"), None);
+    }
+}

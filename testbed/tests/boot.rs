@@ -1,0 +1,222 @@
+//! The virtual board boots: U-Boot answers on its console (unix socket and
+//! pty), `saveenv` persists into the pflash files, and the whole RAM path
+//! (TFTP loads verified by CRC, `booti`, phram root) reaches userland.
+//!
+//! These tests need QEMU >= 8, Debian's u-boot-qemu and, for the RAM boot,
+//! the cross-built kernel and the arm64 busybox: `scripts/deps.sh virtual`
+//! installs them and `scripts/test.sh` does so before testing. A missing
+//! piece fails the test with that hint; nothing is skipped silently.
+//!
+//! One VM at a time (the machines have 2 cores): every test holds
+//! `ONE_VM`. QEMU is killed by `Vm`'s drop and by its death signal; the
+//! RAM boot's namespace belongs to the `lmx-testbed-run` child, which dies
+//! with this test thread.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use lmx_testbed::ramboot::RamBootLayout;
+use lmx_testbed::rootfs::{self, MARKER};
+use lmx_testbed::vm::read_flash;
+use lmx_testbed::{
+    busybox, dump_dtb, find_qemu, kernel, uboot, uboot_firmware, Arch, Console, Firmware, Pflash,
+    Vm, VmConfig,
+};
+
+static ONE_VM: Mutex<()> = Mutex::new(());
+
+fn one_vm() -> MutexGuard<'static, ()> {
+    ONE_VM.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// QEMU and U-Boot must be there: a clear failure, never a silent pass.
+fn require_board(arch: Arch) -> PathBuf {
+    if let Err(e) = find_qemu(arch) {
+        panic!("the virtual-board tests need QEMU: {e}");
+    }
+    uboot_firmware(arch).unwrap_or_else(|e| panic!("the virtual-board tests need U-Boot: {e}"))
+}
+
+#[test]
+fn uboot_prompt_and_version_over_unix_socket() {
+    let _one = one_vm();
+    require_board(Arch::Aarch64);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = VmConfig::new(
+        Arch::Aarch64,
+        Console::Unix(dir.path().join("console.sock")),
+    );
+    assert!(cfg.network.is_none());
+    let vm = Vm::start(&cfg).unwrap();
+    let mut con = vm.open_console().unwrap();
+    let t0 = Instant::now();
+    let banner = uboot::interrupt_autoboot(&mut con, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\nQEMU stderr: {}", vm.stderr()));
+    let to_prompt = t0.elapsed();
+    assert!(banner.contains("U-Boot 2023.01"), "banner: {banner}");
+    let out = uboot::run(&mut con, "version", Duration::from_secs(5)).unwrap();
+    assert!(out.contains("U-Boot 2023.01"), "version said: {out}");
+    assert!(out.contains("aarch64-linux-gnu-gcc"), "version said: {out}");
+    eprintln!(
+        "U-Boot prompt after {:.2} s; version:\n{out}",
+        to_prompt.as_secs_f64()
+    );
+}
+
+#[test]
+fn uboot_over_pty() {
+    let _one = one_vm();
+    require_board(Arch::Aarch64);
+    let vm = Vm::start(&VmConfig::new(Arch::Aarch64, Console::Pty)).unwrap();
+    let lmx_testbed::ConsoleEndpoint::Pty(pty) = vm.console().clone() else {
+        panic!("expected a pty endpoint");
+    };
+    assert!(pty.starts_with("/dev/pts/"), "{}", pty.display());
+    let mut con = vm.open_console().unwrap();
+    uboot::interrupt_autoboot(&mut con, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\nQEMU stderr: {}", vm.stderr()));
+    let out = uboot::run(&mut con, "echo pty-'ok'", Duration::from_secs(5)).unwrap();
+    assert_eq!(out.trim(), "pty-ok");
+}
+
+#[test]
+fn saveenv_persists_in_pflash() {
+    let _one = one_vm();
+    let uboot_bin = require_board(Arch::Aarch64);
+    let dir = tempfile::tempdir().unwrap();
+    let flash = Pflash::create(&dir.path().join("flash"), &uboot_bin, true).unwrap();
+    let mut cfg = VmConfig::new(
+        Arch::Aarch64,
+        Console::Unix(dir.path().join("console.sock")),
+    );
+    cfg.firmware = Firmware::Pflash(flash.clone());
+    {
+        let vm = Vm::start(&cfg).unwrap();
+        let mut con = vm.open_console().unwrap();
+        uboot::interrupt_autoboot(&mut con, Duration::from_secs(30)).unwrap();
+        uboot::run(&mut con, "setenv lmxtest 42", Duration::from_secs(5)).unwrap();
+        let out = uboot::run(&mut con, "saveenv", Duration::from_secs(30)).unwrap();
+        assert!(out.contains("OK"), "saveenv said: {out}");
+    }
+    // The environment (CRC32 + text) is at the start of bank 1.
+    let env = read_flash(&flash.flash1, 0, 0x40000).unwrap();
+    let crc = u32::from_le_bytes(env[..4].try_into().unwrap());
+    assert_eq!(crc, crc32fast::hash(&env[4..]), "environment CRC");
+    assert!(env.windows(10).any(|w| w == b"lmxtest=42"));
+    // And a second boot from the same files reads it back.
+    let reused = Pflash::create(&dir.path().join("flash"), &uboot_bin, true).unwrap();
+    assert_eq!(reused, flash);
+    let vm = Vm::start(&cfg).unwrap();
+    let mut con = vm.open_console().unwrap();
+    uboot::interrupt_autoboot(&mut con, Duration::from_secs(30)).unwrap();
+    let out = uboot::run(&mut con, "printenv lmxtest", Duration::from_secs(5)).unwrap();
+    assert_eq!(out.trim(), "lmxtest=42");
+}
+
+/// A child process that is killed when this guard drops (test failure
+/// included) and when the test thread dies.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn read_all(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = r.read_to_end(&mut v);
+        String::from_utf8_lossy(&v).into_owned()
+    })
+}
+
+#[test]
+fn ram_boot_over_tftp_reaches_userland() {
+    let _one = one_vm();
+    let arch = Arch::Aarch64;
+    require_board(arch);
+    let image = kernel(arch).unwrap_or_else(|e| panic!("the RAM boot test needs the kernel: {e}"));
+    let bb = busybox(arch).unwrap_or_else(|e| panic!("the RAM boot test needs busybox: {e}"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let serve = dir.path().join("serve");
+    std::fs::create_dir(&serve).unwrap();
+    let summary = rootfs::build(&bb, &serve.join("rootfs.squashfs")).unwrap();
+    let layout = RamBootLayout::new(arch, summary.bytes);
+    // The same firmware options as the real run (-bios), no console needed.
+    let virt = dump_dtb(
+        &VmConfig::new(arch, Console::Pty),
+        &dir.path().join("virt.dtb"),
+    )
+    .unwrap();
+    let dtb = layout.patch_dtb(&std::fs::read(virt).unwrap()).unwrap();
+    std::fs::write(serve.join("board.dtb"), dtb).unwrap();
+    std::fs::copy(&image, serve.join("Image")).unwrap();
+
+    let load = |addr: u64, name: &str| format!("{addr:#x}:{name}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lmx-testbed-run"));
+    cmd.args(["--arch", arch.name(), "--serve"])
+        .arg(&serve)
+        .args([
+            "--load",
+            &load(layout.rootfs_addr, "rootfs.squashfs"),
+            "--load",
+            &load(layout.dtb_addr, "board.dtb"),
+            "--load",
+            &load(layout.kernel_addr, "Image"),
+            "--boot",
+            &layout.boot_command(),
+            "--expect",
+            MARKER,
+            "--then",
+            "cat /proc/mtd",
+            "--timeout",
+            "60",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only prctl between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+            Ok(())
+        });
+    }
+    let mut child = KillOnDrop(cmd.spawn().unwrap());
+    let out = read_all(child.0.stdout.take().unwrap());
+    let err = read_all(child.0.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(child);
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    eprintln!("--- console ---\n{out}\n--- lmx-testbed-run ---\n{err}");
+    let status = status.expect("lmx-testbed-run did not finish within 180 s");
+    assert!(status.success(), "lmx-testbed-run failed: {err}");
+    assert!(out.contains("Run /init as init process"), "{out}");
+    let marker_line = out
+        .lines()
+        .find(|l| l.starts_with(MARKER))
+        .unwrap_or_else(|| panic!("no {MARKER} line in the console output"));
+    assert!(marker_line.contains("aarch64"), "{marker_line}");
+    assert!(marker_line.contains(layout.root_device()), "{marker_line}");
+    assert!(
+        out.contains("(rootfs)") || out.contains("\"rootfs\""),
+        "{out}"
+    );
+    assert!(err.contains("crc32 ok"), "{err}");
+}
