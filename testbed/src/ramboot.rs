@@ -19,11 +19,26 @@ use crate::{Arch, Result};
 /// Granularity of the phram region (the erase size given to phram).
 pub const PHRAM_ERASE: u64 = 0x10000;
 
+/// How the kernel is told about the rootfs in RAM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhramMethod {
+    /// The recipe verified first: the `/reserved-memory` node *and*
+    /// `phram.phram=` plus `mtdparts=` on the command line. Two MTD
+    /// devices map the same RAM; the command-line one's `rootfs`
+    /// partition is `mtd2`.
+    DtAndCmdline,
+    /// Only the `/reserved-memory` node, with `label = "rootfs"`: Linux
+    /// 6.1 creates exactly one phram device from it, `mtd1`.
+    DtLabel,
+}
+
 /// Addresses and sizes of one RAM boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RamBootLayout {
-    /// Architecture (boot command, root device).
+    /// Architecture (boot command).
     pub arch: Arch,
+    /// How the phram device is created (and so which root device).
+    pub phram: PhramMethod,
     /// Where the kernel image is loaded and started.
     pub kernel_addr: u64,
     /// Where the rootfs is loaded (the phram start).
@@ -35,12 +50,14 @@ pub struct RamBootLayout {
 }
 
 impl RamBootLayout {
-    /// The verified layout for a rootfs of `rootfs_len` bytes.
+    /// The verified layout for a rootfs of `rootfs_len` bytes, with
+    /// [`PhramMethod::DtAndCmdline`].
     pub fn new(arch: Arch, rootfs_len: u64) -> RamBootLayout {
         let rootfs_addr = 0x4400_0000;
         let rootfs_region = rootfs_len.div_ceil(PHRAM_ERASE).max(1) * PHRAM_ERASE;
         RamBootLayout {
             arch,
+            phram: PhramMethod::DtAndCmdline,
             kernel_addr: 0x4040_0000,
             rootfs_addr,
             rootfs_region,
@@ -48,19 +65,30 @@ impl RamBootLayout {
         }
     }
 
-    /// The root block device. With the DT node and `phram.phram=` the
-    /// kernel creates two phram devices and the `rootfs` partition of the
-    /// command-line one is the third MTD device (the CFI flash is `mtd0`).
+    /// The same layout with another [`PhramMethod`].
+    pub fn with_phram(self, phram: PhramMethod) -> RamBootLayout {
+        RamBootLayout { phram, ..self }
+    }
+
+    /// The root block device (the CFI flash is `mtd0`, see [`PhramMethod`]).
     pub fn root_device(&self) -> &'static str {
-        "/dev/mtdblock2"
+        match self.phram {
+            PhramMethod::DtAndCmdline => "/dev/mtdblock2",
+            PhramMethod::DtLabel => "/dev/mtdblock1",
+        }
     }
 
     /// The kernel command line (`/chosen/bootargs`).
     pub fn bootargs(&self) -> String {
         let (start, size) = (self.rootfs_addr, self.rootfs_region);
+        let phram = match self.phram {
+            PhramMethod::DtAndCmdline => format!(
+                "phram.phram=phram0,{start:#x},{size:#x},{PHRAM_ERASE} mtdparts=phram0:{size:#x}(rootfs) "
+            ),
+            PhramMethod::DtLabel => String::new(),
+        };
         format!(
-            "console=ttyAMA0,115200 phram.phram=phram0,{start:#x},{size:#x},{PHRAM_ERASE} \
-             mtdparts=phram0:{size:#x}(rootfs) root={} rootfstype=squashfs init=/init",
+            "console=ttyAMA0,115200 {phram}root={} rootfstype=squashfs init=/init",
             self.root_device()
         )
     }
@@ -95,7 +123,7 @@ impl RamBootLayout {
         fdt.add_phram_reservation(&PhramReservation {
             start: self.rootfs_addr,
             size: self.rootfs_region,
-            label: None,
+            label: (self.phram == PhramMethod::DtLabel).then(|| "rootfs".to_owned()),
         })?;
         fdt.set_bootargs(&self.bootargs());
         Ok(fdt.to_bytes())
@@ -116,6 +144,11 @@ mod tests {
             l.bootargs(),
             "console=ttyAMA0,115200 phram.phram=phram0,0x44000000,0xd0000,65536 \
              mtdparts=phram0:0xd0000(rootfs) root=/dev/mtdblock2 rootfstype=squashfs init=/init"
+        );
+        let one = l.with_phram(PhramMethod::DtLabel);
+        assert_eq!(
+            one.bootargs(),
+            "console=ttyAMA0,115200 root=/dev/mtdblock1 rootfstype=squashfs init=/init"
         );
     }
 
@@ -143,6 +176,11 @@ mod tests {
             vec![0, 0x4400_0000, 0, 0xd_0000]
         );
         assert!(node.prop("no-map").is_some());
+        assert!(node.prop("label").is_none());
         assert_eq!(out.bootargs(), Some(l.bootargs().as_str()));
+        let one = l.with_phram(PhramMethod::DtLabel);
+        let out = Fdt::parse(&one.patch_dtb(&fdt.to_bytes()).unwrap()).unwrap();
+        let node = out.node("/reserved-memory/phram-rootfs@44000000").unwrap();
+        assert_eq!(node.prop("label").unwrap().as_str(), Some("rootfs"));
     }
 }

@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use lmx_testbed::ramboot::RamBootLayout;
+use lmx_testbed::ramboot::{PhramMethod, RamBootLayout};
 use lmx_testbed::rootfs::{self, MARKER};
 use lmx_testbed::vm::read_flash;
 use lmx_testbed::{
@@ -136,9 +136,9 @@ fn read_all(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String
     })
 }
 
-#[test]
-fn ram_boot_over_tftp_reaches_userland() {
-    let _one = one_vm();
+/// Builds the artifacts for `method`, boots them with `lmx-testbed-run`
+/// and returns its console output and report, after the common checks.
+fn ram_boot(method: PhramMethod) -> (RamBootLayout, String, String) {
     let arch = Arch::Aarch64;
     require_board(arch);
     let image = kernel(arch).unwrap_or_else(|e| panic!("the RAM boot test needs the kernel: {e}"));
@@ -148,7 +148,7 @@ fn ram_boot_over_tftp_reaches_userland() {
     let serve = dir.path().join("serve");
     std::fs::create_dir(&serve).unwrap();
     let summary = rootfs::build(&bb, &serve.join("rootfs.squashfs")).unwrap();
-    let layout = RamBootLayout::new(arch, summary.bytes);
+    let layout = RamBootLayout::new(arch, summary.bytes).with_phram(method);
     // The same firmware options as the real run (-bios), no console needed.
     let virt = dump_dtb(
         &VmConfig::new(arch, Console::Pty),
@@ -214,9 +214,39 @@ fn ram_boot_over_tftp_reaches_userland() {
         .unwrap_or_else(|| panic!("no {MARKER} line in the console output"));
     assert!(marker_line.contains("aarch64"), "{marker_line}");
     assert!(marker_line.contains(layout.root_device()), "{marker_line}");
+    assert_eq!(err.matches("crc32 ok").count(), 3, "{err}");
+    (layout, out, err)
+}
+
+/// The lines of `/proc/mtd` in the console output.
+fn proc_mtd(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| l.starts_with("mtd") && l.contains(": "))
+        .collect()
+}
+
+#[test]
+fn ram_boot_over_tftp_reaches_userland() {
+    let _one = one_vm();
+    let (_, out, _) = ram_boot(PhramMethod::DtAndCmdline);
+    let mtd = proc_mtd(&out);
+    assert!(mtd[0].contains("\"0.flash\""), "{mtd:?}");
     assert!(
-        out.contains("(rootfs)") || out.contains("\"rootfs\""),
-        "{out}"
+        mtd[2].starts_with("mtd2: 000d0000") || mtd[2].contains("\"rootfs\""),
+        "{mtd:?}"
     );
-    assert!(err.contains("crc32 ok"), "{err}");
+}
+
+#[test]
+fn ram_boot_with_a_single_phram_device() {
+    let _one = one_vm();
+    let (layout, out, _) = ram_boot(PhramMethod::DtLabel);
+    let mtd = proc_mtd(&out);
+    assert_eq!(mtd.len(), 2, "{mtd:?}");
+    assert!(mtd[0].contains("\"0.flash\""), "{mtd:?}");
+    assert_eq!(
+        mtd[1],
+        format!("mtd1: {:08x} 00001000 \"rootfs\"", layout.rootfs_region),
+        "{mtd:?}"
+    );
 }
