@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full test suite: installs what the tests need, then runs formatting
 # and lint checks and every test (unit, in-process servers, real clients,
-# reference-tool oracles). Usage: scripts/test.sh
+# reference-tool oracles, the QEMU virtual board). Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +17,14 @@ cargo fmt --all --check
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+# The QEMU tier: lmx-testbed's tests boot the virtual board (U-Boot, then
+# a kernel from RAM over TFTP in a private network namespace). They need
+# the virtual package set and the cached kernel (about 5 min to build the
+# first time); their VMs run one at a time inside `cargo test`.
+echo "== virtual board: packages and kernel"
+scripts/deps.sh virtual
+testbed/kernel.sh aarch64 >/dev/null
 
 echo "== cargo test"
 cargo test --workspace --no-fail-fast
