@@ -566,10 +566,41 @@ impl FileSource {
 
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
-async fn sleep_until_opt(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
-        None => std::future::pending().await,
+/// A retransmission timer that is re-armed lazily: moving a deadline later
+/// (which happens on every ACK) leaves the armed timer alone, and an early
+/// wake-up just re-arms it. Re-registering a timer per packet costs a
+/// driver wake-up (an eventfd write) on many packets; this costs at most
+/// one wake-up per retransmission interval.
+struct LazyTimer {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    armed: Option<Instant>,
+}
+
+impl LazyTimer {
+    fn new() -> Self {
+        LazyTimer {
+            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            armed: None,
+        }
+    }
+
+    /// Makes sure the timer fires no later than `deadline`.
+    fn arm(&mut self, deadline: Option<Instant>) {
+        if let Some(d) = deadline {
+            if self.armed.is_none_or(|a| d < a) {
+                self.sleep.as_mut().reset(d.into());
+                self.armed = Some(d);
+            }
+        }
+    }
+
+    /// Completes when the armed deadline passes (never when unarmed).
+    async fn fired(&mut self) {
+        if self.armed.is_none() {
+            return std::future::pending().await;
+        }
+        (&mut self.sleep).await;
+        self.armed = None;
     }
 }
 
@@ -622,6 +653,7 @@ async fn serve_read(mut ctx: TransferCtx, mut link: Link, req: Request) -> Trans
     let mut inbuf = Vec::with_capacity(MAX_DATAGRAM);
     let mut chunk = Vec::new();
     let mut eof = false;
+    let mut timer = LazyTimer::new();
     let mut last_progress = Instant::now();
     loop {
         while !eof && m.wants() > 0 {
@@ -654,9 +686,10 @@ async fn serve_read(mut ctx: TransferCtx, mut link: Link, req: Request) -> Trans
                 retransmits: st.retransmits,
             });
         }
+        timer.arm(m.poll_timeout());
         tokio::select! {
             n = link.recv(&mut inbuf, ctx.peer) => m.handle_packet(&inbuf[..n], Instant::now()),
-            _ = sleep_until_opt(m.poll_timeout()) => m.handle_timeout(Instant::now()),
+            _ = timer.fired() => m.handle_timeout(Instant::now()),
             _ = ctx.stop.changed() => m.abort(ErrorCode::NotDefined, "server shutting down"),
         }
     }
@@ -714,6 +747,7 @@ async fn serve_write(mut ctx: TransferCtx, mut link: Link, req: Request) -> Tran
     // Dropping an uncommitted upload deletes its temporary file.
     let mut upload = Some(upload);
     let mut committed = false;
+    let mut timer = LazyTimer::new();
     let mut last_progress = Instant::now();
     let mut write_error: Option<String> = None;
     loop {
@@ -734,6 +768,7 @@ async fn serve_write(mut ctx: TransferCtx, mut link: Link, req: Request) -> Tran
                 retransmits: st.retransmits,
             });
         }
+        timer.arm(m.poll_timeout());
         tokio::select! {
             n = link.recv(&mut inbuf, ctx.peer) => {
                 if let Received::Store(range) = m.handle_packet(&inbuf[..n], Instant::now()) {
@@ -776,7 +811,7 @@ async fn serve_write(mut ctx: TransferCtx, mut link: Link, req: Request) -> Tran
                     }
                 }
             }
-            _ = sleep_until_opt(m.poll_timeout()) => m.handle_timeout(Instant::now()),
+            _ = timer.fired() => m.handle_timeout(Instant::now()),
             _ = ctx.stop.changed() => {
                 if !m.is_complete() {
                     m.abort(ErrorCode::NotDefined, "server shutting down");
