@@ -966,6 +966,27 @@ mod tests {
     }
 
     #[test]
+    fn no_mutation_or_truncation_panics() {
+        let mut t = tiny_tree();
+        t.reserved.push(ReserveEntry {
+            address: 1,
+            size: 2,
+        });
+        let good = t.to_bytes();
+        for cut in 0..good.len() {
+            assert!(Fdt::parse(&good[..cut]).is_err(), "cut at {cut} accepted");
+        }
+        for i in 0..good.len() {
+            for v in [0x00, 0x01, 0x02, 0x03, 0x04, 0x09, 0x7f, 0x80, 0xff] {
+                let mut b = good.clone();
+                b[i] = v;
+                // Any result is fine; a panic is not.
+                let _ = Fdt::parse(&b);
+            }
+        }
+    }
+
+    #[test]
     fn paths_and_unit_addresses() {
         let mut t = Fdt::new();
         t.node_or_insert("/soc/pl061@9030000")

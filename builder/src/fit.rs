@@ -122,10 +122,13 @@ pub enum Error {
     UnknownArch(Arch),
 }
 
-fn addr_cells(v: u64) -> Vec<u8> {
-    match u32::try_from(v) {
-        Ok(v) => v.to_be_bytes().to_vec(),
-        Err(_) => v.to_be_bytes().to_vec(),
+/// An address in one cell, or two when `wide` (the root then says
+/// `#address-cells = <2>`, which is how U-Boot sizes `load`/`entry`).
+fn addr_bytes(v: u64, wide: bool) -> Vec<u8> {
+    if wide {
+        v.to_be_bytes().to_vec()
+    } else {
+        (v as u32).to_be_bytes().to_vec()
     }
 }
 
@@ -150,12 +153,17 @@ impl FitSpec {
             .mkimage_name()
             .ok_or(Error::UnknownArch(self.arch))?;
         let comp = |c: Compression| c.mkimage_name().unwrap_or("none");
+        let wide = [Some(self.kernel.load), Some(self.kernel.entry)]
+            .into_iter()
+            .chain([self.ramdisk.as_ref().and_then(|r| r.load)])
+            .flatten()
+            .any(|a| a > u64::from(u32::MAX));
         let mut t = Fdt::new();
         t.root
             .set_u32("timestamp", self.timestamp)
             .set_str("description", &self.description)
             .set_str("creator", "lmx-builder")
-            .set_u32("#address-cells", 1);
+            .set_u32("#address-cells", if wide { 2 } else { 1 });
         let images = t.root.add_child(Node::new("images"));
 
         let k = &self.kernel;
@@ -166,8 +174,8 @@ impl FitSpec {
             .set_str("arch", arch)
             .set_str("os", "linux")
             .set_str("compression", comp(k.compression))
-            .set_prop("load", addr_cells(k.load))
-            .set_prop("entry", addr_cells(k.entry));
+            .set_prop("load", addr_bytes(k.load, wide))
+            .set_prop("entry", addr_bytes(k.entry, wide));
         kn.add_child(hash_node(self.hash, &k.data));
 
         if let Some(dtb) = &self.fdt {
@@ -189,7 +197,7 @@ impl FitSpec {
                 .set_str("os", "linux")
                 .set_str("compression", "none");
             if let Some(load) = rd.load {
-                n.set_prop("load", addr_cells(load));
+                n.set_prop("load", addr_bytes(load, wide));
             }
             n.add_child(hash_node(self.hash, &rd.data));
         }
@@ -475,6 +483,19 @@ mod tests {
             assert_eq!(fit.images[0].hashes[0].ok, Some(true));
             assert!(fit.failures().is_empty(), "{:?}", fit.failures());
         }
+    }
+
+    #[test]
+    fn addresses_above_4_gib_use_two_cells() {
+        let mut s = spec(HashAlgo::Crc32);
+        s.kernel.load = 0x1_0008_0000;
+        let t = s.to_fdt().unwrap();
+        assert_eq!(t.root.prop("#address-cells").unwrap().as_u32(), Some(2));
+        let fit = Fit::parse(&t.to_bytes()).unwrap();
+        assert_eq!(fit.images[0].load, Some(0x1_0008_0000));
+        assert_eq!(fit.images[0].entry, Some(0x4040_0000));
+        let t = spec(HashAlgo::Crc32).to_fdt().unwrap();
+        assert_eq!(t.root.prop("#address-cells").unwrap().as_u32(), Some(1));
     }
 
     #[test]
