@@ -22,11 +22,12 @@ TEST_PKGS=(
 BENCH_PKGS=(dnsmasq-base atftpd hyperfine time)
 # The virtual board (shared/design/testbed.md, testbed/README.md): U-Boot
 # for QEMU's virt machine, the kernel's sources and cross compiler, the
-# namespace tools. qemu-system-arm and the arm64 busybox are handled by
-# install_virtual below (backports suite, foreign architecture).
+# namespace tools. qemu-system-arm and the busyboxes are handled by
+# install_qemu and install_busybox below (backports suite, foreign
+# architectures).
 VIRTUAL_PKGS=(
-  u-boot-qemu gcc-aarch64-linux-gnu linux-source-6.1 bc flex bison make
-  cpio iproute2 nftables xz-utils
+  u-boot-qemu gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf linux-source-6.1
+  bc flex bison make cpio iproute2 nftables xz-utils
 )
 
 virtual=0
@@ -46,7 +47,9 @@ export DEBIAN_FRONTEND=noninteractive
 updated=0
 apt_update() {
   if [ "$updated" -eq 0 ]; then
-    $SUDO apt-get update -qq
+    # A mirror caught mid-sync fails one index; the rest is still usable.
+    $SUDO apt-get update -qq ||
+      echo "lmx: apt-get update reported errors; continuing with the package lists it has" >&2
     updated=1
   fi
 }
@@ -98,25 +101,27 @@ install_qemu() {
   fi
 }
 
-# busybox-static for arm64, unpacked (never installed as a foreign
-# package) under /var/cache/lmx/busybox-arm64 where lmx-testbed looks.
-BUSYBOX_DIR="${LMX_BUSYBOX_DIR:-/var/cache/lmx/busybox-arm64}"
-install_busybox_arm64() {
-  if [ -x "$BUSYBOX_DIR/bin/busybox" ]; then
+# busybox-static for the boards' userlands (arm64, armhf), unpacked (never
+# installed as a foreign package) under /var/cache/lmx/busybox-ARCH/, where
+# lmx-testbed looks for it.
+install_busybox() {
+  local arch="$1" dir="/var/cache/lmx/busybox-$1"
+  if [ -x "$dir/bin/busybox" ]; then
     return 0
   fi
-  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-    $SUDO dpkg --add-architecture arm64
+  if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
+    $SUDO dpkg --add-architecture "$arch"
     updated=0
   fi
   apt_update
   local tmp
   tmp="$(mktemp -d)"
-  chmod 755 "$tmp"  # apt-get download runs as _apt
-  echo "lmx: unpacking busybox-static:arm64 into $BUSYBOX_DIR" >&2
-  (cd "$tmp" && apt-get download -qq busybox-static:arm64 >/dev/null)
-  $SUDO mkdir -p "$BUSYBOX_DIR"
-  $SUDO dpkg-deb -x "$tmp"/busybox-static_*_arm64.deb "$BUSYBOX_DIR"
+  # apt-get download, run as root, fetches as the _apt user into this dir.
+  [ "$(id -u)" -ne 0 ] || chown _apt "$tmp" 2>/dev/null || true
+  echo "lmx: unpacking busybox-static:$arch into $dir" >&2
+  (cd "$tmp" && apt-get download -qq "busybox-static:$arch" >/dev/null)
+  $SUDO mkdir -p "$dir"
+  $SUDO dpkg-deb -x "$tmp"/busybox-static_*_"$arch".deb "$dir"
   rm -rf "$tmp"
 }
 
@@ -135,5 +140,6 @@ fi
 
 if [ "$virtual" -eq 1 ]; then
   install_qemu
-  install_busybox_arm64
+  install_busybox arm64
+  install_busybox armhf
 fi
