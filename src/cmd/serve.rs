@@ -90,7 +90,7 @@ pub struct ServeArgs {
     pub retries: u32,
 
     /// Seconds without progress after which a transfer is abandoned.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 30)]
     pub give_up_after: u64,
 
     /// Exit after this many transfers have ended (for scripts).

@@ -35,7 +35,10 @@ pub struct TransferConfig {
     /// Retransmissions without progress before giving up is allowed.
     pub max_retries: u32,
     /// Time without progress after which the transfer is abandoned (once
-    /// `max_retries` retransmissions were made).
+    /// `max_retries` retransmissions were made). Generous on purpose:
+    /// clients such as U-Boot and atftp answer a repeated DATA block only
+    /// once, so when that answer is lost too they recover only on their own
+    /// timeout (5 s each, several times).
     pub give_up_after: Duration,
     /// How long a finished write transfer keeps answering a repeated final
     /// DATA with its ACK (RFC 1350 "dallying").
@@ -47,7 +50,7 @@ impl Default for TransferConfig {
         TransferConfig {
             rto: RtoConfig::default(),
             max_retries: 5,
-            give_up_after: Duration::from_secs(10),
+            give_up_after: Duration::from_secs(30),
             dally: Duration::from_secs(1),
         }
     }
@@ -166,6 +169,9 @@ pub struct ReadTransfer {
     rto: Rto,
     deadline: Option<Instant>,
     timeouts: u32,
+    /// Lock-step recovery probe: also send the block after the unconfirmed
+    /// one (see `handle_timeout`).
+    probe: bool,
     last_progress: Instant,
     pending_error: Option<Vec<u8>>,
     stats: TransferStats,
@@ -209,11 +215,21 @@ impl ReadTransfer {
             rto: Rto::new(cfg.rto),
             deadline: None,
             timeouts: 0,
+            probe: false,
             last_progress: now,
             pending_error: None,
             stats: TransferStats::default(),
             error: None,
             now,
+        }
+    }
+
+    /// Blocks that may be in flight now.
+    fn window_now(&self) -> u64 {
+        if self.probe {
+            self.window.max(2)
+        } else {
+            self.window
         }
     }
 
@@ -230,7 +246,7 @@ impl ReadTransfer {
             return 0;
         }
         let buffered_end = self.buf_start + self.buf.len() as u64;
-        let window_end = (self.acked + self.window) * self.blksize as u64;
+        let window_end = (self.acked + self.window.max(2)) * self.blksize as u64;
         if buffered_end >= window_end {
             return 0;
         }
@@ -289,7 +305,7 @@ impl ReadTransfer {
                 false
             }
             Phase::Data => {
-                if self.next > self.acked + self.window {
+                if self.next > self.acked + self.window_now() {
                     return false;
                 }
                 let Some(range) = self.block_range(self.next) else {
@@ -386,6 +402,17 @@ impl ReadTransfer {
                 // Go back to the first unconfirmed block and resend the window.
                 self.next = self.acked + 1;
                 self.deadline = None;
+                // Lock-step clients (U-Boot, atftp) answer a repeated block
+                // with one extra ACK and then ignore further repeats; when
+                // that ACK is lost as well they hold the block we keep
+                // resending and wait for their own timer, which our
+                // repeats may even keep resetting. From the second timeout
+                // on, send the next block too: a client that has the
+                // unconfirmed block accepts it and ACKs, one that lacks it
+                // takes both in order.
+                if self.window == 1 && self.timeouts >= 2 {
+                    self.probe = true;
+                }
             }
             _ => {}
         }
@@ -484,6 +511,7 @@ impl ReadTransfer {
         };
         self.stats.srtt = self.rto.srtt();
         self.timeouts = 0;
+        self.probe = false;
         self.last_progress = self.now;
         // Continue right after b. When b is inside what was sent, the
         // receiver lost what followed it (RFC 7440): resend from there now.

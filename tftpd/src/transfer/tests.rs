@@ -467,3 +467,37 @@ fn write_retransmits_ack_on_timeout_then_gives_up() {
         Some(Err(TransferError::Timeout { block: 1, .. }))
     ));
 }
+
+#[test]
+fn lockstep_probe_after_second_timeout_breaks_the_lost_ack_deadlock() {
+    let t0 = Instant::now();
+    let file = vec![4u8; 512 * 5];
+    let mut t = ReadTransfer::new(&Negotiated::plain(), TransferConfig::default(), t0);
+    let mut pos = 0;
+    feed(&mut t, &file, &mut pos);
+    drain(&mut t);
+    t.handle_packet(&ack(1), t0 + ms(1));
+    assert_eq!(drain(&mut t).len(), 1); // block 2
+                                        // The client's ACK 2 and its one extra ACK are lost.
+    let d = t.poll_timeout().unwrap();
+    t.handle_timeout(d);
+    assert_eq!(
+        drain(&mut t),
+        vec![data(2, &file[512..1024])],
+        "first timeout: block 2 only"
+    );
+    let d = t.poll_timeout().unwrap();
+    t.handle_timeout(d);
+    assert_eq!(
+        drain(&mut t),
+        vec![data(2, &file[512..1024]), data(3, &file[1024..1536])],
+        "second timeout: block 2 and the next one"
+    );
+    // The client had block 2; it takes 3 and ACKs it.
+    t.handle_packet(&ack(3), d + ms(1));
+    assert_eq!(
+        drain(&mut t),
+        vec![data(4, &file[1536..2048])],
+        "back to lock-step"
+    );
+}
