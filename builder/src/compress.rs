@@ -7,12 +7,16 @@
 //! dictionary size) and a 64-bit little-endian uncompressed size, then the
 //! raw LZMA1 stream. The `.xz` container is not accepted there.
 //!
-//! liblzma's `.lzma` encoder writes an unknown size (all `0xff`) and ends
-//! the stream with an end-of-payload marker. Old vendor U-Boots decode
-//! exactly "uncompressed size" bytes and cannot cope with an unknown size,
-//! so [`lzma_compress`] writes the real size into the header. The marker
-//! stays: U-Boot's LZMA SDK decoder and xz ≥ 5.4 accept a stream that has
-//! both, and decoders that stop at the known size never reach it.
+//! The header carries the real uncompressed size and the stream has no
+//! end-of-payload marker: the classic form the LZMA SDK's `lzma` tool
+//! writes. That is the only form every U-Boot decodes. Old vendor
+//! U-Boots decode exactly "uncompressed size" bytes and cannot cope with
+//! an unknown size (all `0xff`, what liblzma's `.lzma` encoder and
+//! `xz --format=lzma` write), and U-Boot 2023.01's `lzmadec` never
+//! returns on a stream that has both a known size and the marker (seen
+//! under QEMU; `tests/uboot_oracle.rs` keeps it checked). liblzma's raw
+//! `LZMA1EXT` encoder gives exactly this form, so [`lzma_compress`] uses
+//! it through `liblzma-sys` and writes the 13-byte header itself.
 
 use std::io::{Read, Write};
 
@@ -49,24 +53,87 @@ pub enum Error {
     },
 }
 
-/// Compresses `data` into a legacy `.lzma` stream with the real
-/// uncompressed size in its header. `preset` is 0–9 as for `xz -0`…`-9`
-/// (6 is the `lzma` tool's default).
+/// Compresses `data` into a legacy `.lzma` stream: 13-byte header with
+/// the real uncompressed size, then a raw LZMA1 stream without an end
+/// marker. `preset` is 0–9 as for `xz -0`…`-9` (6 is the `lzma` tool's
+/// default).
 pub fn lzma_compress(data: &[u8], preset: u32) -> Result<Vec<u8>, Error> {
-    let opts = liblzma::stream::LzmaOptions::new_preset(preset)?;
-    let stream = liblzma::stream::Stream::new_lzma_encoder(&opts)?;
-    let mut enc =
-        liblzma::write::XzEncoder::new_stream(Vec::with_capacity(data.len() / 3 + 64), stream);
-    enc.write_all(data).map_err(|source| Error::Io {
-        what: "LZMA compression",
-        source,
-    })?;
-    let mut out = enc.finish().map_err(|source| Error::Io {
-        what: "LZMA compression",
-        source,
-    })?;
-    out[LZMA_SIZE_OFFSET..LZMA_HEADER_LEN].copy_from_slice(&(data.len() as u64).to_le_bytes());
-    Ok(out)
+    use liblzma::stream::Error as LzErr;
+    use liblzma_sys as sys;
+    // LZMA_FILTER_LZMA1EXT (xz >= 5.4): LZMA1 with control over the
+    // end-of-payload marker. Not exported by liblzma-sys 0.4.
+    const LZMA_FILTER_LZMA1EXT: sys::lzma_vli = 0x4000_0000_0000_0002;
+
+    // SAFETY: lzma_options_lzma is a plain C struct; all-zero is a valid
+    // starting value that lzma_lzma_preset then fills in.
+    let mut opts: sys::lzma_options_lzma = unsafe { std::mem::zeroed() };
+    // SAFETY: `opts` is a valid, exclusively borrowed options struct.
+    if unsafe { sys::lzma_lzma_preset(&mut opts, preset) } != 0 {
+        return Err(Error::Lzma(LzErr::Options));
+    }
+    opts.ext_flags = 0; // no end-of-payload marker
+    let filters = [
+        sys::lzma_filter {
+            id: LZMA_FILTER_LZMA1EXT,
+            options: (&mut opts as *mut sys::lzma_options_lzma).cast(),
+        },
+        sys::lzma_filter {
+            id: u64::MAX, // LZMA_VLI_UNKNOWN terminates the chain
+            options: std::ptr::null_mut(),
+        },
+    ];
+
+    let props = ((opts.pb * 5 + opts.lp) * 9 + opts.lc) as u8;
+    let mut out = Vec::with_capacity(LZMA_HEADER_LEN + data.len() / 2 + 4096);
+    out.push(props);
+    out.extend_from_slice(&opts.dict_size.to_le_bytes());
+    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+
+    // SAFETY: LZMA_STREAM_INIT is all zeroes.
+    let mut strm: sys::lzma_stream = unsafe { std::mem::zeroed() };
+    // SAFETY: `strm` is initialised, `filters` is a terminated chain whose
+    // options outlive the encoder (both live until the end of this function).
+    let ret = unsafe { sys::lzma_raw_encoder(&mut strm, filters.as_ptr()) };
+    if ret != sys::LZMA_OK {
+        return Err(Error::Lzma(lzma_error(ret)));
+    }
+    strm.next_in = data.as_ptr();
+    strm.avail_in = data.len();
+    let result = loop {
+        if out.capacity() == out.len() {
+            out.reserve(out.len() / 2 + 4096);
+        }
+        let spare = out.capacity() - out.len();
+        // SAFETY: next_out points at `spare` writable bytes of `out`'s
+        // allocation, past its initialised length.
+        strm.next_out = unsafe { out.as_mut_ptr().add(out.len()) };
+        strm.avail_out = spare;
+        // SAFETY: the stream was initialised by lzma_raw_encoder and its
+        // input and output pointers are valid as set above.
+        let ret = unsafe { sys::lzma_code(&mut strm, sys::LZMA_FINISH) };
+        let written = spare - strm.avail_out;
+        // SAFETY: liblzma initialised `written` bytes after the old length.
+        unsafe { out.set_len(out.len() + written) };
+        match ret {
+            sys::LZMA_STREAM_END => break Ok(()),
+            sys::LZMA_OK => continue,
+            err => break Err(Error::Lzma(lzma_error(err))),
+        }
+    };
+    // SAFETY: frees the encoder's memory; `strm` is not used afterwards.
+    unsafe { sys::lzma_end(&mut strm) };
+    result.map(|()| out)
+}
+
+fn lzma_error(ret: liblzma_sys::lzma_ret) -> liblzma::stream::Error {
+    use liblzma::stream::Error as E;
+    use liblzma_sys as sys;
+    match ret {
+        sys::LZMA_MEM_ERROR => E::Mem,
+        sys::LZMA_OPTIONS_ERROR => E::Options,
+        sys::LZMA_DATA_ERROR => E::Data,
+        _ => E::Program,
+    }
 }
 
 /// The uncompressed size recorded in a `.lzma` header, `None` when unknown.
@@ -147,6 +214,11 @@ mod tests {
         // lc=3 lp=0 pb=2 → 0x5d, then an 8 MiB dictionary for preset 6.
         assert_eq!(z[..5], [0x5d, 0x00, 0x00, 0x80, 0x00]);
         assert_eq!(lzma_uncompressed_size(&z).unwrap(), Some(400_000));
+        // No end marker: with the size set to "unknown" the stream is
+        // no longer complete for a decoder.
+        let mut unknown = z.clone();
+        unknown[5..13].fill(0xff);
+        assert!(lzma_decompress(&unknown).is_err());
         assert!(z.len() < data.len() / 10);
         assert_eq!(lzma_decompress(&z).unwrap(), data);
     }
