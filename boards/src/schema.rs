@@ -398,6 +398,10 @@ pub struct RamBoot {
     /// Extra kernel command-line arguments for a RAM boot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootargs: Option<String>,
+    /// Device-tree node paths `lmx build` sets `status = "disabled"` on
+    /// for a RAM boot (devices this board's kernel trips over).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dt_disable: Vec<String>,
 }
 
 impl RamBoot {
