@@ -15,6 +15,7 @@
 //! [`HeaderRepr::parse`] and [`HeaderRepr::emit`] as a pair.
 
 use std::fmt;
+use std::path::Path;
 
 /// The magic number that opens every legacy image (`IH_MAGIC`).
 pub const MAGIC: u32 = 0x2705_1956;
@@ -599,6 +600,102 @@ impl UImageSpec {
     }
 }
 
+impl UImageSpec {
+    /// Builds the image from the file `input` into `output`, streaming:
+    /// the payload is copied in chunks (its CRC computed on the way) after
+    /// a placeholder header, which is filled in at the end. The output is
+    /// a temporary file next to `output`, renamed into place when complete.
+    /// Returns the header written.
+    pub fn write_file(&self, input: &Path, output: &Path) -> Result<HeaderRepr, FileError> {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        check_name(&self.name).map_err(FileError::Image)?;
+        let in_err = |source| FileError::Read {
+            path: input.to_owned(),
+            source,
+        };
+        let out_err = |source| FileError::Write {
+            path: output.to_owned(),
+            source,
+        };
+        let mut src = std::fs::File::open(input).map_err(in_err)?;
+        let dir = output
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".lmx-uimage-")
+            .tempfile_in(dir)
+            .map_err(out_err)?;
+        let f = tmp.as_file_mut();
+        f.write_all(&[0; HEADER_LEN]).map_err(out_err)?;
+        let mut crc = crc32fast::Hasher::new();
+        let mut size: u64 = 0;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(in_err(e)),
+            };
+            crc.update(&buf[..n]);
+            f.write_all(&buf[..n]).map_err(out_err)?;
+            size += n as u64;
+        }
+        let data_size = u32::try_from(size)
+            .map_err(|_| FileError::Image(Error::DataTooLarge { len: size as usize }))?;
+        let repr = HeaderRepr {
+            name: self.name.clone(),
+            timestamp: self.timestamp,
+            data_size,
+            load_addr: self.load_addr,
+            entry_point: self.entry_point,
+            data_crc: crc.finalize(),
+            os: self.os,
+            arch: self.arch,
+            image_type: self.image_type,
+            compression: self.compression,
+        };
+        let mut header = [0u8; HEADER_LEN];
+        repr.emit(&mut Header::new_unchecked(&mut header[..]))
+            .map_err(FileError::Image)?;
+        f.seek(SeekFrom::Start(0)).map_err(out_err)?;
+        f.write_all(&header).map_err(out_err)?;
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(out_err)?;
+        f.sync_all().map_err(out_err)?;
+        tmp.persist(output).map_err(|e| out_err(e.error))?;
+        Ok(repr)
+    }
+}
+
+/// Errors from [`UImageSpec::write_file`], naming the file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The payload could not be read.
+    #[error("cannot read {path}: {source}", path = path.display())]
+    Read {
+        /// The input path.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The image could not be written.
+    #[error("cannot write {path}: {source}", path = path.display())]
+    Write {
+        /// The output path.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The header could not be built (name too long, payload too large).
+    #[error(transparent)]
+    Image(Error),
+}
+
 /// A script image of `text`, laid out as `mkimage -T script` does.
 pub fn script_image(spec: &UImageSpec, text: &[u8]) -> Result<Vec<u8>, Error> {
     spec.build(&multi_payload(&[text]))
@@ -842,6 +939,36 @@ mod tests {
         let spec = UImageSpec::script(&"x".repeat(32), Arch::Arm);
         let img = spec.build(b"").unwrap();
         assert_eq!(UImage::parse(&img).unwrap().header.name, "x".repeat(32));
+    }
+
+    #[test]
+    fn write_file_streams_the_same_bytes_as_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("Image");
+        let data: Vec<u8> = (0..3_000_001u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&input, &data).unwrap();
+        let mut spec = UImageSpec::kernel(
+            "k",
+            Arch::Arm64,
+            Compression::None,
+            0x4040_0000,
+            0x4040_0000,
+        );
+        spec.timestamp = 1_700_000_000;
+        let out = dir.path().join("uImage");
+        let repr = spec.write_file(&input, &out).unwrap();
+        assert_eq!(repr.data_size, 3_000_001);
+        assert_eq!(std::fs::read(&out).unwrap(), spec.build(&data).unwrap());
+        let err = spec
+            .write_file(&dir.path().join("missing"), &out)
+            .unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+        spec.name = "n".repeat(40);
+        assert!(matches!(
+            spec.write_file(&input, &dir.path().join("x")),
+            Err(FileError::Image(Error::NameTooLong { len: 40, .. }))
+        ));
+        assert!(!dir.path().join("x").exists());
     }
 
     #[test]
