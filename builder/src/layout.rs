@@ -62,6 +62,8 @@ pub const ASSUMED_UBOOT_TOP: u64 = 16 << 20;
 pub const ARM_TEXT_OFFSET: u64 = 0x8000;
 /// Room for a relocated zImage's stack, heap and page tables.
 pub const ZIMAGE_SLACK: u64 = 1 << 20;
+/// Size of the boot script region (scripts are a few hundred bytes).
+pub const SCRIPT_SIZE: u64 = 0x1_0000;
 
 /// What a region of the map holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -80,6 +82,8 @@ pub enum RegionKind {
     KernelStaging,
     /// U-Boot's own memory (known or assumed).
     UBoot,
+    /// The boot script uImage (`tftpboot ADDR boot.scr.uimg; source ADDR`).
+    Script,
 }
 
 impl RegionKind {
@@ -92,6 +96,7 @@ impl RegionKind {
             RegionKind::Kernel => "kernel",
             RegionKind::KernelStaging => "kernel (staged)",
             RegionKind::UBoot => "u-boot",
+            RegionKind::Script => "boot script",
         }
     }
 }
@@ -223,6 +228,9 @@ pub struct RamLayout {
     pub regions: Vec<Placed>,
     /// The phram erase size used to round the rootfs region.
     pub phram_erase: u64,
+    /// Physical address the kernel file is loaded to (the board's load
+    /// address for `booti`/`bootz`, the staging area for `bootm`).
+    pub kernel_image: u64,
 }
 
 /// Why no layout could be made.
@@ -504,9 +512,11 @@ impl RamLayout {
             "size estimated"
         };
         let mut staged_kernel = None;
+        let mut kernel_image = 0;
         match req.kernel.run {
             KernelRun::InPlace { size } => {
                 let at = load_phys("booti runs the image in place")?;
+                kernel_image = at;
                 let size = align_up(size.max(req.kernel.file_size), DTB_ALIGN);
                 p.fixed(
                     RegionKind::Kernel,
@@ -518,6 +528,7 @@ impl RamLayout {
             }
             KernelRun::Zimage { decompressed } => {
                 let at = load_phys("bootz")?;
+                kernel_image = at;
                 let dest = (at & 0xf800_0000) + ARM_TEXT_OFFSET;
                 let file = req.kernel.file_size;
                 let decomp_end = dest.saturating_add(decompressed);
@@ -655,6 +666,24 @@ impl RamLayout {
             ];
             stage(&mut p, RegionKind::RootfsStaging, bytes, &floors)?;
         }
+        if let Some(s) = p
+            .regions
+            .iter()
+            .find(|r| r.kind == RegionKind::KernelStaging)
+        {
+            kernel_image = s.phys;
+        }
+        let all = top_of(
+            &p,
+            &[
+                RegionKind::Rootfs,
+                RegionKind::Dtb,
+                RegionKind::Kernel,
+                RegionKind::KernelStaging,
+                RegionKind::RootfsStaging,
+            ],
+        );
+        stage(&mut p, RegionKind::Script, SCRIPT_SIZE, &[all, ram.base])?;
 
         // Every region that U-Boot loads to must have a U-Boot address.
         for r in &p.regions {
@@ -673,6 +702,7 @@ impl RamLayout {
             ram,
             regions: p.regions,
             phram_erase: erase,
+            kernel_image,
         };
         layout.regions.sort_by_key(|r| (r.phys, r.kind as u8));
         layout.check()?;

@@ -17,10 +17,14 @@
 //! and the boot plan build on these pieces.
 #![warn(missing_docs)]
 
+pub mod bootargs;
 pub mod compress;
 pub mod dtedit;
 pub mod fdt;
 pub mod fit;
+pub mod kernel;
+pub mod layout;
+pub mod plan;
 pub mod squashfs;
 pub mod uimage;
 

@@ -1,0 +1,729 @@
+//! The kernel as the board boots it: recognise what the user gave
+//! (`vmlinux` ELF, arm64 `Image`, ARM `zImage`, a uImage, a FIT, or a raw
+//! binary), turn it into the board's format, and say how much RAM it will
+//! span once started.
+//!
+//! This exists so that `lmx build` needs no `objcopy`, `lzma` or `mkimage`:
+//! a MIPS `vmlinux` becomes its loadable bytes (the `PT_LOAD` segments laid
+//! out by address, as `objcopy -O binary` does) with the entry point from
+//! the ELF header, is compressed and wrapped as a legacy uImage, with the
+//! DTB appended first for U-Boots that cannot pass one. The run-size facts
+//! it returns feed the [RAM layout planner](crate::layout). Everything here
+//! is a pure function of bytes and the board.
+
+use lmx_boards::{Arch as BoardArch, Board, Endian, KernelFormat};
+use object::{Object, ObjectSegment};
+
+use crate::compress;
+use crate::fit::{Fit, FitKernel, FitSpec, HashAlgo};
+use crate::layout::{KernelFacts, KernelRun};
+use crate::uimage::{self, Arch, Compression, UImage, UImageSpec};
+
+/// The magic of an arm64 `Image` (`ARM\x64` at offset 0x38).
+const ARM64_MAGIC: &[u8; 4] = b"ARM\x64";
+/// The magic word of an ARM zImage at offset 0x24.
+const ZIMAGE_MAGIC: u32 = 0x016f_2818;
+/// LZMA preset used for kernels (the `lzma` tool's default).
+pub const LZMA_PRESET: u32 = 6;
+
+/// What kind of kernel file the user gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelKind {
+    /// An ELF `vmlinux`.
+    Elf,
+    /// A U-Boot legacy image.
+    UImage,
+    /// A FIT image.
+    Fit,
+    /// An arm64 `Image` (booti).
+    Arm64Image,
+    /// An ARM `zImage` (bootz).
+    Zimage,
+    /// Anything else: taken as raw kernel bytes (`vmlinux.bin`).
+    Raw,
+}
+
+impl KernelKind {
+    /// Tells the kinds apart by their magic numbers.
+    pub fn detect(bytes: &[u8]) -> KernelKind {
+        if bytes.starts_with(b"\x7fELF") {
+            KernelKind::Elf
+        } else if bytes.len() >= 4
+            && u32::from_be_bytes(bytes[..4].try_into().unwrap()) == uimage::MAGIC
+        {
+            KernelKind::UImage
+        } else if crate::fit::is_fit(bytes) {
+            KernelKind::Fit
+        } else if bytes.get(0x38..0x3c) == Some(ARM64_MAGIC) {
+            KernelKind::Arm64Image
+        } else if bytes
+            .get(0x24..0x28)
+            .is_some_and(|b| u32::from_le_bytes(b.try_into().unwrap()) == ZIMAGE_MAGIC)
+        {
+            KernelKind::Zimage
+        } else {
+            KernelKind::Raw
+        }
+    }
+
+    /// A name for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KernelKind::Elf => "ELF vmlinux",
+            KernelKind::UImage => "uImage",
+            KernelKind::Fit => "FIT",
+            KernelKind::Arm64Image => "arm64 Image",
+            KernelKind::Zimage => "ARM zImage",
+            KernelKind::Raw => "raw binary",
+        }
+    }
+}
+
+/// Errors from reading or converting the kernel.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// The ELF file could not be read.
+    #[error("kernel {input}: not a usable ELF file: {what}")]
+    Elf {
+        /// The input name.
+        input: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// The kernel is for another CPU or byte order than the board.
+    #[error("kernel {input}: {what}, but board {board} is {arch} {endian}")]
+    WrongTarget {
+        /// The input name.
+        input: String,
+        /// What the kernel is.
+        what: String,
+        /// Board name.
+        board: String,
+        /// Board architecture.
+        arch: &'static str,
+        /// Board byte order.
+        endian: &'static str,
+    },
+    /// The kernel cannot be turned into the board's format.
+    #[error("kernel {input}: a {kind} cannot be booted as {format} on board {board}: {help}")]
+    WrongKind {
+        /// The input name.
+        input: String,
+        /// What was given.
+        kind: &'static str,
+        /// The board's format.
+        format: &'static str,
+        /// Board name.
+        board: String,
+        /// What to do instead.
+        help: String,
+    },
+    /// No load address known.
+    #[error("kernel {input}: no load/entry address: the board has no kernel.load and the image carries none")]
+    NoLoad {
+        /// The input name.
+        input: String,
+    },
+    /// A uImage given as the kernel is corrupt.
+    #[error("kernel {input}: {source}")]
+    UImage {
+        /// The input name.
+        input: String,
+        /// What failed.
+        #[source]
+        source: uimage::Error,
+    },
+    /// A FIT given as the kernel is corrupt, or building one failed.
+    #[error("kernel {input}: {source}")]
+    Fit {
+        /// The input name.
+        input: String,
+        /// What failed.
+        #[source]
+        source: crate::fit::Error,
+    },
+    /// Compression failed.
+    #[error("kernel {input}: {source}")]
+    Compress {
+        /// The input name.
+        input: String,
+        /// What failed.
+        #[source]
+        source: compress::Error,
+    },
+}
+
+/// The loadable bytes of an ELF `vmlinux`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElfBinary {
+    /// Lowest `PT_LOAD` virtual address (the uImage load address).
+    pub load: u64,
+    /// Entry point from the ELF header.
+    pub entry: u64,
+    /// The segments' file bytes laid out from `load`, gaps zero-filled
+    /// (what `objcopy -O binary` writes).
+    pub data: Vec<u8>,
+    /// Bytes from `load` to the end of the last segment in memory (the
+    /// BSS included): what the kernel spans once started.
+    pub mem_size: u64,
+    /// Big-endian ELF.
+    pub big_endian: bool,
+    /// `e_machine` as a name (`mips`, `arm`, `aarch64`, ...).
+    pub machine: String,
+}
+
+/// 64-bit MIPS kernels link 32-bit KSEG0 addresses sign-extended.
+fn narrow(a: u64) -> u64 {
+    if a >> 32 == 0xffff_ffff {
+        a & 0xffff_ffff
+    } else {
+        a
+    }
+}
+
+/// Reads the `PT_LOAD` segments of an ELF file (32/64-bit, either byte
+/// order) into one binary, as `objcopy -O binary` does.
+pub fn elf_to_binary(input: &str, bytes: &[u8]) -> Result<ElfBinary, KernelError> {
+    let bad = |what: String| KernelError::Elf {
+        input: input.to_string(),
+        what,
+    };
+    let file = object::File::parse(bytes).map_err(|e| bad(e.to_string()))?;
+    let mut segs = Vec::new();
+    for s in file.segments() {
+        let data = s.data().map_err(|e| bad(format!("segment data: {e}")))?;
+        segs.push((narrow(s.address()), s.size(), data));
+    }
+    segs.retain(|(_, memsz, _)| *memsz > 0);
+    if segs.is_empty() {
+        return Err(bad("no PT_LOAD segments".into()));
+    }
+    let load = segs.iter().map(|s| s.0).min().expect("not empty");
+    let file_end = segs
+        .iter()
+        .filter(|s| !s.2.is_empty())
+        .map(|s| s.0 + s.2.len() as u64)
+        .max()
+        .unwrap_or(load);
+    let mem_end = segs.iter().map(|s| s.0 + s.1).max().expect("not empty");
+    let len = file_end - load;
+    if len > 1 << 30 {
+        return Err(bad(format!(
+            "segments span {len:#x} bytes from {load:#x}; not a kernel"
+        )));
+    }
+    let mut data = vec![0u8; len as usize];
+    for (addr, _, d) in &segs {
+        let off = (addr - load) as usize;
+        data[off..off + d.len()].copy_from_slice(d);
+    }
+    let machine = match file.architecture() {
+        object::Architecture::Mips | object::Architecture::Mips64 => "mips",
+        object::Architecture::Arm => "arm",
+        object::Architecture::Aarch64 => "aarch64",
+        other => return Err(bad(format!("unsupported machine {other:?}"))),
+    };
+    Ok(ElfBinary {
+        load,
+        entry: narrow(file.entry()),
+        data,
+        mem_size: mem_end - load,
+        big_endian: !file.is_little_endian(),
+        machine: machine.to_string(),
+    })
+}
+
+/// The `image_size` field of an arm64 `Image` header (the BSS included);
+/// `None` when the header says 0 (kernels before 3.17) or is not there.
+pub fn arm64_image_size(bytes: &[u8]) -> Option<u64> {
+    if bytes.get(0x38..0x3c) != Some(ARM64_MAGIC) {
+        return None;
+    }
+    let n = u64::from_le_bytes(bytes[16..24].try_into().ok()?);
+    (n != 0).then_some(n)
+}
+
+/// Uncompressed size of a uImage payload, from the `.lzma` header, the
+/// gzip trailer (`ISIZE`) or the payload itself.
+pub fn unpacked_size(payload: &[u8], comp: Compression) -> Option<u64> {
+    match comp {
+        Compression::None => Some(payload.len() as u64),
+        Compression::Lzma => compress::lzma_uncompressed_size(payload).ok().flatten(),
+        Compression::Gzip if payload.len() >= 18 => {
+            let t = &payload[payload.len() - 4..];
+            Some(u32::from_le_bytes(t.try_into().ok()?) as u64)
+        }
+        _ => None,
+    }
+}
+
+/// The uImage architecture code for a board.
+pub fn uimage_arch(board: &Board) -> Arch {
+    match board.cpu.arch {
+        BoardArch::Mips => Arch::Mips,
+        BoardArch::Armv7l => Arch::Arm,
+        BoardArch::Aarch64 => Arch::Arm64,
+    }
+}
+
+/// The kernel ready for the board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelArtifact {
+    /// File name in the artifact directory (`Image`, `zImage`, `uImage`, `kernel.itb`).
+    pub file_name: &'static str,
+    /// The bytes U-Boot loads.
+    pub bytes: Vec<u8>,
+    /// What the layout planner needs.
+    pub facts: KernelFacts,
+    /// The DTB travels inside the kernel file (appended or FIT).
+    pub dtb_inside: bool,
+    /// Decisions worth telling the user.
+    pub notes: Vec<String>,
+}
+
+/// Inputs of [`build_kernel`].
+#[derive(Debug, Clone, Copy)]
+pub struct KernelInput<'a> {
+    /// Name of the input for messages (its path).
+    pub input: &'a str,
+    /// The kernel file.
+    pub bytes: &'a [u8],
+    /// The device tree, already patched for this boot; needed for
+    /// appended-DTB and FIT kernels.
+    pub dtb: Option<&'a [u8]>,
+    /// uImage / FIT name (at most 32 bytes for a uImage).
+    pub name: &'a str,
+    /// Timestamp for image headers.
+    pub timestamp: u32,
+}
+
+fn board_load(board: &Board, input: &str) -> Result<(u64, u64), KernelError> {
+    match (board.kernel.load, board.kernel.entry) {
+        (Some(l), Some(e)) => Ok((l, e)),
+        (Some(l), None) => Ok((l, l)),
+        _ => Err(KernelError::NoLoad {
+            input: input.to_string(),
+        }),
+    }
+}
+
+fn check_elf(board: &Board, input: &str, elf: &ElfBinary) -> Result<(), KernelError> {
+    let want = match board.cpu.arch {
+        BoardArch::Mips => "mips",
+        BoardArch::Armv7l => "arm",
+        BoardArch::Aarch64 => "aarch64",
+    };
+    let board_big = board.cpu.endian == Endian::Big;
+    if elf.machine != want || elf.big_endian != board_big {
+        return Err(KernelError::WrongTarget {
+            input: input.to_string(),
+            what: format!(
+                "the ELF is {} {}-endian",
+                elf.machine,
+                if elf.big_endian { "big" } else { "little" }
+            ),
+            board: board.name.clone(),
+            arch: board.cpu.arch.as_str(),
+            endian: if board_big {
+                "big-endian"
+            } else {
+                "little-endian"
+            },
+        });
+    }
+    Ok(())
+}
+
+/// Estimated span of a kernel whose BSS size is unknown.
+fn estimate(unpacked: u64) -> u64 {
+    unpacked + unpacked / 4 + (1 << 20)
+}
+
+/// Turns the user's kernel into what the board boots (see the module docs).
+pub fn build_kernel(board: &Board, k: &KernelInput) -> Result<KernelArtifact, KernelError> {
+    let kind = KernelKind::detect(k.bytes);
+    let format = board.kernel.format;
+    let wrong = |help: &str| KernelError::WrongKind {
+        input: k.input.to_string(),
+        kind: kind.as_str(),
+        format: format.as_str(),
+        board: board.name.clone(),
+        help: help.to_string(),
+    };
+    let file_size = k.bytes.len() as u64;
+    let mut notes = Vec::new();
+    match format {
+        KernelFormat::Image => {
+            if kind != KernelKind::Arm64Image {
+                return Err(wrong("give the arm64 `Image` (arch/arm64/boot/Image)"));
+            }
+            let (size, known) = match arm64_image_size(k.bytes) {
+                Some(n) => (n, true),
+                None => (file_size * 2, false),
+            };
+            Ok(KernelArtifact {
+                file_name: "Image",
+                bytes: k.bytes.to_vec(),
+                facts: KernelFacts {
+                    file_size,
+                    run: KernelRun::InPlace { size },
+                    size_known: known,
+                },
+                dtb_inside: false,
+                notes,
+            })
+        }
+        KernelFormat::Zimage => {
+            if kind != KernelKind::Zimage {
+                return Err(wrong("give the ARM `zImage` (arch/arm/boot/zImage)"));
+            }
+            notes.push("zImage: decompressed size assumed at most 4x the file".into());
+            Ok(KernelArtifact {
+                file_name: "zImage",
+                bytes: k.bytes.to_vec(),
+                facts: KernelFacts {
+                    file_size,
+                    run: KernelRun::Zimage {
+                        decompressed: file_size * 4,
+                    },
+                    size_known: false,
+                },
+                dtb_inside: false,
+                notes,
+            })
+        }
+        KernelFormat::UimageLzma | KernelFormat::UimageGzip | KernelFormat::Uimage => {
+            let comp = match format {
+                KernelFormat::UimageLzma => Compression::Lzma,
+                KernelFormat::UimageGzip => Compression::Gzip,
+                _ => Compression::None,
+            };
+            if kind == KernelKind::UImage {
+                return reuse_uimage(board, k, comp, notes);
+            }
+            let (mut raw, load, entry, span, known) = match kind {
+                KernelKind::Elf => {
+                    let elf = elf_to_binary(k.input, k.bytes)?;
+                    check_elf(board, k.input, &elf)?;
+                    if let Some(l) = board.kernel.load {
+                        if l != elf.load {
+                            notes.push(format!(
+                                "vmlinux is linked at {:#x}; the board says kernel.load {:#x}: using the ELF's",
+                                elf.load, l
+                            ));
+                        }
+                    }
+                    let span = elf.mem_size;
+                    (elf.data, elf.load, elf.entry, span, true)
+                }
+                KernelKind::Raw => {
+                    let (l, e) = board_load(board, k.input)?;
+                    notes.push(format!(
+                        "raw kernel: load {l:#x} and entry {e:#x} from the board; BSS size estimated"
+                    ));
+                    (k.bytes.to_vec(), l, e, estimate(file_size), false)
+                }
+                _ => {
+                    return Err(wrong(
+                        "give the `vmlinux` ELF, its raw binary, or a ready uImage",
+                    ))
+                }
+            };
+            let mut span = span;
+            let dtb_inside = board.kernel.append_dtb;
+            if dtb_inside {
+                let dtb = k.dtb.ok_or_else(|| {
+                    wrong("the board needs the DTB appended to the kernel: give --dtb")
+                })?;
+                raw.extend_from_slice(dtb);
+                span = span.max(raw.len() as u64);
+            }
+            let payload = compress_as(k.input, &raw, comp)?;
+            let spec = UImageSpec {
+                timestamp: k.timestamp,
+                ..UImageSpec::kernel(k.name, uimage_arch(board), comp, load as u32, entry as u32)
+            };
+            let bytes = spec.build(&payload).map_err(|source| KernelError::UImage {
+                input: format!("{} (uImage name {:?})", k.input, k.name),
+                source,
+            })?;
+            Ok(KernelArtifact {
+                file_name: "uImage",
+                facts: KernelFacts {
+                    file_size: bytes.len() as u64,
+                    run: KernelRun::Unpacked { load, size: span },
+                    size_known: known,
+                },
+                bytes,
+                dtb_inside,
+                notes,
+            })
+        }
+        KernelFormat::Fit => build_fit(board, k, kind, notes),
+    }
+}
+
+fn compress_as(input: &str, raw: &[u8], comp: Compression) -> Result<Vec<u8>, KernelError> {
+    let err = |source| KernelError::Compress {
+        input: input.to_string(),
+        source,
+    };
+    match comp {
+        Compression::Lzma => compress::lzma_compress(raw, LZMA_PRESET).map_err(err),
+        Compression::Gzip => compress::gzip_compress(raw).map_err(err),
+        _ => Ok(raw.to_vec()),
+    }
+}
+
+fn reuse_uimage(
+    board: &Board,
+    k: &KernelInput,
+    comp: Compression,
+    mut notes: Vec<String>,
+) -> Result<KernelArtifact, KernelError> {
+    let img = UImage::parse(k.bytes).map_err(|source| KernelError::UImage {
+        input: k.input.to_string(),
+        source,
+    })?;
+    let h = &img.header;
+    if h.arch != uimage_arch(board) {
+        return Err(KernelError::WrongTarget {
+            input: k.input.to_string(),
+            what: format!("the uImage is for {}", h.arch),
+            board: board.name.clone(),
+            arch: board.cpu.arch.as_str(),
+            endian: match board.cpu.endian {
+                Endian::Big => "big-endian",
+                Endian::Little => "little-endian",
+            },
+        });
+    }
+    if h.compression != comp {
+        let also = board.kernel.also_boots.iter().any(|f| {
+            matches!(
+                (f, h.compression),
+                (KernelFormat::UimageLzma, Compression::Lzma)
+                    | (KernelFormat::UimageGzip, Compression::Gzip)
+                    | (KernelFormat::Uimage, Compression::None)
+            )
+        });
+        if !also {
+            return Err(KernelError::WrongKind {
+                input: k.input.to_string(),
+                kind: "uImage",
+                format: board.kernel.format.as_str(),
+                board: board.name.clone(),
+                help: format!(
+                    "it is {}, which this board's U-Boot is not known to unpack; give the vmlinux and lmx compresses it",
+                    h.compression
+                ),
+            });
+        }
+    }
+    if board.kernel.append_dtb {
+        notes.push("ready uImage used as is: the DTB is assumed to be appended already".into());
+    }
+    let unpacked =
+        unpacked_size(img.payload, h.compression).unwrap_or(img.payload.len() as u64 * 4);
+    Ok(KernelArtifact {
+        file_name: "uImage",
+        bytes: k.bytes.to_vec(),
+        facts: KernelFacts {
+            file_size: k.bytes.len() as u64,
+            run: KernelRun::Unpacked {
+                load: h.load_addr as u64,
+                size: estimate(unpacked),
+            },
+            size_known: false,
+        },
+        dtb_inside: board.kernel.append_dtb,
+        notes,
+    })
+}
+
+fn build_fit(
+    board: &Board,
+    k: &KernelInput,
+    kind: KernelKind,
+    mut notes: Vec<String>,
+) -> Result<KernelArtifact, KernelError> {
+    let fit_err = |source| KernelError::Fit {
+        input: k.input.to_string(),
+        source,
+    };
+    if kind == KernelKind::Fit {
+        let fit = Fit::parse(k.bytes).map_err(fit_err)?;
+        fit.verify().map_err(|what| KernelError::Elf {
+            input: k.input.to_string(),
+            what: format!("FIT hash check failed: {what}"),
+        })?;
+        let kimg = fit
+            .images
+            .iter()
+            .find(|i| i.kind.as_deref() == Some("kernel"))
+            .ok_or_else(|| KernelError::NoLoad {
+                input: k.input.to_string(),
+            })?;
+        let load = kimg.load.ok_or_else(|| KernelError::NoLoad {
+            input: k.input.to_string(),
+        })?;
+        notes.push(
+            "ready FIT used as is: its DTB is not patched (bootargs come from the environment)"
+                .into(),
+        );
+        return Ok(KernelArtifact {
+            file_name: "kernel.itb",
+            bytes: k.bytes.to_vec(),
+            facts: KernelFacts {
+                file_size: k.bytes.len() as u64,
+                run: KernelRun::Unpacked {
+                    load,
+                    size: estimate(kimg.data_size as u64 * 4),
+                },
+                size_known: false,
+            },
+            dtb_inside: fit
+                .images
+                .iter()
+                .any(|i| i.kind.as_deref() == Some("flat_dt")),
+            notes,
+        });
+    }
+    let (data, compression, load, entry, span, known) = match kind {
+        KernelKind::Elf => {
+            let elf = elf_to_binary(k.input, k.bytes)?;
+            check_elf(board, k.input, &elf)?;
+            let span = elf.mem_size;
+            let z = compress_as(k.input, &elf.data, Compression::Lzma)?;
+            (z, Compression::Lzma, elf.load, elf.entry, span, true)
+        }
+        KernelKind::Arm64Image | KernelKind::Zimage | KernelKind::Raw => {
+            let (l, e) = board_load(board, k.input)?;
+            let (span, known) = match arm64_image_size(k.bytes) {
+                Some(n) => (n.max(k.bytes.len() as u64), true),
+                None if kind == KernelKind::Zimage => (k.bytes.len() as u64 * 4, false),
+                None => (estimate(k.bytes.len() as u64), false),
+            };
+            (k.bytes.to_vec(), Compression::None, l, e, span, known)
+        }
+        KernelKind::UImage | KernelKind::Fit => {
+            return Err(KernelError::WrongKind {
+                input: k.input.to_string(),
+                kind: kind.as_str(),
+                format: "fit",
+                board: board.name.clone(),
+                help: "give the raw kernel (Image, zImage or vmlinux) and lmx builds the FIT"
+                    .into(),
+            })
+        }
+    };
+    let spec = FitSpec {
+        description: k.name.to_string(),
+        arch: uimage_arch(board),
+        timestamp: k.timestamp,
+        hash: HashAlgo::Crc32,
+        kernel: FitKernel {
+            data,
+            compression,
+            load,
+            entry,
+        },
+        fdt: k.dtb.map(<[u8]>::to_vec),
+        ramdisk: None,
+    };
+    let bytes = spec.build().map_err(fit_err)?;
+    Ok(KernelArtifact {
+        file_name: "kernel.itb",
+        facts: KernelFacts {
+            file_size: bytes.len() as u64,
+            run: KernelRun::Unpacked { load, size: span },
+            size_known: known,
+        },
+        bytes,
+        dtb_inside: k.dtb.is_some(),
+        notes,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A minimal ELF32 big-endian MIPS executable with two PT_LOAD
+    /// segments (text at `load`, data after a gap) and a BSS tail.
+    pub(crate) fn tiny_mips_elf(load: u32, entry: u32) -> Vec<u8> {
+        let mut f = vec![0u8; 0x100];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 1; // ELFCLASS32
+        f[5] = 2; // big-endian
+        f[6] = 1;
+        let be16 =
+            |f: &mut Vec<u8>, o: usize, v: u16| f[o..o + 2].copy_from_slice(&v.to_be_bytes());
+        let be32 =
+            |f: &mut Vec<u8>, o: usize, v: u32| f[o..o + 4].copy_from_slice(&v.to_be_bytes());
+        be16(&mut f, 16, 2); // ET_EXEC
+        be16(&mut f, 18, 8); // EM_MIPS
+        be32(&mut f, 20, 1);
+        be32(&mut f, 24, entry);
+        be32(&mut f, 28, 52); // phoff
+        be16(&mut f, 40, 52); // ehsize
+        be16(&mut f, 42, 32); // phentsize
+        be16(&mut f, 44, 2); // phnum
+                             // PT_LOAD 1: 16 bytes at file 0x80 -> load
+        let ph = |f: &mut Vec<u8>, o: usize, off: u32, va: u32, fsz: u32, msz: u32| {
+            be32(f, o, 1);
+            be32(f, o + 4, off);
+            be32(f, o + 8, va);
+            be32(f, o + 12, va);
+            be32(f, o + 16, fsz);
+            be32(f, o + 20, msz);
+            be32(f, o + 24, 7);
+            be32(f, o + 28, 16);
+        };
+        ph(&mut f, 52, 0x80, load, 16, 16);
+        ph(&mut f, 84, 0x90, load + 0x20, 8, 0x100);
+        for (i, b) in f[0x80..0x98].iter_mut().enumerate() {
+            *b = 0xa0 + i as u8;
+        }
+        f
+    }
+
+    #[test]
+    fn elf_segments_are_laid_out_by_address() {
+        let elf = elf_to_binary("vmlinux", &tiny_mips_elf(0x8010_0000, 0x8010_0004)).unwrap();
+        assert_eq!(elf.load, 0x8010_0000);
+        assert_eq!(elf.entry, 0x8010_0004);
+        assert!(elf.big_endian);
+        assert_eq!(elf.machine, "mips");
+        assert_eq!(elf.data.len(), 0x28);
+        assert_eq!(&elf.data[..2], &[0xa0, 0xa1]);
+        assert_eq!(&elf.data[0x10..0x20], &[0; 16]);
+        assert_eq!(elf.data[0x20], 0xb0);
+        assert_eq!(elf.mem_size, 0x120);
+    }
+
+    #[test]
+    fn truncated_elf_is_refused_by_name() {
+        let e = elf_to_binary(
+            "build/vmlinux",
+            &tiny_mips_elf(0x8010_0000, 0x8010_0000)[..40],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("build/vmlinux"), "{e}");
+    }
+
+    #[test]
+    fn detects_kinds() {
+        assert_eq!(KernelKind::detect(&tiny_mips_elf(0, 0)), KernelKind::Elf);
+        let mut img = vec![0u8; 64];
+        img[0x38..0x3c].copy_from_slice(ARM64_MAGIC);
+        img[16..24].copy_from_slice(&0x12_3000u64.to_le_bytes());
+        assert_eq!(KernelKind::detect(&img), KernelKind::Arm64Image);
+        assert_eq!(arm64_image_size(&img), Some(0x12_3000));
+        let mut z = vec![0u8; 64];
+        z[0x24..0x28].copy_from_slice(&ZIMAGE_MAGIC.to_le_bytes());
+        assert_eq!(KernelKind::detect(&z), KernelKind::Zimage);
+        assert_eq!(KernelKind::detect(b"hello"), KernelKind::Raw);
+    }
+}

@@ -1,0 +1,400 @@
+//! The boot plan: the exact U-Boot commands of one RAM boot, as values.
+//!
+//! This exists so that `lmx tftpboot` executes, and `--dry-run` prints, the
+//! same list, and tests can compare it with golden lists. Loads are
+//! structured steps ([`LoadStep`]: file, U-Boot address, physical address,
+//! expected size and CRC32) rather than text, because the executor must
+//! check `${filesize}` and `crc32 ADDR ${filesize}` after each one before it
+//! goes on; the text of every step is still available, checked against the
+//! board's CBSIZE. The plan renders as a `boot.scr` text, as a script
+//! uImage, and goes into the [manifest](crate::manifest).
+
+use std::net::Ipv4Addr;
+
+use lmx_boards::{Board, KernelFormat};
+use serde::{Deserialize, Serialize};
+
+use crate::bootargs::{BootargsError, Dialect};
+use crate::layout::{RamLayout, RegionKind};
+use crate::uimage::{self, UImageSpec};
+
+/// Errors building a plan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// A command does not fit, or a value cannot be quoted.
+    #[error(transparent)]
+    Bootargs(#[from] BootargsError),
+    /// The layout lacks a region the plan needs.
+    #[error("the layout has no {0} region")]
+    MissingRegion(&'static str),
+    /// The kernel's span reaches the rootfs while phram is on the command
+    /// line (the kernel's memory would cover the rootfs).
+    #[error("the kernel spans {kernel_start:#x}..{kernel_end:#x}, but with mem= the kernel's memory ends at the rootfs ({rootfs:#x}); move the rootfs (ram_boot.rootfs) above the kernel")]
+    KernelAboveMemLimit {
+        /// Kernel span start.
+        kernel_start: u64,
+        /// Kernel span end.
+        kernel_end: u64,
+        /// Rootfs start.
+        rootfs: u64,
+    },
+    /// A separately loaded file is missing.
+    #[error("the {0} is not in the plan's inputs")]
+    MissingArtifact(&'static str),
+}
+
+/// A file U-Boot loads over TFTP, and how to check it arrived whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadStep {
+    /// What it is: `rootfs`, `dtb`, `kernel`.
+    pub artifact: String,
+    /// File name on the TFTP server (relative to the artifact directory).
+    pub file: String,
+    /// U-Boot address it is loaded to.
+    pub addr: u64,
+    /// The same address, physical.
+    pub phys: u64,
+    /// Expected `${filesize}` (bytes).
+    pub size: u64,
+    /// Expected CRC32 of the loaded bytes (as U-Boot's `crc32` prints it).
+    pub crc32: u32,
+}
+
+impl LoadStep {
+    /// `tftpboot ADDR FILE`.
+    pub fn command(&self) -> String {
+        format!("tftpboot {:#x} {}", self.addr, self.file)
+    }
+
+    /// The command whose output the executor compares with
+    /// [`LoadStep::crc32`]: `crc32 ADDR ${filesize}`.
+    pub fn crc_command(&self) -> String {
+        format!("crc32 {:#x} ${{filesize}}", self.addr)
+    }
+
+    /// `${filesize}` as U-Boot prints it (lower-case hex, no prefix).
+    pub fn filesize_hex(&self) -> String {
+        format!("{:x}", self.size)
+    }
+}
+
+/// `lzmadec SRC DST`: U-Boot unpacks a staged LZMA file; afterwards
+/// `${filesize}` is the unpacked size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnpackStep {
+    /// What it is (`rootfs`).
+    pub artifact: String,
+    /// U-Boot address of the compressed data.
+    pub src: u64,
+    /// U-Boot address of the output.
+    pub dst: u64,
+    /// Expected unpacked size.
+    pub size: u64,
+    /// Expected CRC32 of the unpacked bytes.
+    pub crc32: u32,
+}
+
+impl UnpackStep {
+    /// `lzmadec SRC DST`.
+    pub fn command(&self) -> String {
+        format!("lzmadec {:#x} {:#x}", self.src, self.dst)
+    }
+
+    /// `crc32 DST ${filesize}`.
+    pub fn crc_command(&self) -> String {
+        format!("crc32 {:#x} ${{filesize}}", self.dst)
+    }
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Step {
+    /// Set a U-Boot variable; `commands` are the lines (several for a
+    /// long value).
+    Setenv {
+        /// Variable.
+        name: String,
+        /// Value.
+        value: String,
+        /// The `setenv` lines, each within CBSIZE.
+        commands: Vec<String>,
+    },
+    /// Load a file, then verify it.
+    Load(LoadStep),
+    /// Unpack a staged file, then verify it.
+    Unpack(UnpackStep),
+    /// Start the kernel.
+    Boot {
+        /// `booti`/`bootz`/`bootm` with addresses.
+        command: String,
+    },
+}
+
+impl Step {
+    /// The U-Boot command lines of this step (without verification).
+    pub fn commands(&self) -> Vec<String> {
+        match self {
+            Step::Setenv { commands, .. } => commands.clone(),
+            Step::Load(l) => vec![l.command()],
+            Step::Unpack(u) => vec![u.command()],
+            Step::Boot { command } => vec![command.clone()],
+        }
+    }
+}
+
+/// A file the plan loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedFile {
+    /// File name on the TFTP server.
+    pub file: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// CRC32.
+    pub crc32: u32,
+}
+
+impl PlannedFile {
+    /// Name, size and CRC32 of `bytes`.
+    pub fn of(file: &str, bytes: &[u8]) -> PlannedFile {
+        PlannedFile {
+            file: file.to_string(),
+            size: bytes.len() as u64,
+            crc32: crc32fast::hash(bytes),
+        }
+    }
+}
+
+/// What the plan loads and boots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanInputs {
+    /// The kernel file (Image, zImage, uImage, FIT).
+    pub kernel: PlannedFile,
+    /// The separately loaded DTB, if any.
+    pub dtb: Option<PlannedFile>,
+    /// The rootfs file as loaded (compressed when staged).
+    pub rootfs: PlannedFile,
+    /// Size and CRC32 of the unpacked rootfs when U-Boot unpacks it.
+    pub rootfs_unpacked: Option<(u64, u32)>,
+    /// The kernel command line.
+    pub bootargs: String,
+    /// Board address (`ipaddr`), when known.
+    pub ipaddr: Option<Ipv4Addr>,
+    /// Server address (`serverip`), when known.
+    pub serverip: Option<Ipv4Addr>,
+}
+
+/// The whole RAM boot: layout, command line and U-Boot steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootPlan {
+    /// Board name.
+    pub board: String,
+    /// The U-Boot dialect the commands were written for.
+    pub dialect: Dialect,
+    /// The RAM layout.
+    pub layout: RamLayout,
+    /// The kernel command line.
+    pub bootargs: String,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+impl BootPlan {
+    /// Builds the steps for `board` over `layout`. With phram on the
+    /// command line (`cmdline`), a kernel span reaching the rootfs is
+    /// refused: `mem=` ends at the rootfs.
+    pub fn new(
+        board: &Board,
+        layout: RamLayout,
+        phram: lmx_boards::PhramMethod,
+        inputs: &PlanInputs,
+    ) -> Result<BootPlan, PlanError> {
+        let dialect = Dialect::of(board);
+        let region = |k: RegionKind, what: &'static str| {
+            layout.region(k).ok_or(PlanError::MissingRegion(what))
+        };
+        let rootfs = region(RegionKind::Rootfs, "rootfs")?.clone();
+        let kernel = region(RegionKind::Kernel, "kernel")?.clone();
+        if phram == lmx_boards::PhramMethod::Cmdline && kernel.end() > rootfs.phys {
+            return Err(PlanError::KernelAboveMemLimit {
+                kernel_start: kernel.phys,
+                kernel_end: kernel.end(),
+                rootfs: rootfs.phys,
+            });
+        }
+        let addr = |phys: u64| {
+            board
+                .to_uboot_addr(phys)
+                .expect("layout checked the mapping")
+        };
+        let mut steps = Vec::new();
+        let setenv = |steps: &mut Vec<Step>, name: &str, value: String| {
+            let commands = dialect.setenv_lines(name, &value)?;
+            steps.push(Step::Setenv {
+                name: name.to_string(),
+                value,
+                commands,
+            });
+            Ok::<_, PlanError>(())
+        };
+        if let Some(ip) = inputs.ipaddr {
+            setenv(&mut steps, "ipaddr", ip.to_string())?;
+        }
+        if let Some(ip) = inputs.serverip {
+            setenv(&mut steps, "serverip", ip.to_string())?;
+        }
+        // Rootfs first (as verified on the test bed), then DTB, kernel.
+        match (
+            layout.region(RegionKind::RootfsStaging),
+            inputs.rootfs_unpacked,
+        ) {
+            (Some(stage), Some((size, crc32))) => {
+                steps.push(Step::Load(LoadStep {
+                    artifact: "rootfs".into(),
+                    file: inputs.rootfs.file.clone(),
+                    addr: addr(stage.phys),
+                    phys: stage.phys,
+                    size: inputs.rootfs.size,
+                    crc32: inputs.rootfs.crc32,
+                }));
+                steps.push(Step::Unpack(UnpackStep {
+                    artifact: "rootfs".into(),
+                    src: addr(stage.phys),
+                    dst: addr(rootfs.phys),
+                    size,
+                    crc32,
+                }));
+            }
+            _ => steps.push(Step::Load(LoadStep {
+                artifact: "rootfs".into(),
+                file: inputs.rootfs.file.clone(),
+                addr: addr(rootfs.phys),
+                phys: rootfs.phys,
+                size: inputs.rootfs.size,
+                crc32: inputs.rootfs.crc32,
+            })),
+        }
+        let dtb_addr = match (&inputs.dtb, layout.region(RegionKind::Dtb)) {
+            (Some(f), Some(r)) => {
+                steps.push(Step::Load(LoadStep {
+                    artifact: "dtb".into(),
+                    file: f.file.clone(),
+                    addr: addr(r.phys),
+                    phys: r.phys,
+                    size: f.size,
+                    crc32: f.crc32,
+                }));
+                Some(addr(r.phys))
+            }
+            (Some(_), None) => return Err(PlanError::MissingRegion("dtb")),
+            _ => None,
+        };
+        let kphys = match layout.region(RegionKind::KernelStaging) {
+            Some(s) => s.phys,
+            None => layout.kernel_image,
+        };
+        let kaddr = addr(kphys);
+        steps.push(Step::Load(LoadStep {
+            artifact: "kernel".into(),
+            file: inputs.kernel.file.clone(),
+            addr: kaddr,
+            phys: kphys,
+            size: inputs.kernel.size,
+            crc32: inputs.kernel.crc32,
+        }));
+        setenv(&mut steps, "bootargs", inputs.bootargs.clone())?;
+        let cmd = match (board.kernel.format, dtb_addr) {
+            (KernelFormat::Fit, _) | (_, None) => format!("{} {kaddr:#x}", board.boot_command()),
+            (_, Some(d)) => format!("{} {kaddr:#x} - {d:#x}", board.boot_command()),
+        };
+        steps.push(Step::Boot { command: cmd });
+        for s in &steps {
+            for c in s.commands() {
+                dialect.check(&c)?;
+            }
+        }
+        Ok(BootPlan {
+            board: board.name.clone(),
+            dialect,
+            layout,
+            bootargs: inputs.bootargs.clone(),
+            steps,
+        })
+    }
+
+    /// Every command line, in order (verification not included).
+    pub fn commands(&self) -> Vec<String> {
+        self.steps.iter().flat_map(Step::commands).collect()
+    }
+
+    /// The loads, in order.
+    pub fn loads(&self) -> impl Iterator<Item = &LoadStep> {
+        self.steps.iter().filter_map(|s| match s {
+            Step::Load(l) => Some(l),
+            _ => None,
+        })
+    }
+
+    /// `boot.scr`: the commands, one per line.
+    pub fn boot_script(&self) -> String {
+        let mut s = self.commands().join("\n");
+        s.push('\n');
+        s
+    }
+
+    /// The script as a U-Boot script uImage (`source ADDR` runs it).
+    pub fn script_uimage(
+        &self,
+        arch: uimage::Arch,
+        timestamp: u32,
+    ) -> Result<Vec<u8>, uimage::Error> {
+        let spec = UImageSpec {
+            timestamp,
+            ..UImageSpec::script("lmx boot script", arch)
+        };
+        uimage::script_image(&spec, self.boot_script().as_bytes())
+    }
+
+    /// The plan as a person reads it: the map, the command line, the
+    /// commands with what each load must check.
+    pub fn render(&self) -> String {
+        let mut out = format!("Board {}\n\n{}\n", self.board, self.layout);
+        out.push_str(&format!(
+            "bootargs ({} bytes):\n  {}\n\n",
+            self.bootargs.len(),
+            self.bootargs
+        ));
+        out.push_str(&format!(
+            "U-Boot commands (CBSIZE {}{}, {} parser):\n",
+            self.dialect.cbsize,
+            if self.dialect.cbsize_known {
+                ""
+            } else {
+                " assumed"
+            },
+            if self.dialect.hush { "hush" } else { "simple" }
+        ));
+        for s in &self.steps {
+            for c in s.commands() {
+                out.push_str(&format!("  {c}\n"));
+            }
+            match s {
+                Step::Load(l) => out.push_str(&format!(
+                    "      check: filesize = {} ({} bytes), {} = {:08x}\n",
+                    l.filesize_hex(),
+                    l.size,
+                    l.crc_command(),
+                    l.crc32
+                )),
+                Step::Unpack(u) => out.push_str(&format!(
+                    "      check: filesize = {:x}, {} = {:08x}\n",
+                    u.size,
+                    u.crc_command(),
+                    u.crc32
+                )),
+                _ => {}
+            }
+        }
+        out
+    }
+}
