@@ -227,7 +227,7 @@ impl ReadTransfer {
     /// Blocks that may be in flight now.
     fn window_now(&self) -> u64 {
         if self.probe {
-            self.window.max(2)
+            self.window + 1
         } else {
             self.window
         }
@@ -246,7 +246,7 @@ impl ReadTransfer {
             return 0;
         }
         let buffered_end = self.buf_start + self.buf.len() as u64;
-        let window_end = (self.acked + self.window.max(2)) * self.blksize as u64;
+        let window_end = (self.acked + self.window + 1) * self.blksize as u64;
         if buffered_end >= window_end {
             return 0;
         }
@@ -402,15 +402,15 @@ impl ReadTransfer {
                 // Go back to the first unconfirmed block and resend the window.
                 self.next = self.acked + 1;
                 self.deadline = None;
-                // Lock-step clients (U-Boot, atftp) answer a repeated block
-                // with one extra ACK and then ignore further repeats; when
-                // that ACK is lost as well they hold the block we keep
-                // resending and wait for their own timer, which our
-                // repeats may even keep resetting. From the second timeout
-                // on, send the next block too: a client that has the
-                // unconfirmed block accepts it and ACKs, one that lacks it
-                // takes both in order.
-                if self.window == 1 && self.timeouts >= 2 {
+                // Clients such as U-Boot and atftp answer a repeated or
+                // out-of-order block with one extra ACK and then ignore
+                // further repeats; when that ACK is lost as well they hold
+                // everything we keep resending and wait for their own timer
+                // (5 s), which our repeats may even keep resetting. From
+                // the second timeout on, also send the block after the
+                // window: a client that already has the window accepts it
+                // and answers; one that lacks part of it ignores it.
+                if self.timeouts >= 2 {
                     self.probe = true;
                 }
             }

@@ -501,3 +501,31 @@ fn lockstep_probe_after_second_timeout_breaks_the_lost_ack_deadlock() {
         "back to lock-step"
     );
 }
+
+#[test]
+fn windowed_probe_sends_one_block_past_the_window_after_second_timeout() {
+    let t0 = Instant::now();
+    let n = neg(&[("blksize", "8"), ("windowsize", "4")], 80);
+    let file: Vec<u8> = (0..80u8).collect();
+    let mut t = ReadTransfer::new(&n, TransferConfig::default(), t0);
+    let mut pos = 0;
+    feed(&mut t, &file, &mut pos);
+    drain(&mut t);
+    t.handle_packet(&ack(0), t0);
+    assert_eq!(drain(&mut t).len(), 4);
+    // The receiver got 1..4 but its ACK (and its extra ACK) were lost.
+    let d = t.poll_timeout().unwrap();
+    t.handle_timeout(d);
+    assert_eq!(drain(&mut t).len(), 4, "first timeout: the window again");
+    let d = t.poll_timeout().unwrap();
+    t.handle_timeout(d);
+    let sent = drain(&mut t);
+    assert_eq!(sent.len(), 5, "second timeout: the window plus block 5");
+    assert_eq!(sent[4], data(5, &file[32..40]));
+    // The receiver takes 5 and, at its window end, ACKs 8 later; here it
+    // answers the probe with a gap ACK for 5.
+    t.handle_packet(&ack(5), d + ms(1));
+    let sent = drain(&mut t);
+    assert_eq!(sent.len(), 4, "normal window after progress");
+    assert_eq!(sent[0], data(6, &file[40..48]));
+}
