@@ -18,12 +18,15 @@
 #![warn(missing_docs)]
 
 pub mod bootargs;
+pub mod build;
 pub mod compress;
 pub mod dtedit;
 pub mod fdt;
+pub mod firmware;
 pub mod fit;
 pub mod kernel;
 pub mod layout;
+pub mod manifest;
 pub mod plan;
 pub mod squashfs;
 pub mod uimage;
