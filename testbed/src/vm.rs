@@ -272,15 +272,14 @@ fn escape_commas(p: &Path) -> OsString {
 pub fn dump_dtb(cfg: &VmConfig, out: &Path) -> Result<PathBuf> {
     cfg.check_firmware()?;
     let qemu = cfg.qemu_binary()?;
-    let mut dump = OsString::from(",dumpdtb=");
-    dump.push(escape_commas(out));
-    let mut args = cfg.machine_args(dump.to_str().unwrap_or_default());
-    if dump.to_str().is_none() {
+    let escaped = escape_commas(out);
+    let Some(escaped) = escaped.to_str() else {
         return Err(Error::Io {
             context: format!("DTB path {} is not UTF-8", out.display()),
             source: std::io::ErrorKind::InvalidInput.into(),
         });
-    }
+    };
+    let mut args = cfg.machine_args(&format!(",dumpdtb={escaped}"));
     args.extend([
         "-serial".into(),
         "null".into(),

@@ -1,10 +1,12 @@
 //! The virtual board boots: U-Boot answers on its console (unix socket and
 //! pty), `saveenv` persists into the pflash files, and the whole RAM path
-//! (TFTP loads verified by CRC, `booti`, phram root) reaches userland.
+//! (TFTP loads verified by CRC, `booti`/`bootz`, phram root) reaches
+//! userland on qemu-aarch64 and qemu-armv7l.
 //!
-//! These tests need QEMU >= 8, Debian's u-boot-qemu and, for the RAM boot,
-//! the cross-built kernel and the arm64 busybox: `scripts/deps.sh virtual`
-//! installs them and `scripts/test.sh` does so before testing. A missing
+//! These tests need QEMU >= 8, Debian's u-boot-qemu and, for the RAM boots,
+//! the cross-built kernels (`testbed/kernel.sh`, cached) and the static
+//! busyboxes: `scripts/deps.sh virtual` installs the packages, and
+//! `scripts/test.sh` does that and builds the kernels before testing. A missing
 //! piece fails the test with that hint; nothing is skipped silently.
 //!
 //! One VM at a time (the machines have 2 cores): every test holds
@@ -51,7 +53,7 @@ fn uboot_prompt_and_version_over_unix_socket() {
         Console::Unix(dir.path().join("console.sock")),
     );
     assert!(cfg.network.is_none());
-    let vm = Vm::start(&cfg).unwrap();
+    let mut vm = Vm::start(&cfg).unwrap();
     let mut con = vm.open_console().unwrap();
     let t0 = Instant::now();
     let banner = uboot::interrupt_autoboot(&mut con, Duration::from_secs(30))
@@ -65,6 +67,10 @@ fn uboot_prompt_and_version_over_unix_socket() {
         "U-Boot prompt after {:.2} s; version:\n{out}",
         to_prompt.as_secs_f64()
     );
+    // PSCI power-off ends QEMU on its own.
+    con.send_line("poweroff").unwrap();
+    let status = vm.wait_exit(Duration::from_secs(10)).unwrap();
+    assert!(status.is_some(), "QEMU still runs after poweroff");
 }
 
 #[test]
@@ -138,8 +144,7 @@ fn read_all(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String
 
 /// Builds the artifacts for `method`, boots them with `lmx-testbed-run`
 /// and returns its console output and report, after the common checks.
-fn ram_boot(method: PhramMethod) -> (RamBootLayout, String, String) {
-    let arch = Arch::Aarch64;
+fn ram_boot(arch: Arch, method: PhramMethod) -> (RamBootLayout, String, String) {
     require_board(arch);
     let image = kernel(arch).unwrap_or_else(|e| panic!("the RAM boot test needs the kernel: {e}"));
     let bb = busybox(arch).unwrap_or_else(|e| panic!("the RAM boot test needs busybox: {e}"));
@@ -157,7 +162,8 @@ fn ram_boot(method: PhramMethod) -> (RamBootLayout, String, String) {
     .unwrap();
     let dtb = layout.patch_dtb(&std::fs::read(virt).unwrap()).unwrap();
     std::fs::write(serve.join("board.dtb"), dtb).unwrap();
-    std::fs::copy(&image, serve.join("Image")).unwrap();
+    let image_name = arch.kernel_image();
+    std::fs::copy(&image, serve.join(image_name)).unwrap();
 
     let load = |addr: u64, name: &str| format!("{addr:#x}:{name}");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lmx-testbed-run"));
@@ -169,7 +175,7 @@ fn ram_boot(method: PhramMethod) -> (RamBootLayout, String, String) {
             "--load",
             &load(layout.dtb_addr, "board.dtb"),
             "--load",
-            &load(layout.kernel_addr, "Image"),
+            &load(layout.kernel_addr, image_name),
             "--boot",
             &layout.boot_command(),
             "--expect",
@@ -212,7 +218,11 @@ fn ram_boot(method: PhramMethod) -> (RamBootLayout, String, String) {
         .lines()
         .find(|l| l.starts_with(MARKER))
         .unwrap_or_else(|| panic!("no {MARKER} line in the console output"));
-    assert!(marker_line.contains("aarch64"), "{marker_line}");
+    let machine = match arch {
+        Arch::Aarch64 => "aarch64",
+        Arch::Armv7l => "armv7l",
+    };
+    assert!(marker_line.contains(machine), "{marker_line}");
     assert!(marker_line.contains(layout.root_device()), "{marker_line}");
     assert_eq!(err.matches("crc32 ok").count(), 3, "{err}");
     (layout, out, err)
@@ -228,7 +238,7 @@ fn proc_mtd(out: &str) -> Vec<&str> {
 #[test]
 fn ram_boot_over_tftp_reaches_userland() {
     let _one = one_vm();
-    let (_, out, _) = ram_boot(PhramMethod::DtAndCmdline);
+    let (_, out, _) = ram_boot(Arch::Aarch64, PhramMethod::DtAndCmdline);
     let mtd = proc_mtd(&out);
     assert!(mtd[0].contains("\"0.flash\""), "{mtd:?}");
     assert!(
@@ -240,13 +250,26 @@ fn ram_boot_over_tftp_reaches_userland() {
 #[test]
 fn ram_boot_with_a_single_phram_device() {
     let _one = one_vm();
-    let (layout, out, _) = ram_boot(PhramMethod::DtLabel);
+    let (layout, out, _) = ram_boot(Arch::Aarch64, PhramMethod::DtLabel);
     let mtd = proc_mtd(&out);
     assert_eq!(mtd.len(), 2, "{mtd:?}");
     assert!(mtd[0].contains("\"0.flash\""), "{mtd:?}");
     assert_eq!(
         mtd[1],
         format!("mtd1: {:08x} 00001000 \"rootfs\"", layout.rootfs_region),
+        "{mtd:?}"
+    );
+}
+
+#[test]
+fn armv7l_ram_boot_reaches_userland() {
+    let _one = one_vm();
+    let (layout, out, _) = ram_boot(Arch::Armv7l, PhramMethod::DtLabel);
+    assert!(out.contains("bootz 0x40400000"), "{out}");
+    let mtd = proc_mtd(&out);
+    assert_eq!(mtd.len(), 2, "{mtd:?}");
+    assert!(
+        mtd[1].starts_with(&format!("mtd1: {:08x}", layout.rootfs_region)),
         "{mtd:?}"
     );
 }
