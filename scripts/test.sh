@@ -20,11 +20,12 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 # The QEMU tier: lmx-testbed's tests boot the virtual board (U-Boot, then
 # a kernel from RAM over TFTP in a private network namespace). They need
-# the virtual package set and the cached kernel (about 5 min to build the
-# first time); their VMs run one at a time inside `cargo test`.
+# the virtual package set and the cached kernels (about 5 + 4 min to build
+# the first time); their VMs run one at a time inside `cargo test`.
 echo "== virtual board: packages and kernel"
 scripts/deps.sh virtual
 testbed/kernel.sh aarch64 >/dev/null
+testbed/kernel.sh armv7l >/dev/null
 
 echo "== cargo test"
 cargo test --workspace --no-fail-fast
