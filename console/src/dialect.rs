@@ -135,9 +135,7 @@ impl Dialect {
         let interrupt = match &u.interrupt {
             Some(Interrupt::AnyKey { key }) => InterruptKey::AnyKey(key.as_bytes().to_vec()),
             Some(Interrupt::Menu { choice }) => InterruptKey::Menu(choice.as_bytes().to_vec()),
-            Some(Interrupt::String { string }) => {
-                InterruptKey::String(string.as_bytes().to_vec())
-            }
+            Some(Interrupt::String { string }) => InterruptKey::String(string.as_bytes().to_vec()),
             None => InterruptKey::AnyKey(b" ".to_vec()),
         };
         let markers = match (u.echo, u.exit_status) {

@@ -179,7 +179,9 @@ mod tests {
             port("/dev/ttyUSB0", 0x10c4, 0xea60),
         ];
         assert_eq!(choose(&ports), Choice::One(ports[1].clone()));
-        assert!(ports[1].display_name().contains("10c4:ea60 Silicon Labs CP210x"));
+        assert!(ports[1]
+            .display_name()
+            .contains("10c4:ea60 Silicon Labs CP210x"));
     }
 
     #[test]

@@ -52,6 +52,12 @@ pub enum Refusal {
         /// The byte.
         byte: u8,
     },
+    /// Hush would wait for more input (an open quote).
+    #[error("unbalanced quote: U-Boot's shell would wait for more input")]
+    Unbalanced,
+    /// Hush would read the rest of the line, lmx's end marker included, as a comment.
+    #[error("an unquoted `#` at offset {0} starts a comment that would swallow lmx's end marker; quote it")]
+    Comment(usize),
     /// Another operation is still in progress on the machine.
     #[error("another console operation is still in progress")]
     Busy,

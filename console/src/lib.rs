@@ -45,6 +45,6 @@ pub mod transport;
 pub use dialect::{Dialect, InterruptKey, MarkerMode};
 pub use error::{Refusal, ShellError, Tail};
 pub use machine::{CommandOptions, CommandOutput, Outcome, Pacing, SendStats, ShellMachine};
-pub use serial::{PortError, SerialConfig, SerialTransport};
+pub use serial::{wait_for_port, PortError, SerialConfig, SerialTransport};
 pub use shell::{Traffic, UBootShell};
 pub use transport::{Endpoint, Transport};

@@ -58,7 +58,7 @@ impl Default for Pacing {
             min_chunk: 1,
             max_chunk: 64,
             grow_after: 8,
-            echo_slack: Duration::from_millis(150),
+            echo_slack: Duration::from_millis(100),
             max_attempts: 8,
         }
     }
@@ -267,6 +267,11 @@ pub struct ShellMachine {
     chunk: usize,
     gap: Duration,
     clean_streak: u32,
+    clean_bytes: usize,
+    /// Chunk size that last failed; growth stays below it.
+    ceiling: Option<usize>,
+    /// Clean growth opportunities spent at the ceiling.
+    probe: u32,
     lines: Lines,
     tx: VecDeque<Vec<u8>>,
     op: Op,
@@ -283,13 +288,18 @@ impl ShellMachine {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32).rotate_left(16))
             .unwrap_or(0x5eed);
-        let chunk = pacing.initial_chunk.clamp(pacing.min_chunk.max(1), pacing.max_chunk.max(1));
+        let chunk = pacing
+            .initial_chunk
+            .clamp(pacing.min_chunk.max(1), pacing.max_chunk.max(1));
         ShellMachine {
             dialect,
             pacing,
             chunk,
             gap: Duration::ZERO,
             clean_streak: 0,
+            clean_bytes: 0,
+            ceiling: None,
+            probe: 0,
             lines: Lines::default(),
             tx: VecDeque::new(),
             op: Op::Idle,
@@ -377,6 +387,9 @@ impl ShellMachine {
             .find(|(_, &b)| !(0x20..0x7f).contains(&b))
         {
             return Err(Refusal::ControlByte { index, byte });
+        }
+        if self.dialect.quotes_special {
+            hush_lex_check(body)?;
         }
         // Longest line the buffer keeps: CBSIZE - 1 (a NUL ends it).
         let max_line = self.dialect.cbsize.saturating_sub(1);
@@ -529,7 +542,7 @@ impl ShellMachine {
                     if let Some(e) = echo_deadline {
                         d = d.min(*e);
                     }
-                    if echoed == sent {
+                    if (sent - echoed) * 2 <= self.chunk && *sent < c.line.len() {
                         d = d.min(*not_before);
                     }
                     d
@@ -679,7 +692,10 @@ impl ShellMachine {
         let autoboot = {
             let partial = self.lines.partial();
             let text = line.as_deref().unwrap_or(&partial);
-            self.dialect.autoboot.iter().any(|t| text.contains(t.as_str()))
+            self.dialect
+                .autoboot
+                .iter()
+                .any(|t| text.contains(t.as_str()))
         };
         if autoboot && !a.autoboot_seen {
             a.autoboot_seen = true;
@@ -711,18 +727,23 @@ impl ShellMachine {
             } => {
                 if *echoed < *sent && c.line[*echoed] == b {
                     *echoed += 1;
-                    if *echoed == *sent {
-                        *echo_deadline = None;
+                    self.clean_bytes += 1;
+                    if self.clean_bytes >= self.chunk {
+                        self.clean_bytes = 0;
                         self.clean_chunk();
-                        if *sent == c.line.len() {
-                            self.tx.push_back(b"\r".to_vec());
-                            c.entered = true;
-                            self.stats.lines += 1;
-                            self.stats.bytes += c.line.len() as u64;
-                            c.phase = Phase::Entering {
-                                deadline: now + self.echo_timeout(2),
-                            };
-                        }
+                    }
+                    // Progress: the oldest unechoed byte gets a fresh timeout.
+                    *echo_deadline =
+                        (*echoed < *sent).then(|| now + self.echo_timeout(*sent - *echoed));
+                    if *echoed == c.line.len() {
+                        // The whole line came back intact: only now Enter.
+                        self.tx.push_back(b"\r".to_vec());
+                        c.entered = true;
+                        self.stats.lines += 1;
+                        self.stats.bytes += c.line.len() as u64;
+                        c.phase = Phase::Entering {
+                            deadline: now + self.echo_timeout(2),
+                        };
                     }
                     true
                 } else {
@@ -870,17 +891,37 @@ impl ShellMachine {
         self.outcomes.push_back(outcome);
     }
 
+    /// A chunk came back intact. Growth is cautious once the line has
+    /// shown where it breaks: below the chunk size that last failed
+    /// (the ceiling) it grows by a quarter, at the ceiling it only probes
+    /// one byte higher after a long clean run.
     fn clean_chunk(&mut self) {
         self.clean_streak += 1;
-        if self.clean_streak >= self.pacing.grow_after {
-            self.clean_streak = 0;
-            if self.gap > Duration::ZERO {
-                self.gap /= 2;
-                if self.gap < Duration::from_micros(100) {
-                    self.gap = Duration::ZERO;
+        if self.clean_streak < self.pacing.grow_after {
+            return;
+        }
+        self.clean_streak = 0;
+        if self.gap > Duration::ZERO {
+            self.gap /= 2;
+            if self.gap < Duration::from_micros(100) {
+                self.gap = Duration::ZERO;
+            }
+            return;
+        }
+        let max = self.pacing.max_chunk.max(1);
+        match self.ceiling {
+            None => self.chunk = (self.chunk * 2).min(max),
+            Some(ceiling) if self.chunk + 1 < ceiling => {
+                self.chunk = (self.chunk + (self.chunk / 4).max(1))
+                    .min(ceiling - 1)
+                    .min(max);
+            }
+            Some(ceiling) => {
+                self.probe += 1;
+                if self.probe >= 8 {
+                    self.probe = 0;
+                    self.ceiling = Some((ceiling + 1).min(max + 1));
                 }
-            } else {
-                self.chunk = (self.chunk * 2).min(self.pacing.max_chunk.max(1));
             }
         }
     }
@@ -889,6 +930,13 @@ impl ShellMachine {
     fn mismatch(&mut self, now: Instant, c: &mut Command) {
         self.stats.mismatches += 1;
         self.clean_streak = 0;
+        self.clean_bytes = 0;
+        self.probe = 0;
+        self.ceiling = Some(
+            self.ceiling
+                .map_or(self.chunk, |c| c.min(self.chunk))
+                .max(2),
+        );
         if self.chunk > self.pacing.min_chunk.max(1) {
             self.chunk = (self.chunk / 2).max(self.pacing.min_chunk.max(1));
         } else {
@@ -919,16 +967,68 @@ impl ShellMachine {
             not_before,
         } = &mut c.phase
         {
-            if *echoed == *sent && *sent < c.line.len() && now >= *not_before {
-                let end = (*sent + chunk_size).min(c.line.len());
+            // A window of `chunk` unechoed bytes at most: the target's
+            // FIFO never holds more than that, even when it stops reading.
+            let outstanding = *sent - *echoed;
+            if outstanding * 2 <= chunk_size && *sent < c.line.len() && now >= *not_before {
+                let end = (*sent + chunk_size - outstanding).min(c.line.len());
                 let chunk = c.line[*sent..end].to_vec();
-                *echo_deadline = Some(now + slack + char_time * (chunk.len() as u32 * 2 + 2));
+                *echo_deadline = Some(now + slack + char_time * ((end - *echoed) as u32 * 2 + 2));
                 *not_before = now + gap;
                 *sent = end;
                 self.tx.push_back(chunk);
                 self.stats.chunks += 1;
             }
         }
+    }
+}
+
+/// Finds what would keep hush from running lmx's marker after `body`:
+/// an open quote, or an unquoted `#` at the start of a word. Follows
+/// U-Boot's hush, where a backslash escapes even inside single quotes.
+fn hush_lex_check(body: &str) -> Result<(), Refusal> {
+    #[derive(PartialEq)]
+    enum Q {
+        None,
+        Single,
+        Double,
+    }
+    let b = body.as_bytes();
+    let mut q = Q::None;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match q {
+            Q::None => match c {
+                b'\\' => i += 1,
+                b'\'' => q = Q::Single,
+                b'"' => q = Q::Double,
+                b'#' if i == 0 || matches!(b[i - 1], b' ' | b';' | b'&' | b'|') => {
+                    return Err(Refusal::Comment(i))
+                }
+                _ => {}
+            },
+            Q::Single => match c {
+                b'\\' if b.get(i + 1) == Some(&b'\'') => {
+                    i += 1;
+                    q = Q::None;
+                }
+                b'\\' => i += 1,
+                b'\'' => q = Q::None,
+                _ => {}
+            },
+            Q::Double => match c {
+                b'\\' => i += 1,
+                b'"' => q = Q::None,
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    if q == Q::None {
+        Ok(())
+    } else {
+        Err(Refusal::Unbalanced)
     }
 }
 

@@ -1,9 +1,11 @@
 //! Writing values into U-Boot command lines so they arrive unchanged.
 //!
-//! The hush shell of mainline U-Boot takes single quotes literally
-//! (`'a;b$c'`) and accepts `'\''` for a quote inside them, as the test
-//! bed's U-Boot shows (`setenv t1 'a b;c$d\e"f'\''g'` stores
-//! `a b;c$d\e"f'g`). Old builds use the simple parser: it splits on
+//! The hush shell of mainline U-Boot keeps `;`, `$`, `#`, blanks and
+//! double quotes literal inside single quotes, and accepts `'\''` for a
+//! quote. Unlike a POSIX shell it still treats a backslash inside single
+//! quotes as an escape (`'a\b'` stores `ab`, `'a\\b'` stores `a\b`), as
+//! the test bed's U-Boot shows (`tests/fixtures/qemu-aarch64-quoting.raw`);
+//! so backslashes are doubled. Old builds use the simple parser: it splits on
 //! blanks, keeps quotes as text, runs `;` as a separator and expands
 //! `${x}` and `$(x)`, and `setenv` joins its words with one blank.
 //! Nothing can be escaped reliably there, so values those builds would
@@ -19,9 +21,7 @@ pub enum QuoteError {
     #[diagnostic(code(lmx_console::bad_name))]
     BadName(String),
     /// The simple parser of old builds would change this value.
-    #[error(
-        "the value {value:?} would be changed by this U-Boot's simple command parser ({why})"
-    )]
+    #[error("the value {value:?} would be changed by this U-Boot's simple command parser ({why})")]
     #[diagnostic(
         code(lmx_console::unquotable),
         help("old U-Boot builds cannot quote; split the value or avoid `;`, `$`, quotes, backslashes and repeated blanks")
@@ -53,6 +53,8 @@ pub fn hush_single_quote(value: &str) -> String {
     for c in value.chars() {
         if c == '\'' {
             out.push_str("'\\''");
+        } else if c == '\\' {
+            out.push_str("\\\\");
         } else {
             out.push(c);
         }
@@ -107,7 +109,7 @@ mod tests {
         let d = Dialect::mainline();
         assert_eq!(
             setenv_line(&d, "t1", "a b;c$d\\e\"f'g").unwrap(),
-            "setenv t1 'a b;c$d\\e\"f'\\''g'"
+            "setenv t1 'a b;c$d\\\\e\"f'\\''g'"
         );
     }
 

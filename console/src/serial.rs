@@ -270,12 +270,7 @@ impl UucpLock {
                     // Stale: its owner is gone.
                     let _ = std::fs::remove_file(&lock);
                 }
-                Err(source) => {
-                    return Err(PortError::Io {
-                        path: lock,
-                        source,
-                    })
-                }
+                Err(source) => return Err(PortError::Io { path: lock, source }),
             }
         }
         Err(PortError::Busy {
@@ -400,6 +395,29 @@ impl SerialTransport {
     }
 }
 
+/// Opens `path` as soon as it is back: for reconnecting after a USB
+/// adapter was unplugged (or an emulator restarted its pty). Retries
+/// while the device is missing or busy; other errors end the wait.
+pub async fn wait_for_port(
+    path: &Path,
+    cfg: &SerialConfig,
+    timeout: std::time::Duration,
+) -> Result<SerialTransport, PortError> {
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        match SerialTransport::open(path, cfg) {
+            Ok(t) => return Ok(t),
+            Err(e @ (PortError::NotFound { .. } | PortError::Busy { .. })) => {
+                if std::time::Instant::now() >= end {
+                    return Err(e);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     // SAFETY: fcntl on a descriptor we own.
     unsafe {
@@ -514,8 +532,9 @@ mod tests {
 
     #[test]
     fn missing_port_lists_what_exists() {
-        let err = SerialTransport::open(Path::new("/dev/ttyUSB-lmx-none"), &SerialConfig::default())
-            .unwrap_err();
+        let err =
+            SerialTransport::open(Path::new("/dev/ttyUSB-lmx-none"), &SerialConfig::default())
+                .unwrap_err();
         assert!(matches!(err, PortError::NotFound { .. }), "{err}");
         assert!(err.to_string().contains("/dev/ttyUSB-lmx-none"));
     }

@@ -32,7 +32,11 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
 
 impl Transport for UnixStream {
     fn describe(&self) -> String {
-        match self.peer_addr().ok().and_then(|a| a.as_pathname().map(|p| p.to_path_buf())) {
+        match self
+            .peer_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.to_path_buf()))
+        {
             Some(p) => format!("unix:{}", p.display()),
             None => "unix socket".to_string(),
         }

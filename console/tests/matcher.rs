@@ -130,7 +130,10 @@ fn autoboot_is_stopped_with_the_boards_key_then_synced() {
     assert_eq!(p.sent[0], b' ');
     assert_eq!(p.f.executed.len(), 1, "only the sync line ran");
     let sync = &p.f.executed[0];
-    assert!(sync.starts_with("echo 'lmx''") && sync.ends_with(".'$?"), "{sync}");
+    assert!(
+        sync.starts_with("echo 'lmx''") && sync.ends_with(".'$?"),
+        "{sync}"
+    );
     p.assert_no_bare_newline();
 }
 
@@ -207,14 +210,21 @@ fn refused_before_sending() {
         ("echo caf\u{e9}", "ControlByte"),
         (long.as_str(), "TooLong"),
     ] {
-        let err = p
-            .m
-            .command(p.now, cmd, Duration::from_secs(1), CommandOptions::default())
+        let err =
+            p.m.command(
+                p.now,
+                cmd,
+                Duration::from_secs(1),
+                CommandOptions::default(),
+            )
             .unwrap_err();
         let ShellError::Refused { reason, .. } = &err else {
             panic!("{err}")
         };
-        assert!(format!("{reason:?}").starts_with(want), "{cmd:?}: {reason:?}");
+        assert!(
+            format!("{reason:?}").starts_with(want),
+            "{cmd:?}: {reason:?}"
+        );
     }
     assert_eq!(p.sent.len(), before, "nothing was sent");
     // The limit is CBSIZE - 1 minus the marker suffix.
@@ -266,7 +276,10 @@ fn a_line_that_never_echoes_right_gives_up() {
     // Every 5th byte of the command is lost, forever.
     p.drop = Box::new(move |i, b| i > start && b != 0x03 && i % 5 == 0);
     let err = p.exec("setenv a 0123456789").unwrap_err();
-    assert!(matches!(err, ShellError::Unreliable { attempts: 8, .. }), "{err}");
+    assert!(
+        matches!(err, ShellError::Unreliable { attempts: 8, .. }),
+        "{err}"
+    );
     assert_eq!(p.f.executed.len(), 1, "nothing but the sync ran");
     assert!(err.to_string().contains("last console lines"), "{err}");
 }
@@ -283,9 +296,25 @@ fn a_reset_mid_command_fails_it() {
 }
 
 #[test]
+fn open_quotes_and_comments_are_refused_for_hush() {
+    let p = mainline();
+    assert_eq!(
+        p.m.check("setenv t3 'unterminated"),
+        Err(Refusal::Unbalanced)
+    );
+    assert_eq!(p.m.check("setenv t9 a #b"), Err(Refusal::Comment(12)));
+    assert!(p.m.check("setenv t8 'a #b' x#y").is_ok());
+    assert!(
+        p.m.check("setenv t 'x\\'").is_ok(),
+        "`\\'` ends the quote in U-Boot's hush"
+    );
+}
+
+#[test]
 fn hush_continuation_prompt_is_cancelled() {
+    // An `if` without `fi`: hush asks for more with `> `.
     let mut p = mainline();
-    let err = p.exec("setenv t3 'unterminated").unwrap_err();
+    let err = p.exec("if true; then echo x").unwrap_err();
     assert!(matches!(err, ShellError::Incomplete { .. }), "{err}");
     ready(p.attach());
 }
@@ -298,7 +327,10 @@ fn timeouts_carry_the_last_lines() {
     let ShellError::Timeout { tail, .. } = &err else {
         panic!("{err}")
     };
-    assert!(tail.0.iter().any(|l| l.contains("before the hang")), "{err}");
+    assert!(
+        tail.0.iter().any(|l| l.contains("before the hang")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -339,7 +371,10 @@ fn ralink_menu_wants_4_and_has_no_echo() {
     let line = lmx_console::quote::setenv_line(p.m.dialect(), "ipaddr", "192.168.1.1").unwrap();
     assert!(p.exec(&line).unwrap().success());
     let out = p.exec("printenv ipaddr").unwrap();
-    assert_eq!((out.text.as_str(), out.status), ("ipaddr=192.168.1.1", None));
+    assert_eq!(
+        (out.text.as_str(), out.status),
+        ("ipaddr=192.168.1.1", None)
+    );
     let bad = p.exec("tftpboot 0x80a00000 nothing").unwrap();
     assert!(!bad.success(), "{bad:?}");
     // Values the simple parser would change are refused.

@@ -179,7 +179,8 @@ impl FakeUBoot {
                 }
                 b'\r' | b'\n' => {
                     self.out.extend_from_slice(b"\r\n");
-                    let line = String::from_utf8_lossy(&std::mem::take(&mut self.line)).into_owned();
+                    let line =
+                        String::from_utf8_lossy(&std::mem::take(&mut self.line)).into_owned();
                     if self.state == State::Continuation {
                         self.out.extend_from_slice(b"> ");
                         return;
@@ -196,8 +197,9 @@ impl FakeUBoot {
     }
 
     fn execute(&mut self, line: &str) {
+        let open_if = line.trim_start().starts_with("if ") && !line.contains("fi");
         let segments = if self.hush {
-            match hush_split(line) {
+            match hush_split(line).filter(|_| !open_if) {
                 Some(s) => s,
                 None => {
                     self.out.extend_from_slice(b"> ");
@@ -255,12 +257,18 @@ impl FakeUBoot {
                     0
                 }
                 None => {
-                    say(&mut self.out, &format!("## Error: \"{}\" not defined", w[1]));
+                    say(
+                        &mut self.out,
+                        &format!("## Error: \"{}\" not defined", w[1]),
+                    );
                     1
                 }
             },
             "crc32" => {
-                say(&mut self.out, "crc32 for 40000000 ... 40000fff ==> 5a750c9b");
+                say(
+                    &mut self.out,
+                    "crc32 for 40000000 ... 40000fff ==> 5a750c9b",
+                );
                 0
             }
             "true" => 0,
@@ -273,7 +281,9 @@ impl FakeUBoot {
                     .unwrap_or(b"U-Boot")
                     .to_vec();
                 self.out.extend_from_slice(&banner);
-                self.out.extend_from_slice(b"\n\r\naarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0\r\n");
+                self.out.extend_from_slice(
+                    b"\n\r\naarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0\r\n",
+                );
                 0
             }
             "reset" => {
@@ -291,7 +301,10 @@ impl FakeUBoot {
                 0
             }
             other => {
-                say(&mut self.out, &format!("Unknown command '{other}' - try 'help'"));
+                say(
+                    &mut self.out,
+                    &format!("Unknown command '{other}' - try 'help'"),
+                );
                 1
             }
         }
@@ -314,9 +327,16 @@ fn hush_split(line: &str) -> Option<Vec<Vec<String>>> {
         match c {
             '\'' => {
                 in_word = true;
+                // U-Boot's hush: a backslash escapes inside single quotes
+                // too, except that `\'` still ends the quote.
                 loop {
                     match chars.next() {
                         Some('\'') => break,
+                        Some('\\') => match chars.next() {
+                            Some('\'') => break,
+                            Some(n) => word.push(n),
+                            None => return None,
+                        },
                         Some(c) => word.push(c),
                         None => return None,
                     }
