@@ -341,8 +341,12 @@ impl Dialect {
             // whole value must fit one expanded line.
             self.check(&format!("setenv {name} {}", words.join(" ")))?;
         }
+        let plain = |w: &str| {
+            w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._,:/=+-@%".contains(c))
+        };
         let first = |w: &str| {
-            if self.hush {
+            if self.hush && !plain(w) {
                 format!("setenv {name} '{w}'")
             } else {
                 format!("setenv {name} {w}")

@@ -318,6 +318,12 @@ impl Planner<'_> {
         }
     }
 
+    /// Whether U-Boot can address the whole span.
+    fn mapped(&self, phys: u64, size: u64) -> bool {
+        self.board.to_uboot_addr(phys).is_ok()
+            && self.board.to_uboot_addr(phys + size.max(1) - 1).is_ok()
+    }
+
     fn uboot_addr(&self, phys: u64) -> Option<u64> {
         self.board.to_uboot_addr(phys).ok()
     }
@@ -329,6 +335,9 @@ impl Planner<'_> {
             None => return false,
         };
         if phys < self.ram.base || end > self.ram.end() {
+            return false;
+        }
+        if !self.mapped(phys, size) {
             return false;
         }
         if let Some((lo, hi)) = limit {
@@ -354,7 +363,8 @@ impl Planner<'_> {
                 .iter()
                 .find(|r| cand < r.end() && r.phys < cand + size)
             {
-                None => return Some(cand),
+                None if self.mapped(cand, size) => return Some(cand),
+                None => return None,
                 Some(r) => cand = align_up(r.end(), align),
             }
         }

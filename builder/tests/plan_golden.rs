@@ -1,0 +1,321 @@
+//! Golden layouts and U-Boot command lists of the boot plan for the
+//! virtual boards (the layouts that booted in shared/design/testbed.md)
+//! and for gl-ar750 with command-line phram (KSEG0 loads, physical
+//! phram), plus CBSIZE splitting and the refusals.
+
+use lmx_boards::{Board, Catalog, PhramMethod};
+use lmx_builder::bootargs::{self, BootargsError, BootargsInput, PhramRegion};
+use lmx_builder::layout::{KernelFacts, KernelRun, LayoutRequest, RamLayout, RegionKind};
+use lmx_builder::plan::{BootPlan, PlanError, PlanInputs, PlannedFile, Step};
+
+fn board(name: &str) -> Board {
+    Catalog::builtin().resolve(name).unwrap().board
+}
+
+fn file(name: &str, size: u64, crc32: u32) -> PlannedFile {
+    PlannedFile {
+        file: name.into(),
+        size,
+        crc32,
+    }
+}
+
+struct Case {
+    board: Board,
+    method: PhramMethod,
+    kernel: KernelFacts,
+    kernel_file: &'static str,
+    rootfs: u64,
+    dtb: Option<u64>,
+    root: Option<&'static str>,
+    append: Option<&'static str>,
+}
+
+fn plan(c: &Case) -> Result<BootPlan, String> {
+    let req = LayoutRequest::new(c.rootfs, c.dtb, c.kernel);
+    let layout = RamLayout::plan(&c.board, &req).map_err(|e| e.to_string())?;
+    let r = layout.region(RegionKind::Rootfs).unwrap();
+    let args = bootargs::compose(&BootargsInput {
+        board: &c.board,
+        method: c.method,
+        rootfs: PhramRegion {
+            start: r.phys,
+            size: r.size,
+            erase: layout.phram_erase,
+        },
+        root_device: c.root,
+        append: c.append,
+    })
+    .map_err(|e| e.to_string())?;
+    let inputs = PlanInputs {
+        kernel: file(c.kernel_file, c.kernel.file_size, 0x1111_1111),
+        dtb: c.dtb.map(|d| file("board.dtb", d, 0x2222_2222)),
+        rootfs: file("rootfs.squashfs", c.rootfs, 0x3333_3333),
+        rootfs_unpacked: None,
+        bootargs: args,
+        ipaddr: c.board.network.ip,
+        serverip: c.board.network.server_ip,
+    };
+    BootPlan::new(&c.board, layout, c.method, &inputs).map_err(|e| e.to_string())
+}
+
+fn aarch64(rootfs: u64, append: Option<&'static str>) -> Case {
+    Case {
+        board: board("qemu-aarch64"),
+        method: PhramMethod::Dt,
+        kernel: KernelFacts {
+            file_size: 5_000_000,
+            run: KernelRun::InPlace { size: 5_600_000 },
+            size_known: true,
+        },
+        kernel_file: "Image",
+        rootfs,
+        dtb: Some(0x2000),
+        root: None,
+        append,
+    }
+}
+
+fn ar750(method: PhramMethod) -> Case {
+    Case {
+        board: board("gl-ar750"),
+        method,
+        kernel: KernelFacts {
+            file_size: 2 << 20,
+            run: KernelRun::Unpacked {
+                load: 0x8006_0000,
+                size: 5 << 20,
+            },
+            size_known: true,
+        },
+        kernel_file: "uImage",
+        rootfs: 3 << 20,
+        dtb: None,
+        root: Some("/dev/mtdblock0"),
+        append: None,
+    }
+}
+
+#[test]
+fn qemu_aarch64_golden_plan_is_the_verified_boot() {
+    let p = plan(&aarch64(0xd_0000, None)).unwrap();
+    assert_eq!(
+        p.commands(),
+        [
+            "setenv ipaddr 192.168.77.2",
+            "setenv serverip 192.168.77.1",
+            "tftpboot 0x44000000 rootfs.squashfs",
+            "tftpboot 0x440d0000 board.dtb",
+            "tftpboot 0x40400000 Image",
+            "setenv bootargs 'console=ttyAMA0,115200 root=/dev/mtdblock1 rootfstype=squashfs'",
+            "booti 0x40400000 - 0x440d0000",
+        ]
+    );
+    let rootfs = p.layout.region(RegionKind::Rootfs).unwrap();
+    assert_eq!((rootfs.phys, rootfs.size), (0x4400_0000, 0xd_0000));
+    let loads: Vec<_> = p
+        .loads()
+        .map(|l| (l.artifact.as_str(), l.addr, l.size, l.crc32))
+        .collect();
+    assert_eq!(
+        loads,
+        [
+            ("rootfs", 0x4400_0000, 0xd_0000, 0x3333_3333),
+            ("dtb", 0x440d_0000, 0x2000, 0x2222_2222),
+            ("kernel", 0x4040_0000, 5_000_000, 0x1111_1111),
+        ]
+    );
+    let first = p.loads().next().unwrap();
+    assert_eq!(first.crc_command(), "crc32 0x44000000 ${filesize}");
+    assert_eq!(first.filesize_hex(), "d0000");
+    // The map names every region.
+    let map = p.layout.to_string();
+    for w in [
+        "rootfs",
+        "dtb",
+        "kernel",
+        "u-boot",
+        "boot script",
+        "0x44000000",
+        "0x440d0000",
+    ] {
+        assert!(map.contains(w), "{w} missing from\n{map}");
+    }
+}
+
+#[test]
+fn qemu_armv7l_golden_plan() {
+    let c = Case {
+        board: board("qemu-armv7l"),
+        method: PhramMethod::Dt,
+        kernel: KernelFacts {
+            file_size: 1_700_000,
+            run: KernelRun::Zimage {
+                decompressed: 6_800_000,
+            },
+            size_known: false,
+        },
+        kernel_file: "zImage",
+        rootfs: 0xc_f000,
+        dtb: Some(0x1_8000),
+        root: None,
+        append: Some("init=/init"),
+    };
+    let p = plan(&c).unwrap();
+    assert_eq!(
+        p.commands(),
+        [
+            "setenv ipaddr 192.168.77.2",
+            "setenv serverip 192.168.77.1",
+            "tftpboot 0x44000000 rootfs.squashfs",
+            "tftpboot 0x440d0000 board.dtb",
+            "tftpboot 0x40400000 zImage",
+            "setenv bootargs 'console=ttyAMA0,115200 root=/dev/mtdblock1 rootfstype=squashfs init=/init'",
+            "bootz 0x40400000 - 0x440d0000",
+        ]
+    );
+    // The decompressed kernel (0x40008000..) and the relocated zImage are
+    // one span that the DTB stays out of.
+    let k = p.layout.region(RegionKind::Kernel).unwrap();
+    assert_eq!(k.phys, 0x4000_8000);
+    assert!(k.end() > 0x405b_0000 && k.end() < 0x4400_0000);
+}
+
+#[test]
+fn gl_ar750_cmdline_golden_plan_kseg0_loads_physical_phram() {
+    let p = plan(&ar750(PhramMethod::Cmdline)).unwrap();
+    assert_eq!(
+        p.commands(),
+        [
+            "tftpboot 0x80a00000 rootfs.squashfs",
+            "tftpboot 0x80600000 uImage",
+            "setenv bootargs console=ttyS0,115200 mem=10M phram.phram=phram0,0xa00000,0x300000,65536 mtdparts=phram0:0x300000(rootfs) root=/dev/mtdblock0",
+            "bootm 0x80600000",
+        ]
+    );
+    assert!(!p.dialect.hush);
+    assert!(!p.dialect.cbsize_known);
+    let k = p.layout.region(RegionKind::Kernel).unwrap();
+    assert_eq!((k.phys, k.uboot), (0x6_0000, Some(0x8006_0000)));
+}
+
+#[test]
+fn gl_ar750_memmap_golden_plan() {
+    let p = plan(&ar750(PhramMethod::Memmap)).unwrap();
+    assert_eq!(
+        p.commands()[2],
+        "setenv bootargs console=ttyS0,115200 mem=128M memmap=3M$0xa00000 phram.phram=phram0,0xa00000,0x300000,65536 mtdparts=phram0:0x300000(rootfs) root=/dev/mtdblock0"
+    );
+}
+
+#[test]
+fn cmdline_refuses_a_kernel_above_the_mem_limit() {
+    let mut c = ar750(PhramMethod::Cmdline);
+    c.kernel.run = KernelRun::Unpacked {
+        load: 0x8100_0000,
+        size: 5 << 20,
+    };
+    let e = plan(&c).unwrap_err();
+    assert!(
+        e.contains("mem= the kernel's memory ends at the rootfs"),
+        "{e}"
+    );
+}
+
+#[test]
+fn cmdline_refuses_a_user_mem_that_covers_the_rootfs() {
+    let mut c = ar750(PhramMethod::Cmdline);
+    c.append = Some("mem=64M");
+    let e = plan(&c).unwrap_err();
+    assert!(e.contains("covers the rootfs"), "{e}");
+}
+
+#[test]
+fn memmap_is_refused_on_arm() {
+    let mut c = aarch64(0xd_0000, None);
+    c.method = PhramMethod::Memmap;
+    assert!(plan(&c)
+        .unwrap_err()
+        .contains("not a kernel parameter on aarch64"));
+}
+
+#[test]
+fn kernel_overlapping_rootfs_prints_the_map() {
+    let mut c = ar750(PhramMethod::Cmdline);
+    c.kernel.run = KernelRun::Unpacked {
+        load: 0x8006_0000,
+        size: 12 << 20,
+    };
+    let e = plan(&c).unwrap_err();
+    assert!(e.contains("overlaps the rootfs region"), "{e}");
+    assert!(e.contains("u-boot addr") && e.contains("0x80a00000"), "{e}");
+}
+
+#[test]
+fn long_bootargs_are_split_within_cbsize() {
+    let append: &'static str = Box::leak(
+        (0..60)
+            .map(|i| format!("lmx.test{i}=value{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+            .into_boxed_str(),
+    );
+    let p = plan(&aarch64(0xd_0000, Some(append))).unwrap();
+    let lines: Vec<String> = p
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Setenv { name, commands, .. } if name == "bootargs" => Some(commands.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(lines.len() >= 3, "{lines:#?}");
+    assert!(lines.iter().all(|l| l.len() < 512));
+    assert!(lines[0].starts_with("setenv bootargs 'console=ttyAMA0,115200 "));
+    assert!(lines[1].starts_with("setenv bootargs \"${bootargs}\"' "));
+    assert!(p.bootargs.len() > 1000);
+}
+
+#[test]
+fn long_bootargs_on_a_simple_parser_are_refused() {
+    let append: &'static str = Box::leak(
+        (0..20)
+            .map(|i| format!("lmx.test{i}=value{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+            .into_boxed_str(),
+    );
+    let mut c = ar750(PhramMethod::Cmdline);
+    c.append = Some(append);
+    let e = plan(&c).unwrap_err();
+    assert!(e.contains("CBSIZE 256"), "{e}");
+}
+
+#[test]
+fn missing_root_device_and_phram_method_are_named() {
+    let b = board("gl-ar750");
+    assert!(matches!(
+        bootargs::phram_method(&b, None),
+        Err(BootargsError::NoPhramMethod { .. })
+    ));
+    let e = bootargs::compose(&BootargsInput {
+        board: &b,
+        method: PhramMethod::Cmdline,
+        rootfs: PhramRegion {
+            start: 0xa0_0000,
+            size: 0x10_0000,
+            erase: 0x1_0000,
+        },
+        root_device: None,
+        append: None,
+    })
+    .unwrap_err();
+    assert!(matches!(e, BootargsError::NoRootDevice { .. }));
+}
+
+#[test]
+fn plan_error_types_are_exported() {
+    // PlanError is part of the public API that tftpboot matches on.
+    let e: PlanError = PlanError::MissingRegion("dtb");
+    assert_eq!(e.to_string(), "the layout has no dtb region");
+}
