@@ -27,7 +27,7 @@ impl Default for RtoConfig {
     fn default() -> Self {
         RtoConfig {
             initial: Duration::from_millis(1000),
-            min: Duration::from_millis(5),
+            min: Duration::from_millis(2),
             max: Duration::from_millis(1000),
         }
     }
@@ -136,7 +136,7 @@ mod tests {
         for _ in 0..50 {
             r.sample(Duration::from_micros(30));
         }
-        assert_eq!(r.timeout(), ms(5));
+        assert_eq!(r.timeout(), ms(2));
         r.sample(ms(5000));
         assert_eq!(r.timeout(), ms(1000));
     }

@@ -488,11 +488,12 @@ impl ReadTransfer {
         }
         // Progress: blocks acked+1 ..= b are confirmed.
         let newly = b - self.acked;
+        // Karn's rule: only a block sent once gives an RTT sample; after a
+        // retransmission the backed-off timeout stays until a clean sample
+        // arrives, so a link slower than estimated is not flooded.
         if let Some(&(sent, retransmitted)) = self.sent_at.get((newly - 1) as usize) {
             if !retransmitted {
                 self.rto.sample(self.now.saturating_duration_since(sent));
-            } else {
-                self.rto.on_progress();
             }
         }
         for _ in 0..newly {

@@ -163,29 +163,61 @@ pub fn need(tool: &str, package: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
-/// Runs a command with a timeout (tests must never hang).
+/// Runs a command with a timeout (tests must never hang). Output goes to
+/// temporary files, not pipes, so a chatty client can never block on a
+/// full pipe while we wait for it to exit.
 pub fn run(cmd: &mut Command, timeout: Duration) -> std::process::Output {
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
     let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     let start = std::time::Instant::now();
-    loop {
-        if let Some(_status) = child.try_wait().unwrap() {
-            return child.wait_with_output().unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
         }
         if start.elapsed() > timeout {
             let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{cmd:?} did not finish within {timeout:?}\nstdout: {}\nstderr: {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(10));
+    };
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut v).unwrap();
+        v
+    };
+    let (stdout, stderr) = (read(out), read(err));
+    match status {
+        Some(status) => std::process::Output {
+            status,
+            stdout,
+            stderr,
+        },
+        None => {
+            let tail = |v: &[u8]| {
+                let s = String::from_utf8_lossy(v);
+                s.chars()
+                    .rev()
+                    .take(2000)
+                    .collect::<String>()
+                    .chars()
+                    .rev()
+                    .collect::<String>()
+            };
+            panic!(
+                "{cmd:?} did not finish within {timeout:?}\nstdout (tail): {}\nstderr (tail): {}",
+                tail(&stdout),
+                tail(&stderr)
+            )
+        }
     }
 }
 
