@@ -27,6 +27,8 @@ enum Command {
     Image(cmd::image::ImageArgs),
     /// Read and edit U-Boot environments in flash dumps and env files.
     Env(cmd::env::EnvArgs),
+    /// Build what a board boots from RAM: kernel image, patched DTB, rootfs, boot plan, manifest.
+    Build(cmd::build::BuildArgs),
 }
 
 fn main() -> miette::Result<()> {
@@ -37,6 +39,7 @@ fn main() -> miette::Result<()> {
         Command::Boards(args) => cmd::boards::run(args),
         Command::Image(args) => cmd::image::run(args),
         Command::Env(args) => cmd::env::run(args),
+        Command::Build(args) => cmd::build::run(args),
     }
 }
 
