@@ -1,6 +1,7 @@
 //! `lmx`: the command-line entry point. It parses flags and wires the
 //! library crates together; no protocol or format logic lives here.
 
+mod boot;
 mod cmd;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ enum Command {
     Image(cmd::image::ImageArgs),
     /// Read and edit U-Boot environments in flash dumps and env files.
     Env(cmd::env::EnvArgs),
+    /// Boot a kernel and rootfs from RAM over TFTP through U-Boot (nothing written to flash).
+    Tftpboot(cmd::tftpboot::TftpbootArgs),
     /// Build what a board boots from RAM: kernel image, patched DTB, rootfs, boot plan, manifest.
     Build(cmd::build::BuildArgs),
 }
@@ -39,6 +42,7 @@ fn main() -> miette::Result<()> {
         Command::Boards(args) => cmd::boards::run(args),
         Command::Image(args) => cmd::image::run(args),
         Command::Env(args) => cmd::env::run(args),
+        Command::Tftpboot(args) => cmd::tftpboot::run(args),
         Command::Build(args) => cmd::build::run(args),
     }
 }

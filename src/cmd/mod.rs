@@ -6,3 +6,4 @@ pub mod build;
 pub mod env;
 pub mod image;
 pub mod serve;
+pub mod tftpboot;

@@ -1,0 +1,18 @@
+//! `lmx tftpboot`'s executor: the glue between a boot plan, the embedded
+//! TFTP server and the U-Boot driver.
+//!
+//! - [`prepare`]: artifacts and [`BootPlan`](lmx_builder::plan::BootPlan)
+//!   from the user's files (through `lmx-builder`), or a plan read back;
+//! - [`run`]: the step loop on the board, with load verification, progress
+//!   and failure reports;
+//! - [`virt`]: the virtual board (private network, QEMU) via `lmx-testbed`;
+//! - [`term`]: the interactive console after the boot.
+//!
+//! No protocol or format logic lives here: U-Boot's line discipline is in
+//! `lmx-console`, TFTP in `lmx-tftpd`, addresses and commands in
+//! `lmx-builder`.
+
+pub mod prepare;
+pub mod run;
+pub mod term;
+pub mod virt;

@@ -1,0 +1,462 @@
+//! `lmx tftpboot`: from a kernel and a root filesystem to a running system
+//! on the board, loaded into RAM over TFTP, nothing written to flash, every
+//! load checked with U-Boot's `crc32` before the boot.
+//!
+//! The flags choose the inputs (a saved plan, a directory, files, or the
+//! test bed's defaults on a virtual board), the addresses and the console;
+//! the work is done by [`crate::boot`].
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use ipnet::IpNet;
+use lmx_boards::{Board, KernelFormat};
+use lmx_console::{Endpoint, SerialConfig, SerialTransport, Transport, UBootShell};
+use lmx_tftpd::policy::PolicySpec;
+use lmx_tftpd::{Policy, Server, ServerConfig};
+use miette::{miette, IntoDiagnostic, WrapErr};
+
+use crate::boot::prepare::{self, Inputs, Prepared};
+use crate::boot::run::{NetSetup, RunOptions, Runner, Timings};
+use crate::boot::{term, virt};
+
+/// The marker the test bed's rootfs prints when userland runs.
+pub const DEFAULT_MARKER: &str = lmx_testbed::rootfs::MARKER;
+
+/// Flags of `lmx tftpboot`.
+#[derive(Args, Debug)]
+pub struct TftpbootArgs {
+    /// Board name (see `lmx boards list`), e.g. qemu-aarch64.
+    #[arg(long)]
+    pub board: String,
+
+    /// Look for board files in DIR first.
+    #[arg(long, value_name = "DIR")]
+    pub boards_dir: Option<PathBuf>,
+
+    /// Take the inputs from DIR: a `boot-plan.json`/`manifest.json` there,
+    /// else the kernel (Image, zImage, uImage, vmlinux), `*.squashfs` and `*.dtb`.
+    #[arg(long, value_name = "DIR", conflicts_with = "manifest")]
+    pub from: Option<PathBuf>,
+
+    /// Kernel file.
+    #[arg(long, value_name = "FILE")]
+    pub kernel: Option<PathBuf>,
+
+    /// Root filesystem (squashfs).
+    #[arg(long, value_name = "FILE")]
+    pub rootfs: Option<PathBuf>,
+
+    /// The board's device tree (lmx adds the phram node and bootargs).
+    #[arg(long, value_name = "FILE")]
+    pub dtb: Option<PathBuf>,
+
+    /// Boot a saved plan: `boot-plan.json` (written by --out or --dry-run
+    /// --out) or a manifest that carries one; files are read next to it.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+
+    /// Kernel format instead of the board's: image, zimage, fit (kernel and
+    /// DTB in one FIT, booted with bootm), uimage, uimage-lzma, uimage-gzip.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    pub format: Option<KernelFormat>,
+
+    /// Send the rootfs LZMA-compressed and unpack it in U-Boot with lzmadec.
+    #[arg(long)]
+    pub lzma_rootfs: bool,
+
+    /// Keep the artifacts and `boot-plan.json` in DIR (default: a temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Console: a serial device, unix:PATH or tcp:HOST:PORT. For a virtual
+    /// board: `pty` runs QEMU with -serial pty (opened as a serial port);
+    /// the default is a unix socket.
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
+
+    /// Address U-Boot fetches from (serverip). Default: the board file's
+    /// for a virtual board; for a real one the host's address on the route
+    /// toward the board.
+    #[arg(long, value_name = "IP")]
+    pub server_ip: Option<Ipv4Addr>,
+
+    /// The board's address (ipaddr). Default: the board file's.
+    #[arg(long, value_name = "IP")]
+    pub board_ip: Option<Ipv4Addr>,
+
+    /// Address the TFTP server listens on (default: the server IP).
+    #[arg(long, value_name = "IP")]
+    pub bind: Option<IpAddr>,
+
+    /// Extra kernel arguments.
+    #[arg(long, value_name = "ARGS")]
+    pub append: Option<String>,
+
+    /// Exit 0 once the userland marker is seen instead of staying on the console.
+    #[arg(long)]
+    pub no_console: bool,
+
+    /// Copy the console to stdout from the boot command on (always so without --no-console).
+    #[arg(long)]
+    pub show_console: bool,
+
+    /// Print the plan (commands, addresses, files, CRCs) and exit; nothing is
+    /// sent to the board and no virtual board is started.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Seconds to wait for the board at each step: the first TFTP request
+    /// of a load, the kernel banner.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
+
+    /// Seconds from the kernel banner to the userland marker.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub marker_timeout: u64,
+
+    /// Text userland prints when it is up.
+    #[arg(long, value_name = "TEXT", default_value = DEFAULT_MARKER)]
+    pub marker: String,
+
+    /// Rebuild and boot again when any of these paths change (needs a board
+    /// reset method; not implemented yet).
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub watch: Vec<PathBuf>,
+}
+
+fn parse_format(s: &str) -> Result<KernelFormat, String> {
+    Ok(match s {
+        "image" => KernelFormat::Image,
+        "zimage" => KernelFormat::Zimage,
+        "fit" => KernelFormat::Fit,
+        "uimage" => KernelFormat::Uimage,
+        "uimage-lzma" => KernelFormat::UimageLzma,
+        "uimage-gzip" => KernelFormat::UimageGzip,
+        _ => {
+            return Err(format!(
+                "unknown format {s:?}: image, zimage, fit, uimage, uimage-lzma, uimage-gzip"
+            ))
+        }
+    })
+}
+
+/// Runs `lmx tftpboot`.
+pub fn run(args: TftpbootArgs) -> miette::Result<()> {
+    let started = Instant::now();
+    let board = crate::cmd::boards::catalog(args.boards_dir.as_deref())
+        .resolve(&args.board)
+        .map_err(|e| miette!("{e}"))?
+        .board;
+    if !args.watch.is_empty() {
+        return Err(miette!(
+            help = "rerun the command after a rebuild; for the virtual board each run starts a fresh machine",
+            "--watch is not implemented yet"
+        ));
+    }
+    let board_ip = args.board_ip.or(board.network.ip).ok_or_else(|| {
+        miette!(
+            help = "give --board-ip, or add network.ip to the board file",
+            "board {}: no board address",
+            board.name
+        )
+    })?;
+    let is_virtual = board.is_virtual;
+    let arch = if is_virtual {
+        Some(virt::arch(&board)?)
+    } else {
+        None
+    };
+    let server_ip = match (args.server_ip, is_virtual) {
+        (Some(ip), _) => ip,
+        (None, true) => board
+            .network
+            .server_ip
+            .ok_or_else(|| miette!("virtual board {}: no network.server_ip", board.name))?,
+        (None, false) => route_source(board_ip)
+            .or(board.network.server_ip)
+            .ok_or_else(|| {
+                miette!(
+                    help = "give --server-ip (this host's address on the board's network)",
+                    "no route toward {board_ip} and no network.server_ip in the board file"
+                )
+            })?,
+    };
+
+    // A virtual board's network comes first, while this process has one thread.
+    if let (Some(arch), false) = (arch, args.dry_run) {
+        virt::check_host(arch)?;
+        virt::enter_network(server_ip, board.network.prefix_len.unwrap_or(24))?;
+    }
+
+    let mut timings = Timings::default();
+    let t = Instant::now();
+    let tmp = tempfile::Builder::new()
+        .prefix("lmx-tftpboot-")
+        .tempdir()
+        .into_diagnostic()?;
+    let out_dir = match &args.out {
+        Some(d) => {
+            std::fs::create_dir_all(d)
+                .into_diagnostic()
+                .wrap_err_with(|| format!("creating {}", d.display()))?;
+            d.clone()
+        }
+        None => tmp.path().to_path_buf(),
+    };
+    let prepared = plan(&args, &board, arch, &out_dir)?;
+    timings.0.push(("plan and artifacts".into(), t.elapsed()));
+    for n in &prepared.notes {
+        eprintln!("note: {n}");
+    }
+    let net = NetSetup {
+        board_ip,
+        server_ip,
+        blocksize: board.uboot.tftp_blocksize,
+        windowsize: board.uboot.tftp_windowsize,
+    };
+
+    if args.dry_run {
+        print_plan(&prepared, &net);
+        return Ok(());
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .into_diagnostic()?;
+    let bind = SocketAddr::new(args.bind.unwrap_or(IpAddr::V4(server_ip)), 69);
+    let policy = Policy::new(PolicySpec {
+        files: prepared.files.clone(),
+        allow: vec![IpNet::from(IpAddr::V4(board_ip))],
+        ..PolicySpec::default()
+    })
+    .map_err(|e| miette!("serving the plan's files: {e}"))?;
+    let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = rt
+        .block_on(Server::bind(
+            ServerConfig {
+                bind: vec![bind],
+                ..ServerConfig::default()
+            },
+            policy,
+        ))
+        .map_err(|e| miette!("{e}"))?
+        .with_events(ev_tx);
+    eprintln!(
+        "==> TFTP server on {bind}, serving {} to {board_ip} only",
+        prepared
+            .files
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let served = rt.spawn(server.run(async {
+        let _ = stop_rx.await;
+    }));
+
+    let opts = RunOptions {
+        timeout: Duration::from_secs(args.timeout),
+        attach_timeout: Duration::from_secs(30),
+        marker: args.marker.clone(),
+        marker_timeout: Duration::from_secs(args.marker_timeout),
+        show_boot: args.show_console || !args.no_console,
+        listen: bind.to_string(),
+    };
+
+    // The console: a VM lmx starts (kept on this thread, which QEMU's
+    // death signal follows), or the given port.
+    let mut _vm = None;
+    let t = Instant::now();
+    let transport: Box<dyn Transport> = if let Some(arch) = arch {
+        let sock_dir = tmp.path().join("vm");
+        std::fs::create_dir_all(&sock_dir).into_diagnostic()?;
+        let console = match args.port.as_deref() {
+            Some("pty") => lmx_testbed::Console::Pty,
+            None => lmx_testbed::Console::Unix(sock_dir.join("console.sock")),
+            Some(other) => {
+                return Err(miette!(
+                    "--port {other}: a virtual board's console is `pty` or the default unix socket"
+                ))
+            }
+        };
+        eprintln!("==> starting virtual board {} (QEMU)", board.name);
+        let vm = virt::start(&virt::vm_config(arch, console, true))?;
+        let endpoint = vm.console().clone();
+        _vm = Some(vm);
+        rt.block_on(open_vm_console(&endpoint, &board))?
+    } else {
+        let port = args.port.as_deref().ok_or_else(|| {
+            miette!(
+                help = "e.g. --port /dev/ttyUSB0, --port unix:/tmp/console.sock or --port tcp:host:2000",
+                "board {}: which console? give --port",
+                board.name
+            )
+        })?;
+        let cfg = SerialConfig::from_board(&board).map_err(|e| miette!("{e}"))?;
+        rt.block_on(Endpoint::parse(port).open(&cfg))
+            .map_err(|e| miette!("{e}"))?
+    };
+    timings.0.push(("console open".into(), t.elapsed()));
+
+    let shell = UBootShell::for_board(transport, &board).map_err(|e| miette!("{e}"))?;
+    let mut runner = Runner::new(shell, ev_rx, opts, net, prepared.files.clone());
+    let result = rt.block_on(async {
+        runner.attach(started).await?;
+        runner.run(&prepared.plan).await
+    });
+    timings.0.extend(runner.timings.0.iter().cloned());
+    timings
+        .0
+        .push(("command start to end".into(), started.elapsed()));
+    let table = timings.table();
+    if let Err(e) = result {
+        eprint!("{table}");
+        let _ = stop_tx.send(());
+        return Err(e.into());
+    }
+    eprintln!("==> booted: {} is up", board.name);
+    print!("{table}");
+    if !args.no_console {
+        rt.block_on(term::interact(runner.shell_mut().transport_mut()))
+            .into_diagnostic()?;
+    }
+    let _ = stop_tx.send(());
+    let _ = rt.block_on(served);
+    drop(_vm);
+    Ok(())
+}
+
+async fn open_vm_console(
+    endpoint: &lmx_testbed::ConsoleEndpoint,
+    board: &Board,
+) -> miette::Result<Box<dyn Transport>> {
+    match endpoint {
+        lmx_testbed::ConsoleEndpoint::Unix(p) => Endpoint::Unix(p.clone())
+            .open(&SerialConfig::from_board(board).map_err(|e| miette!("{e}"))?)
+            .await
+            .map_err(|e| miette!("{e}")),
+        lmx_testbed::ConsoleEndpoint::Pty(p) => {
+            let cfg = SerialConfig::from_board(board).map_err(|e| miette!("{e}"))?;
+            let port = SerialTransport::open(p, &cfg).map_err(|e| miette!("{e}"))?;
+            Ok(Box::new(port))
+        }
+    }
+}
+
+/// The host's address on the route toward `board` (no packet is sent:
+/// connecting a UDP socket only asks the routing table).
+fn route_source(board: Ipv4Addr) -> Option<Ipv4Addr> {
+    let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    s.connect((board, 69)).ok()?;
+    match s.local_addr().ok()?.ip() {
+        IpAddr::V4(a) if !a.is_unspecified() => Some(a),
+        _ => None,
+    }
+}
+
+fn plan(
+    args: &TftpbootArgs,
+    board: &Board,
+    arch: Option<lmx_testbed::Arch>,
+    out: &Path,
+) -> miette::Result<Prepared> {
+    if let Some(m) = &args.manifest {
+        return prepare::load(m);
+    }
+    let mut kernel = args.kernel.clone();
+    let mut rootfs = args.rootfs.clone();
+    let mut dtb = args.dtb.clone();
+    if let Some(dir) = &args.from {
+        for name in [prepare::PLAN_FILE, "manifest.json"] {
+            let p = dir.join(name);
+            if p.is_file() && kernel.is_none() && rootfs.is_none() && dtb.is_none() {
+                return prepare::load(&p);
+            }
+        }
+        let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("reading --from {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        let named = |names: &[&str]| {
+            entries
+                .iter()
+                .find(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| names.contains(&n))
+                })
+                .cloned()
+        };
+        let ext = |e: &str| {
+            entries
+                .iter()
+                .find(|p| p.extension().and_then(|x| x.to_str()) == Some(e))
+                .cloned()
+        };
+        kernel = kernel.or_else(|| named(&["Image", "zImage", "uImage", "vmlinux", "kernel.itb"]));
+        rootfs = rootfs.or_else(|| ext("squashfs"));
+        dtb = dtb.or_else(|| ext("dtb"));
+    }
+    let mut append = args.append.clone();
+    if let Some(arch) = arch {
+        if kernel.is_none() {
+            kernel = Some(virt::default_kernel(arch)?);
+        }
+        if rootfs.is_none() {
+            eprintln!("==> test rootfs (busybox, /init prints {DEFAULT_MARKER})");
+            rootfs = Some(virt::default_rootfs(arch, out)?);
+            // The test rootfs's /init is a script the kernel does not look for by itself.
+            let mut a = append.unwrap_or_default();
+            if !a.split_whitespace().any(|w| w.starts_with("init=")) {
+                a = format!("{a} init=/init").trim().to_string();
+            }
+            append = Some(a);
+        }
+        if dtb.is_none() {
+            dtb = Some(virt::default_dtb(arch, out)?);
+        }
+    }
+    let kernel = kernel.ok_or_else(|| {
+        miette!(
+            help = "give --kernel FILE, --from DIR or --manifest FILE",
+            "no kernel"
+        )
+    })?;
+    let rootfs = rootfs.ok_or_else(|| {
+        miette!(
+            help = "give --rootfs FILE, --from DIR or --manifest FILE",
+            "no rootfs"
+        )
+    })?;
+    let inputs = Inputs {
+        kernel,
+        rootfs,
+        dtb,
+        format: args.format,
+        lzma_rootfs: args.lzma_rootfs,
+        append,
+    };
+    prepare::build(board, &inputs, out)
+}
+
+fn print_plan(p: &Prepared, net: &NetSetup) {
+    println!("{}", p.plan.render());
+    println!("Network settings, sent first:");
+    for (name, value) in net.vars() {
+        println!("  setenv {name} {value}");
+    }
+    println!("\nServed over TFTP (only to {}):", net.board_ip);
+    for (name, path) in &p.files {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        println!("  {name:<24} {size:>10} bytes  {}", path.display());
+    }
+    println!("\nEach load is accepted only when ${{filesize}} and crc32 match the values above; the boot command is sent last.");
+}
