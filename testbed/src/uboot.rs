@@ -42,7 +42,14 @@ pub fn interrupt_autoboot(console: &mut ConsoleStream, timeout: Duration) -> Res
 /// output carries one of [`ERROR_MARKERS`].
 pub fn run(console: &mut ConsoleStream, command: &str, timeout: Duration) -> Result<String> {
     console.send_line(command)?;
-    let raw = console.expect(PROMPT, timeout)?;
+    let raw = console.expect(PROMPT, timeout).map_err(|e| match e {
+        Error::Timeout { secs, tail, .. } => Error::Timeout {
+            what: format!("the prompt after `{command}`"),
+            secs,
+            tail,
+        },
+        other => other,
+    })?;
     // The first line is the echo of what was typed.
     let output = match raw.find('\n') {
         Some(i) => raw[i + 1..].to_owned(),
