@@ -220,20 +220,49 @@ pub fn build(board: &Board, inputs: &Inputs, out: &Path) -> miette::Result<Prepa
     Ok(Prepared { plan, files, notes })
 }
 
-/// Reads a plan written earlier: `boot-plan.json`, or a manifest with the
-/// plan under `"plan"`. Files are looked up next to it.
+/// Reads a plan made earlier: the `manifest.json` of `lmx build` (or its
+/// directory), whose artifacts are re-hashed against the record first; or a
+/// `boot-plan.json` of `lmx tftpboot --out`, whose loads U-Boot's `crc32`
+/// alone checks. Files are looked up next to it.
 pub fn load(path: &Path) -> miette::Result<Prepared> {
-    let text = std::fs::read_to_string(path)
+    let file = if path.is_dir() {
+        path.join(lmx_builder::manifest::MANIFEST_FILE)
+    } else {
+        path.to_path_buf()
+    };
+    let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let text = std::fs::read_to_string(&file)
         .into_diagnostic()
-        .wrap_err_with(|| format!("reading {}", path.display()))?;
+        .wrap_err_with(|| format!("reading {}", file.display()))?;
     let value: serde_json::Value = serde_json::from_str(&text)
         .into_diagnostic()
-        .wrap_err_with(|| format!("{} is not JSON", path.display()))?;
-    let plan_value = value.get("plan").cloned().unwrap_or(value);
-    let plan: BootPlan = serde_json::from_value(plan_value)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("{} holds no boot plan", path.display()))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
+        .wrap_err_with(|| format!("{} is not JSON", file.display()))?;
+    let mut notes = Vec::new();
+    let plan = if value.get("schema").is_some() {
+        let m = lmx_builder::manifest::Manifest::read(&file).map_err(|e| miette!("{e}"))?;
+        m.verify_files(&dir).map_err(|e| {
+            miette!(
+                help = "rebuild with `lmx build`, or boot the files as they are with --kernel/--rootfs/--dtb",
+                "{e}"
+            )
+        })?;
+        notes.push(format!(
+            "manifest {}: {} artifacts re-hashed, all as recorded",
+            file.display(),
+            m.artifacts.len()
+        ));
+        BootPlan {
+            board: m.board,
+            dialect: m.dialect,
+            layout: m.layout,
+            bootargs: m.bootargs,
+            steps: m.steps,
+        }
+    } else {
+        serde_json::from_value(value.get("plan").cloned().unwrap_or(value))
+            .into_diagnostic()
+            .wrap_err_with(|| format!("{} holds no boot plan", file.display()))?
+    };
     let files: Vec<(String, PathBuf)> = plan
         .loads()
         .map(|l| (l.file.clone(), dir.join(&l.file)))
@@ -246,11 +275,7 @@ pub fn load(path: &Path) -> miette::Result<Prepared> {
             ));
         }
     }
-    Ok(Prepared {
-        plan,
-        files,
-        notes: Vec::new(),
-    })
+    Ok(Prepared { plan, files, notes })
 }
 
 fn file_name(p: &Path, default: &str) -> String {

@@ -367,7 +367,21 @@ fn plan(
     out: &Path,
 ) -> miette::Result<Prepared> {
     if let Some(m) = &args.manifest {
-        return prepare::load(m);
+        let p = prepare::load(m)?;
+        if p.plan.board != board.name {
+            let help = format!(
+                "boot it with --board {}, or rebuild for this board",
+                p.plan.board
+            );
+            return Err(miette!(
+                help = help,
+                "{} was planned for board {}, not {}",
+                m.display(),
+                p.plan.board,
+                board.name
+            ));
+        }
+        return Ok(p);
     }
     let mut kernel = args.kernel.clone();
     let mut rootfs = args.rootfs.clone();

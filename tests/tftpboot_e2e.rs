@@ -1,0 +1,365 @@
+//! `lmx tftpboot` end to end on the virtual board: the real `lmx` binary
+//! starts QEMU (Debian's U-Boot) in its own private network namespace,
+//! serves the plan with its TFTP server, verifies every load with U-Boot's
+//! `crc32` and boots a real kernel that mounts its squashfs root through
+//! phram and prints the test rootfs's marker.
+//!
+//! Needs the virtual package set (`scripts/deps.sh virtual`), the cached
+//! test bed kernel (`testbed/kernel.sh aarch64`) and root or unprivileged
+//! user namespaces with an openable /dev/net/tun. A missing QEMU fails the
+//! test with that hint; nothing passes silently. One VM at a time: an
+//! in-process mutex plus a host-wide `flock`, so parallel test binaries
+//! (and other test suites using the same lock file) wait for each other.
+//! After every run the test checks that no QEMU started by it is left.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const MARKER: &str = "LMX-USERLAND-READY";
+static ONE_VM: Mutex<()> = Mutex::new(());
+
+/// Holds the in-process and the host-wide VM lock.
+struct VmLock {
+    _guard: std::sync::MutexGuard<'static, ()>,
+    _file: std::fs::File,
+}
+
+fn one_vm() -> VmLock {
+    let guard = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("lmx-virtual-board.lock"))
+        .expect("lock file");
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+    VmLock {
+        _guard: guard,
+        _file: file,
+    }
+}
+
+fn require_qemu() {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("qemu-system-aarch64").is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "qemu-system-aarch64 is not installed: run `scripts/deps.sh virtual` (QEMU from bookworm-backports, u-boot-qemu, the cross compiler and busybox for the test bed)"
+    );
+}
+
+/// Processes whose environment carries `tag` (QEMU inherits lmx's).
+fn processes_tagged(tag: &str) -> Vec<String> {
+    let needle = format!("LMX_E2E_TAG={tag}");
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let p = e.path();
+        if let Ok(env) = std::fs::read(p.join("environ")) {
+            if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+                let cmd = std::fs::read_to_string(p.join("cmdline")).unwrap_or_default();
+                found.push(format!("{}: {}", p.display(), cmd.replace('\0', " ")));
+            }
+        }
+    }
+    found
+}
+
+struct Run {
+    out: Output,
+    elapsed: Duration,
+}
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    fn all(&self) -> String {
+        format!("{}\n{}", self.stdout(), self.stderr())
+    }
+    fn success(&self) -> bool {
+        self.out.status.success()
+    }
+}
+
+/// Runs `lmx ARGS` with a hard limit, then checks nothing it started is left.
+fn lmx(args: &[&str], limit: Duration) -> Run {
+    let tag = format!("{}-{}", std::process::id(), rand_suffix());
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lmx"))
+        .args(args)
+        .env("LMX_E2E_TAG", &tag)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting lmx");
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let elapsed = start.elapsed();
+    let out = Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    };
+    // QEMU has PDEATHSIG; give the kernel a moment to deliver it.
+    let mut left = processes_tagged(&tag);
+    for _ in 0..40 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        left = processes_tagged(&tag);
+    }
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    Run { out, elapsed }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn assert_booted(r: &Run) {
+    let all = r.all();
+    assert!(r.success(), "lmx tftpboot failed:\n{all}");
+    assert!(
+        all.contains(&format!("userland marker \"{MARKER}\" seen")),
+        "{all}"
+    );
+    assert!(all.contains("step timings:"), "{all}");
+}
+
+/// Every load line was verified: `filesize and crc32 ... match`.
+fn verified_loads(all: &str) -> usize {
+    all.lines()
+        .filter(|l| l.contains("filesize and crc32") && l.contains("match"))
+        .count()
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("lmx-e2e-")
+        .tempdir()
+        .unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn a_raw_image_and_dtb_with_phram_node_reach_userland() {
+    require_qemu();
+    let _vm = one_vm();
+    let dir = tmp();
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-aarch64",
+            "--no-console",
+            "--out",
+            s(dir.path()),
+        ],
+        Duration::from_secs(240),
+    );
+    assert_booted(&r);
+    let all = r.all();
+    assert_eq!(verified_loads(&all), 3, "{all}");
+    assert!(all.contains("booti 0x40400000 - 0x440d0000"), "{all}");
+    // The DT phram node made exactly one device: root is mtdblock1.
+    let plan = std::fs::read_to_string(dir.path().join("boot-plan.json")).unwrap();
+    assert!(plan.contains("root=/dev/mtdblock1"), "{plan}");
+    for f in ["Image", "board.dtb", "rootfs.squashfs"] {
+        assert!(dir.path().join(f).is_file(), "{f} kept in --out");
+    }
+}
+
+#[test]
+fn b_fit_with_kernel_and_dtb_boots_with_bootm() {
+    require_qemu();
+    let _vm = one_vm();
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-aarch64",
+            "--no-console",
+            "--format",
+            "fit",
+        ],
+        Duration::from_secs(240),
+    );
+    assert_booted(&r);
+    let all = r.all();
+    assert!(all.contains("==> bootm 0x"), "{all}");
+    assert!(!all.contains("booti"), "{all}");
+    // rootfs and the FIT: the DTB travels inside.
+    assert_eq!(verified_loads(&all), 2, "{all}");
+}
+
+#[test]
+fn c_lzma_rootfs_is_unpacked_by_lzmadec() {
+    require_qemu();
+    let _vm = one_vm();
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-aarch64",
+            "--no-console",
+            "--lzma-rootfs",
+        ],
+        Duration::from_secs(240),
+    );
+    assert_booted(&r);
+    let all = r.all();
+    assert!(all.contains("==> lzmadec 0x"), "{all}");
+    assert!(all.contains("rootfs.squashfs.lzma"), "{all}");
+    assert!(all.contains("unpacked in"), "{all}");
+}
+
+#[test]
+fn d_a_file_changed_after_planning_is_caught_before_boot() {
+    require_qemu();
+    let _vm = one_vm();
+    let dir = tmp();
+    let plan = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-aarch64",
+            "--dry-run",
+            "--out",
+            s(dir.path()),
+        ],
+        Duration::from_secs(240),
+    );
+    assert!(plan.success(), "{}", plan.all());
+    // Same size, one byte different: only the CRC can tell.
+    let image: PathBuf = dir.path().join("Image");
+    let mut bytes = std::fs::read(&image).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x5a;
+    std::fs::write(&image, &bytes).unwrap();
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-aarch64",
+            "--no-console",
+            "--manifest",
+            s(&dir.path().join("boot-plan.json")),
+        ],
+        Duration::from_secs(240),
+    );
+    let all = r.all();
+    assert!(!r.success(), "{all}");
+    assert!(all.contains("crc32 mismatch for Image"), "{all}");
+    assert!(all.contains(s(&image)), "the error names the file: {all}");
+    assert!(all.contains("not booting"), "{all}");
+    assert!(!all.contains("Starting kernel"), "{all}");
+    assert!(!all.contains("==> booti"), "{all}");
+}
+
+#[test]
+fn e_an_unreachable_tftp_server_fails_within_the_timeout() {
+    require_qemu();
+    let _vm = one_vm();
+    // The server listens on loopback only: U-Boot's requests to
+    // 192.168.77.1:69 go unanswered, like a host firewall dropping UDP 69.
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-aarch64",
+            "--no-console",
+            "--bind",
+            "127.0.0.1",
+            "--timeout",
+            "5",
+        ],
+        Duration::from_secs(120),
+    );
+    let all = r.all();
+    assert!(!r.success(), "{all}");
+    assert!(
+        all.contains("no TFTP request from 192.168.77.2 within 5 s"),
+        "{all}"
+    );
+    assert!(all.contains("load rootfs.squashfs failed"), "{all}");
+    assert!(all.contains("firewall for UDP 69"), "{all}");
+    // Planning and U-Boot take a few seconds; the wait itself is 5 s.
+    assert!(r.elapsed < Duration::from_secs(45), "took {:?}", r.elapsed);
+}
+
+#[test]
+fn f_console_over_a_pty_through_the_serial_port_path() {
+    require_qemu();
+    let _vm = one_vm();
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-aarch64",
+            "--no-console",
+            "--port",
+            "pty",
+        ],
+        Duration::from_secs(240),
+    );
+    assert_booted(&r);
+    assert_eq!(verified_loads(&r.all()), 3, "{}", r.all());
+}
+
+#[test]
+fn dry_run_prints_the_plan_without_starting_the_board() {
+    require_qemu();
+    let r = lmx(
+        &["tftpboot", "--board", "qemu-aarch64", "--dry-run"],
+        Duration::from_secs(240),
+    );
+    let out = r.stdout();
+    assert!(r.success(), "{}", r.all());
+    for want in [
+        "tftpboot 0x44000000 rootfs.squashfs",
+        "crc32 0x44000000 ${filesize}",
+        "booti 0x40400000 - 0x440d0000",
+        "setenv serverip 192.168.77.1",
+        "setenv ipaddr 192.168.77.2",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+    assert!(!r.all().contains("starting virtual board"), "{}", r.all());
+}
