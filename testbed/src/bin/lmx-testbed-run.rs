@@ -7,13 +7,15 @@
 //!     --load 0x40400000:Image --boot 'booti 0x40400000 - 0x440d0000' \
 //!     [--expect LMX-USERLAND-READY] [--then 'cat /proc/mtd']... \
 //!     [--host 192.168.77.1/24] [--board-ip 192.168.77.2] [--tap tap0] \
-//!     [--cmd 'U-Boot command']... [--timeout SECS] [--quiet]
+//!     [--cmd 'U-Boot command']... [--console unix|pty] [--pflash DIR] \
+//!     [--timeout SECS] [--quiet]
 //! ```
 //!
 //! In order: enter a private network namespace with a tap (this process is
 //! still single-threaded then), serve DIR with lmx-tftpd on the host
 //! address (only the board may fetch), start QEMU on the tap with a
-//! unix-socket console, stop autoboot, set `ipaddr`/`serverip`, run each
+//! unix-socket (or pty) console, U-Boot from `-bios` (or from pflash files
+//! in DIR, kept between runs so `saveenv` persists), stop autoboot, set `ipaddr`/`serverip`, run each
 //! `--cmd`, load each `--load ADDR:FILE` and check the byte count and the
 //! U-Boot `crc32` against the file, run `--boot`, wait for `--expect`, run
 //! each `--then` shell command. The console is copied to stdout as it
@@ -28,7 +30,10 @@ use std::time::{Duration, Instant};
 use ipnet::{IpNet, Ipv4Net};
 use lmx_testbed::netns::default_board_ip;
 use lmx_testbed::rootfs::MARKER;
-use lmx_testbed::{enter_private_netns, uboot, Arch, Console, Error, Tap, Vm, VmConfig};
+use lmx_testbed::{
+    enter_private_netns, uboot, uboot_firmware, Arch, Console, Error, Firmware, Pflash, Tap, Vm,
+    VmConfig,
+};
 use lmx_tftpd::policy::PolicySpec;
 use lmx_tftpd::{Policy, Server, ServerConfig};
 
@@ -45,9 +50,11 @@ struct Args {
     tap: String,
     timeout: Duration,
     quiet: bool,
+    pty: bool,
+    pflash: Option<PathBuf>,
 }
 
-const USAGE: &str = "usage: lmx-testbed-run --arch aarch64|armv7l --serve DIR [--load ADDR:FILE]... [--boot CMD] [--expect TEXT] [--then SHELL-CMD]... [--cmd U-BOOT-CMD]... [--host IP/PREFIX] [--board-ip IP] [--tap NAME] [--timeout SECS] [--quiet]";
+const USAGE: &str = "usage: lmx-testbed-run --arch aarch64|armv7l --serve DIR [--load ADDR:FILE]... [--boot CMD] [--expect TEXT] [--then SHELL-CMD]... [--cmd U-BOOT-CMD]... [--console unix|pty] [--pflash DIR] [--host IP/PREFIX] [--board-ip IP] [--tap NAME] [--timeout SECS] [--quiet]";
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
@@ -64,6 +71,8 @@ fn parse_args() -> Result<Args, String> {
         tap: "tap0".into(),
         timeout: Duration::from_secs(60),
         quiet: false,
+        pty: false,
+        pflash: None,
     };
     while let Some(flag) = it.next() {
         if flag == "--quiet" {
@@ -94,6 +103,14 @@ fn parse_args() -> Result<Args, String> {
                 a.board_ip = Some(v.parse().map_err(|e| format!("--board-ip {v:?}: {e}"))?)
             }
             "--tap" => a.tap = v,
+            "--console" => {
+                a.pty = match v.as_str() {
+                    "pty" => true,
+                    "unix" => false,
+                    _ => return Err(format!("--console {v:?}: expected unix or pty")),
+                }
+            }
+            "--pflash" => a.pflash = Some(v.into()),
             "--timeout" => {
                 a.timeout =
                     Duration::from_secs(v.parse().map_err(|e| format!("--timeout {v:?}: {e}"))?)
@@ -176,7 +193,16 @@ fn run(args: &Args) -> Result<(), Error> {
 
     // The board, on the tap, console on a unix socket.
     let dir = tempfile::tempdir().map_err(Error::io("creating a temporary directory"))?;
-    let mut cfg = VmConfig::new(args.arch, Console::Unix(dir.path().join("console.sock")));
+    let console = if args.pty {
+        Console::Pty
+    } else {
+        Console::Unix(dir.path().join("console.sock"))
+    };
+    let mut cfg = VmConfig::new(args.arch, console);
+    if let Some(flash_dir) = &args.pflash {
+        let uboot = uboot_firmware(args.arch)?;
+        cfg.firmware = Firmware::Pflash(Pflash::create(flash_dir, &uboot, true)?);
+    }
     cfg.network = Some(Tap {
         name: args.tap.clone(),
     });
