@@ -427,3 +427,98 @@ fn from_dir_finds_inputs_through_symlinks() {
         .to_string();
     assert!(e.contains("vmlinux"), "{e}");
 }
+
+#[test]
+fn fit_kernel_carries_the_patched_dtb_and_boots_with_bootm() {
+    let t = tempfile::tempdir().unwrap();
+    let mut b = board("qemu-aarch64");
+    b.kernel.format = lmx_boards::KernelFormat::Fit;
+    let req = BuildRequest::new(
+        b,
+        arm64_image(t.path(), 200_000, 0x60_0000),
+        Some(dtb(t.path(), "virt.dts")),
+        rootfs_dir(t.path()),
+    );
+    let out = t.path().join("out");
+    let built = build::build(&req, &out, false).unwrap();
+    let itb = out.join("kernel.itb");
+    let info = tool("dumpimage", &["-l", p(&itb)]);
+    assert!(
+        info.contains("Flat Device Tree") && info.contains("Kernel Image"),
+        "{info}"
+    );
+    assert!(!out.join("board.dtb").exists());
+    let cmds = &built.manifest.commands;
+    let boot = cmds.last().unwrap();
+    let stage = built
+        .plan
+        .layout
+        .region(lmx_builder::layout::RegionKind::KernelStaging)
+        .unwrap();
+    assert_eq!(boot, &format!("bootm {:#x}", stage.phys));
+    assert!(stage.phys >= 0x40a0_0000, "{}", built.plan.layout);
+    // The FIT's tree has the phram node and the bootargs.
+    let fit = lmx_builder::fit::Fit::parse(&std::fs::read(&itb).unwrap()).unwrap();
+    fit.verify().unwrap();
+    let tree = lmx_builder::fdt::Fdt::parse(&std::fs::read(&itb).unwrap()).unwrap();
+    let data = tree
+        .node("/images/fdt-1")
+        .unwrap()
+        .prop("data")
+        .unwrap()
+        .value
+        .clone();
+    let inner = lmx_builder::fdt::Fdt::parse(&data).unwrap();
+    assert_eq!(inner.bootargs(), Some(built.manifest.bootargs.as_str()));
+    assert!(inner
+        .node("/reserved-memory/phram-rootfs@44000000")
+        .is_some());
+}
+
+#[test]
+fn compressed_rootfs_is_staged_and_unpacked_with_lzmadec() {
+    let t = tempfile::tempdir().unwrap();
+    let mut b = board("qemu-armv7l");
+    b.ram_boot.compressed_rootfs = true;
+    let mut z = vec![0x11u8; 150_000];
+    z[0x24..0x28].copy_from_slice(&0x016f_2818u32.to_le_bytes());
+    let zimage = t.path().join("zImage");
+    std::fs::write(&zimage, z).unwrap();
+    let req = BuildRequest::new(
+        b,
+        zimage,
+        Some(dtb(t.path(), "virt.dts")),
+        rootfs_dir(t.path()),
+    );
+    let out = t.path().join("out");
+    let built = build::build(&req, &out, false).unwrap();
+    let staged = std::fs::read(out.join("rootfs.squashfs.lzma")).unwrap();
+    let rootfs = std::fs::read(out.join("rootfs.squashfs")).unwrap();
+    assert_eq!(compress::lzma_decompress(&staged).unwrap(), rootfs);
+    let unpack = built
+        .plan
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            lmx_builder::plan::Step::Unpack(u) => Some(u.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(unpack.dst, 0x4400_0000);
+    assert_eq!(
+        (unpack.size, unpack.crc32),
+        (rootfs.len() as u64, crc32fast::hash(&rootfs))
+    );
+    let cmds = &built.manifest.commands;
+    let i = cmds.iter().position(|c| c.starts_with("lzmadec ")).unwrap();
+    assert!(cmds[i - 1].ends_with(" rootfs.squashfs.lzma"), "{cmds:?}");
+    assert_eq!(cmds[i], format!("lzmadec {:#x} 0x44000000", unpack.src));
+    assert!(cmds.last().unwrap().starts_with("bootz 0x40400000 - 0x44"));
+    let m = Manifest::read(&out).unwrap();
+    assert_eq!(m.artifact("rootfs").unwrap().load_addr, Some(0x4400_0000));
+    assert_eq!(
+        m.artifact("rootfs-lzma").unwrap().load_addr,
+        Some(unpack.src)
+    );
+    m.verify_files(&out).unwrap();
+}

@@ -50,7 +50,7 @@ fn input() -> impl Strategy<Value = Input> {
             |(ram_base, ram_size, uboot, ro, rootfs, free, dtb, lo, kernel, ks, staged)| Input {
                 ram_base,
                 ram_size,
-                uboot: uboot.map(|(o, s)| (o, s)),
+                uboot,
                 rootfs_off: ro,
                 rootfs,
                 free,
