@@ -522,3 +522,37 @@ fn compressed_rootfs_is_staged_and_unpacked_with_lzmadec() {
     );
     m.verify_files(&out).unwrap();
 }
+
+#[test]
+fn manifest_round_trip_and_schema_check() {
+    let t = tempfile::tempdir().unwrap();
+    let req = BuildRequest::new(
+        board("qemu-aarch64"),
+        arm64_image(t.path(), 100_000, 0x40_0000),
+        Some(dtb(t.path(), "virt.dts")),
+        rootfs_dir(t.path()),
+    );
+    let b = build::build(&req, &t.path().join("out"), true).unwrap();
+    let json = b.manifest.to_json();
+    let back = Manifest::from_json("m.json", &json).unwrap();
+    assert_eq!(back, b.manifest);
+    // The steps keep their structure in JSON.
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let load = &v["steps"][2];
+    assert_eq!(load["op"], "load");
+    assert_eq!(load["artifact"], "rootfs");
+    assert_eq!(load["addr"], 0x4400_0000u64);
+    assert!(load["crc32"].is_u64() && load["size"].is_u64());
+    // Another schema version is refused, not guessed at.
+    let v2 = json.replacen("\"schema\": 1", "\"schema\": 2", 1);
+    assert!(matches!(
+        Manifest::from_json("m.json", &v2),
+        Err(ManifestError::Schema { .. })
+    ));
+    assert!(matches!(
+        Manifest::from_json("m.json", "{\"schema\": 1}"),
+        Err(ManifestError::Invalid { .. })
+    ));
+    let e = Manifest::read(&t.path().join("nothing-here")).unwrap_err();
+    assert!(e.to_string().contains("nothing-here"), "{e}");
+}
