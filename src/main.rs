@@ -30,6 +30,8 @@ enum Command {
     Env(cmd::env::EnvArgs),
     /// Boot a kernel and rootfs from RAM over TFTP through U-Boot (nothing written to flash).
     Tftpboot(cmd::tftpboot::TftpbootArgs),
+    /// Interactive serial console: raw terminal, log, reconnect, shared with other lmx processes.
+    Console(cmd::console::ConsoleArgs),
     /// Build what a board boots from RAM: kernel image, patched DTB, rootfs, boot plan, manifest.
     Build(cmd::build::BuildArgs),
 }
@@ -42,6 +44,7 @@ fn main() -> miette::Result<()> {
         Command::Boards(args) => cmd::boards::run(args),
         Command::Image(args) => cmd::image::run(args),
         Command::Env(args) => cmd::env::run(args),
+        Command::Console(args) => cmd::console::run(args),
         Command::Tftpboot(args) => cmd::tftpboot::run(args),
         Command::Build(args) => cmd::build::run(args),
     }

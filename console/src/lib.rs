@@ -13,6 +13,9 @@
 //! * [`Transport`] is the byte pipe: [`SerialTransport`] (exclusive,
 //!   configured through `serialport`), unix sockets (QEMU) and TCP
 //!   (ser2net); [`discover`] finds USB adapters.
+//! * [`share`] lets other lmx processes watch or drive a port that one
+//!   `lmx console` holds; [`term`] has the key, mapping and log rules of
+//!   that interactive console.
 //! * [`sim`] is a UART simulator (baud-rate limit, small receive FIFO
 //!   that overflows, noise) used to prove the shell against a real
 //!   U-Boot at realistic line conditions.
@@ -38,8 +41,10 @@ pub mod error;
 pub mod machine;
 pub mod quote;
 pub mod serial;
+pub mod share;
 pub mod shell;
 pub mod sim;
+pub mod term;
 pub mod transport;
 
 pub use dialect::{Dialect, InterruptKey, MarkerMode};

@@ -2,6 +2,7 @@
 //! into the library crates.
 
 pub mod boards;
+pub mod console;
 pub mod build;
 pub mod env;
 pub mod image;
