@@ -221,7 +221,10 @@ fn slow_link_does_not_cause_runaway_retransmissions() {
     );
     assert!(o.status.success(), "{o:?}");
     assert_eq!(std::fs::read(&out).unwrap(), data);
-    assert!(relay.forwarded.load(Ordering::Relaxed) > 0, "went through the relay");
+    assert!(
+        relay.forwarded.load(Ordering::Relaxed) > 0,
+        "went through the relay"
+    );
     drop(relay);
     let s = srv.stop();
     let blocks = data.len() / 1468 + 1;

@@ -259,7 +259,10 @@ fn loss_is_recovered_without_uboot_timeouts() {
         let clean = simulate(SIZE, window, 0, 1).time;
         for (loss, seed) in [(10u32, 7u64), (10, 8), (50, 9)] {
             let o = simulate(SIZE, window, loss, seed);
-            assert!(o.ok, "window {window}, loss {loss}‰: transfer failed or corrupted");
+            assert!(
+                o.ok,
+                "window {window}, loss {loss}‰: transfer failed or corrupted"
+            );
             assert!(o.dropped > 0);
             eprintln!(
                 "window {window:2} loss {:.1}%: {:?} vs clean {:?} (x{:.2}), {} dropped, {} retransmits",
