@@ -694,6 +694,11 @@ impl RamLayout {
             ],
         );
         stage(&mut p, RegionKind::Script, SCRIPT_SIZE, &[all, ram.base])?;
+        // The script's size is only known once the plan is rendered.
+        if let Some(s) = p.regions.iter_mut().find(|r| r.kind == RegionKind::Script) {
+            s.used = 0;
+            s.note = "boot.scr.uimg for `source`; first free gap".into();
+        }
 
         // Every region that U-Boot loads to must have a U-Boot address.
         for r in &p.regions {

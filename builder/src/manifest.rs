@@ -74,7 +74,7 @@ pub struct Manifest {
     pub kernel_format: String,
     /// phram method used (`dt`, `cmdline`, `memmap`).
     pub phram: String,
-    /// Every file of the directory, `manifest.json` excepted.
+    /// Every file of the directory except `manifest.json` and `plan.txt`.
     pub artifacts: Vec<ArtifactEntry>,
     /// The kernel command line.
     pub bootargs: String,
