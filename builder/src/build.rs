@@ -12,7 +12,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use lmx_boards::{Board, PhramMethod};
+use lmx_boards::{Board, KernelFormat, PhramMethod};
 
 use crate::bootargs::{self, BootargsError, BootargsInput, PhramRegion};
 use crate::compress;
@@ -51,6 +51,9 @@ pub struct BuildRequest {
     pub dt_disable: Vec<String>,
     /// uImage/FIT name (default: `Linux <board>`, cut to 32 bytes).
     pub name: Option<String>,
+    /// Kernel format override; must be the board's `kernel.format` or one
+    /// of its `kernel.also_boots` (e.g. `fit` on qemu-aarch64).
+    pub format: Option<KernelFormat>,
     /// squashfs options for a rootfs directory.
     pub squashfs: SquashfsOptions,
     /// `ipaddr` override (else the board's `network.ip`).
@@ -76,6 +79,7 @@ impl BuildRequest {
             phram_erase: DEFAULT_PHRAM_ERASE,
             dt_disable: Vec::new(),
             name: None,
+            format: None,
             squashfs,
             ipaddr: None,
             serverip: None,
@@ -116,6 +120,16 @@ pub enum BuildError {
         /// Why.
         #[source]
         source: fdt::Error,
+    },
+    /// A kernel format the board is not known to boot.
+    #[error("board {board} is not known to boot a {format} kernel (it boots: {known})")]
+    Format {
+        /// Board name.
+        board: String,
+        /// The format asked for.
+        format: &'static str,
+        /// The formats it boots.
+        known: String,
     },
     /// phram through the DT needs a DTB.
     #[error("board {board} declares phram in the device tree (phram = \"dt\") but no DTB was given: pass --dtb, or --phram cmdline")]
@@ -263,7 +277,23 @@ fn build_time() -> u64 {
 
 /// Plans the build; a rootfs directory is made into `scratch/rootfs.squashfs`.
 pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> {
-    let board = &req.board;
+    let mut chosen = req.board.clone();
+    if let Some(f) = req.format {
+        let b = &req.board;
+        if f != b.kernel.format && !b.kernel.also_boots.contains(&f) {
+            return Err(BuildError::Format {
+                board: b.name.clone(),
+                format: f.as_str(),
+                known: std::iter::once(b.kernel.format)
+                    .chain(b.kernel.also_boots.iter().copied())
+                    .map(KernelFormat::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        chosen.kernel.format = f;
+    }
+    let board = &chosen;
     let mut notes = Vec::new();
 
     // Rootfs.

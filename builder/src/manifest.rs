@@ -209,6 +209,14 @@ impl Manifest {
         Self::from_json(&origin, &text)
     }
 
+    /// The load steps, in order (what the executor verifies).
+    pub fn loads(&self) -> impl Iterator<Item = &crate::plan::LoadStep> {
+        self.steps.iter().filter_map(|s| match s {
+            Step::Load(l) => Some(l),
+            _ => None,
+        })
+    }
+
     /// The first artifact with `role`.
     pub fn artifact(&self, role: &str) -> Option<&ArtifactEntry> {
         self.artifacts.iter().find(|a| a.role == role)

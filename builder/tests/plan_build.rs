@@ -431,15 +431,21 @@ fn from_dir_finds_inputs_through_symlinks() {
 #[test]
 fn fit_kernel_carries_the_patched_dtb_and_boots_with_bootm() {
     let t = tempfile::tempdir().unwrap();
-    let mut b = board("qemu-aarch64");
-    b.kernel.format = lmx_boards::KernelFormat::Fit;
-    let req = BuildRequest::new(
-        b,
+    let mut req = BuildRequest::new(
+        board("qemu-aarch64"),
         arm64_image(t.path(), 200_000, 0x60_0000),
         Some(dtb(t.path(), "virt.dts")),
         rootfs_dir(t.path()),
     );
+    // qemu-aarch64 also boots FIT (kernel.also_boots); zimage it does not.
+    req.format = Some(lmx_boards::KernelFormat::Zimage);
     let out = t.path().join("out");
+    let e = build::build(&req, &out, true).unwrap_err().to_string();
+    assert!(
+        e.contains("not known to boot a zimage kernel (it boots: image, fit)"),
+        "{e}"
+    );
+    req.format = Some(lmx_boards::KernelFormat::Fit);
     let built = build::build(&req, &out, false).unwrap();
     let itb = out.join("kernel.itb");
     let info = tool("dumpimage", &["-l", p(&itb)]);

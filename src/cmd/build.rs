@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use clap::Args;
-use lmx_boards::PhramMethod;
+use lmx_boards::{KernelFormat, PhramMethod};
 use lmx_builder::build::{self, BuildError, BuildRequest};
 use lmx_builder::squashfs::SquashfsCompression;
 use miette::{miette, Result};
@@ -51,6 +51,9 @@ pub struct BuildArgs {
     /// Set status = "disabled" on this DT node (repeatable), beyond the board's list.
     #[arg(long, value_name = "PATH")]
     pub dt_disable: Vec<String>,
+    /// Kernel format, when the board boots more than one (e.g. fit on qemu-aarch64).
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<KernelFormat>,
     /// uImage/FIT name (at most 32 bytes).
     #[arg(long)]
     pub name: Option<String>,
@@ -80,6 +83,21 @@ fn parse_phram(s: &str) -> Result<PhramMethod, String> {
     }
 }
 
+fn parse_format(s: &str) -> Result<KernelFormat, String> {
+    use KernelFormat as F;
+    [
+        F::Image,
+        F::Zimage,
+        F::Fit,
+        F::UimageLzma,
+        F::UimageGzip,
+        F::Uimage,
+    ]
+    .into_iter()
+    .find(|f| f.as_str() == s)
+    .ok_or_else(|| format!("{s:?}: use image, zimage, fit, uimage-lzma, uimage-gzip or uimage"))
+}
+
 fn parse_comp(s: &str) -> Result<SquashfsCompression, String> {
     SquashfsCompression::from_name(s).ok_or_else(|| format!("{s:?}: use xz, gzip or zstd"))
 }
@@ -97,6 +115,7 @@ fn hint(e: &BuildError) -> &'static str {
             "the table shows every region; a kernel or rootfs too large for this board's RAM needs a smaller build"
         }
         BuildError::Kernel(_) => "see `lmx boards show BOARD` for the kernel format this board boots",
+        BuildError::Format { .. } => "choose one of the formats listed, or add it to kernel.also_boots in the board file",
         BuildError::Bootargs(_) | BuildError::NeedDtb { .. } => {
             "see `lmx build --help` for --phram, --root and --append"
         }
@@ -143,6 +162,7 @@ pub fn run(args: BuildArgs) -> Result<()> {
     req.rootfs_free = args.free;
     req.dt_disable = args.dt_disable.clone();
     req.name = args.name.clone();
+    req.format = args.format;
     req.squashfs.compression = args.comp;
     req.ipaddr = args.ipaddr;
     req.serverip = args.serverip;
