@@ -361,6 +361,16 @@ pub fn build_kernel(board: &Board, k: &KernelInput) -> Result<KernelArtifact, Ke
                 Some(n) => (n, true),
                 None => (file_size * 2, false),
             };
+            // booti runs the image in place only at a 2 MiB boundary plus
+            // text_offset (0 on kernels since 5.8); otherwise it moves it.
+            let text_offset = u64::from_le_bytes(k.bytes[8..16].try_into().expect("8 bytes"));
+            if let Some(load) = board.kernel.load {
+                if load % (2 << 20) != text_offset {
+                    notes.push(format!(
+                        "Image text_offset is {text_offset:#x} but kernel.load {load:#x} is not a 2 MiB boundary plus it: booti will move the kernel, which the layout does not model"
+                    ));
+                }
+            }
             Ok(KernelArtifact {
                 file_name: "Image",
                 bytes: k.bytes.to_vec(),
