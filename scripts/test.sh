@@ -22,6 +22,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # a kernel from RAM over TFTP in a private network namespace). They need
 # the virtual package set and the cached kernels (about 5 + 4 min to build
 # the first time); their VMs run one at a time inside `cargo test`.
+# tests/tftpboot_e2e.rs drives the real `lmx tftpboot --board qemu-aarch64`
+# (one VM at a time: an in-process mutex plus a flock on
+# $TMPDIR/lmx-virtual-board.lock).
 echo "== virtual board: packages and kernel"
 scripts/deps.sh virtual
 testbed/kernel.sh aarch64 >/dev/null

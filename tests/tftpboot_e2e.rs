@@ -363,3 +363,106 @@ fn dry_run_prints_the_plan_without_starting_the_board() {
     }
     assert!(!r.all().contains("starting virtual board"), "{}", r.all());
 }
+
+#[test]
+fn g_watch_resets_the_board_and_boots_again_after_a_change() {
+    require_qemu();
+    let _vm = one_vm();
+    let planned = tmp();
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-aarch64",
+            "--dry-run",
+            "--out",
+            s(planned.path()),
+        ],
+        Duration::from_secs(240),
+    );
+    assert!(r.success(), "{}", r.all());
+    let inputs = tmp();
+    for f in ["Image", "rootfs.squashfs", "virt.dtb"] {
+        std::fs::copy(planned.path().join(f), inputs.path().join(f)).unwrap();
+    }
+    let rootfs = inputs.path().join("rootfs.squashfs");
+    let tag = format!("{}-{}", std::process::id(), rand_suffix());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lmx"))
+        .args([
+            "tftpboot",
+            "--board",
+            "qemu-aarch64",
+            "--no-console",
+            "--kernel",
+            s(&inputs.path().join("Image")),
+            "--rootfs",
+            s(&rootfs),
+            "--dtb",
+            s(&inputs.path().join("virt.dtb")),
+            "--append",
+            "init=/init",
+            "--watch",
+            s(&rootfs),
+        ])
+        .env("LMX_E2E_TAG", &tag)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |text: &str, limit: Duration| -> bool {
+        let end = Instant::now() + limit;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(l) => {
+                    let hit = l.contains(text);
+                    seen.push(l);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    };
+    let first = wait_for("==> booted: qemu-aarch64 is up", Duration::from_secs(120));
+    let watching = first && wait_for("==> watching", Duration::from_secs(10));
+    if watching {
+        // Same content, new mtime: a rebuild that produced the same bytes.
+        let bytes = std::fs::read(&rootfs).unwrap();
+        std::fs::write(&rootfs, bytes).unwrap();
+    }
+    let again = watching && wait_for("==> booted again", Duration::from_secs(120));
+    let _ = child.kill();
+    let _ = child.wait();
+    let transcript = seen.join("\n");
+    assert!(first, "first boot:\n{transcript}");
+    assert!(again, "second boot after the change:\n{transcript}");
+    assert!(transcript.contains("rootfs.squashfs changed: resetting the board"));
+    for _ in 0..40 {
+        if processes_tagged(&tag).is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        processes_tagged(&tag).is_empty(),
+        "{:?}",
+        processes_tagged(&tag)
+    );
+}

@@ -6,7 +6,8 @@
 //! - [`run`]: the step loop on the board, with load verification, progress
 //!   and failure reports;
 //! - [`virt`]: the virtual board (private network, QEMU) via `lmx-testbed`;
-//! - [`term`]: the interactive console after the boot.
+//! - [`term`]: the interactive console after the boot;
+//! - [`watch`]: `--watch`, waiting for a rebuild and resetting the board.
 //!
 //! No protocol or format logic lives here: U-Boot's line discipline is in
 //! `lmx-console`, TFTP in `lmx-tftpd`, addresses and commands in
@@ -16,3 +17,4 @@ pub mod prepare;
 pub mod run;
 pub mod term;
 pub mod virt;
+pub mod watch;

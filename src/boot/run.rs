@@ -205,7 +205,7 @@ impl<T: Transport> Runner<T> {
             "    at the U-Boot prompt after {:.3} s",
             d.as_secs_f64()
         ));
-        self.timings.add("power-on to U-Boot prompt", d);
+        self.timings.add("console open to U-Boot prompt", d);
         Ok(())
     }
 

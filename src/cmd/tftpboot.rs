@@ -20,7 +20,7 @@ use miette::{miette, IntoDiagnostic, WrapErr};
 
 use crate::boot::prepare::{self, Inputs, Prepared};
 use crate::boot::run::{NetSetup, RunOptions, Runner, Timings};
-use crate::boot::{term, virt};
+use crate::boot::{term, virt, watch};
 
 /// The marker the test bed's rootfs prints when userland runs.
 pub const DEFAULT_MARKER: &str = lmx_testbed::rootfs::MARKER;
@@ -121,10 +121,17 @@ pub struct TftpbootArgs {
     #[arg(long, value_name = "TEXT", default_value = DEFAULT_MARKER)]
     pub marker: String,
 
-    /// Rebuild and boot again when any of these paths change (needs a board
-    /// reset method; not implemented yet).
+    /// After the boot, watch these files or directories; when they change,
+    /// reset the board (--reset), plan again from the same flags and boot
+    /// again. Runs until Ctrl-C.
     #[arg(long, value_name = "PATH", num_args = 1..)]
     pub watch: Vec<PathBuf>,
+
+    /// How --watch brings the board back to U-Boot: `reboot` (type
+    /// `reboot -f` on the running system), `cmd:COMMAND` (a host command,
+    /// e.g. a power switch) or `manual` (you reset it).
+    #[arg(long, value_name = "METHOD", default_value = "reboot")]
+    pub reset: crate::boot::watch::ResetMethod,
 }
 
 fn parse_format(s: &str) -> Result<KernelFormat, String> {
@@ -150,12 +157,6 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
         .resolve(&args.board)
         .map_err(|e| miette!("{e}"))?
         .board;
-    if !args.watch.is_empty() {
-        return Err(miette!(
-            help = "rerun the command after a rebuild; for the virtual board each run starts a fresh machine",
-            "--watch is not implemented yet"
-        ));
-    }
     let board_ip = args.board_ip.or(board.network.ip).ok_or_else(|| {
         miette!(
             help = "give --board-ip, or add network.ip to the board file",
@@ -302,12 +303,16 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
         rt.block_on(Endpoint::parse(port).open(&cfg))
             .map_err(|e| miette!("{e}"))?
     };
-    timings.0.push(("console open".into(), t.elapsed()));
+    timings
+        .0
+        .push(("start board, open console".into(), t.elapsed()));
+    // With a unix socket QEMU starts the CPU only now.
+    let power_on = Instant::now();
 
     let shell = UBootShell::for_board(transport, &board).map_err(|e| miette!("{e}"))?;
     let mut runner = Runner::new(shell, ev_rx, opts, net, prepared.files.clone());
     let result = rt.block_on(async {
-        runner.attach(started).await?;
+        runner.attach(power_on).await?;
         runner.run(&prepared.plan).await
     });
     timings.0.extend(runner.timings.0.iter().cloned());
@@ -322,6 +327,69 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
     }
     eprintln!("==> booted: {} is up", board.name);
     print!("{table}");
+    if !args.watch.is_empty() {
+        let show = args.show_console || !args.no_console;
+        let mut base = watch::Snapshot::take(&args.watch);
+        loop {
+            eprintln!(
+                "==> watching {} (Ctrl-C stops)",
+                args.watch
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let io = runner.shell_mut().transport_mut();
+            let (now, path) = rt
+                .block_on(watch::wait_for_change(io, &args.watch, &base, show))
+                .into_diagnostic()
+                .wrap_err("watching the console")?;
+            base = now;
+            eprintln!(
+                "==> {} changed: resetting the board ({:?}), planning and booting again",
+                path.display(),
+                args.reset
+            );
+            rt.block_on(watch::reset(
+                runner.shell_mut().transport_mut(),
+                &args.reset,
+            ))
+            .into_diagnostic()
+            .wrap_err("resetting the board")?;
+            let cycle = Instant::now();
+            let again = match plan(&args, &board, arch, &out_dir) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("{e:?}");
+                    continue;
+                }
+            };
+            if again.files != prepared.files {
+                return Err(miette!(
+                    help = "restart lmx tftpboot",
+                    "the new plan serves other files ({:?}) than the running server",
+                    again.files
+                ));
+            }
+            runner.timings = Timings::default();
+            let result = rt.block_on(async {
+                runner.attach(cycle).await?;
+                runner.run(&again.plan).await
+            });
+            let table = runner.timings.table();
+            match result {
+                Ok(()) => {
+                    eprintln!("==> booted again: {} is up", board.name);
+                    print!("{table}");
+                }
+                Err(e) => {
+                    eprint!("{table}");
+                    eprintln!("{:?}", miette::Report::new(e));
+                    eprintln!("==> fix the build; lmx boots again on the next change");
+                }
+            }
+        }
+    }
     if !args.no_console {
         rt.block_on(term::interact(runner.shell_mut().transport_mut()))
             .into_diagnostic()?;

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# lmx tftpboot on the virtual board, measured.
+#
+#   bench/tftpboot.sh [RUNS]    (default 3 runs per cell)
+#
+# 1. The whole cycle, command to userland marker, of
+#    `lmx tftpboot --board qemu-aarch64 --no-console`, broken down by step
+#    (medians of RUNS runs of lmx's own step timings).
+# 2. Loading a 32 MiB file into the same U-Boot, lock-step and with
+#    `tftpwindowsize` 8, 16 and 32, served by lmx, dnsmasq and tftpd-hpa in
+#    turn on the same tap link in one private network namespace: host time
+#    from typing `tftpboot` to U-Boot's `Bytes transferred` line, median of
+#    RUNS; each load's crc32 is checked.
+#
+# Needs root (or unprivileged user namespaces with an openable
+# /dev/net/tun), the virtual package set and the cached kernel. Prints
+# Markdown. Not a test: nothing here asserts timings. Everything it starts
+# lives in a namespace that ends with the script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${1:-3}"
+ROOT_DIR="$(pwd)"
+
+scripts/deps.sh virtual >&2
+scripts/deps.sh bench >&2
+testbed/kernel.sh aarch64 >/dev/null
+
+WORK="$(mktemp -d /tmp/lmx-bench-boot.XXXXXX)"
+trap 'rm -rf "$WORK"' EXIT INT TERM
+
+# tftpd-hpa conflicts with atftpd (both ship in.tftpd): unpack it privately.
+(cd "$WORK" && apt-get download -qq tftpd-hpa >/dev/null 2>&1 && dpkg-deb -x tftpd-hpa_*.deb hpa)
+HPA="$WORK/hpa/usr/sbin/in.tftpd"
+[ -x "$HPA" ] || { echo "could not unpack tftpd-hpa (apt-get download tftpd-hpa)" >&2; exit 1; }
+
+echo "building lmx (release)..." >&2
+cargo build --release --quiet
+TARGET="${CARGO_TARGET_DIR:-$ROOT_DIR/target}"
+LMX="$TARGET/release/lmx"
+
+echo
+echo "### Cycle: command to userland marker (median of $RUNS)"
+echo
+for i in $(seq "$RUNS"); do
+  "$LMX" tftpboot --board qemu-aarch64 --no-console > "$WORK/cycle.$i" 2>"$WORK/cycle.$i.err" \
+    || { cat "$WORK/cycle.$i.err" >&2; exit 1; }
+done
+python3 - "$WORK" "$RUNS" <<'PY'
+import re, statistics, sys
+work, runs = sys.argv[1], int(sys.argv[2])
+steps, order = {}, []
+for i in range(1, runs + 1):
+    text = open(f"{work}/cycle.{i}").read()
+    for line in text.split("step timings:")[1].splitlines():
+        m = re.match(r"\s+(.*?)\s+([0-9.]+) s$", line)
+        if m:
+            name = m.group(1)
+            if name not in steps:
+                order.append(name)
+            steps.setdefault(name, []).append(float(m.group(2)))
+print("| step | median (s) | min | max |")
+print("| --- | ---: | ---: | ---: |")
+for n in order:
+    v = steps[n]
+    print(f"| {n} | {statistics.median(v):.3f} | {min(v):.3f} | {max(v):.3f} |")
+PY
+
+SRV="$WORK/srv"
+mkdir -p "$SRV"
+head -c $((32 * 1024 * 1024)) /dev/urandom > "$SRV/file32"
+CRC="$(python3 -c 'import sys,zlib; print("%08x" % (zlib.crc32(open(sys.argv[1],"rb").read()) & 0xffffffff))' "$SRV/file32")"
+
+echo
+echo "### 32 MiB into U-Boot (seconds, median of $RUNS; MiB/s in parentheses)"
+echo
+UNSHARE=(unshare -n)
+[ "$(id -u)" = 0 ] || UNSHARE=(unshare -rn)
+"${UNSHARE[@]}" python3 - "$WORK" "$SRV" "$CRC" "$RUNS" "$LMX" "$HPA" <<'PY'
+import os, re, socket, statistics, subprocess, sys, time
+work, srv, crc, runs, lmx, hpa = sys.argv[1:7]
+runs = int(runs)
+HOST, BOARD = "192.168.77.1", "192.168.77.2"
+
+def sh(*a):
+    subprocess.run(a, check=True)
+
+sh("ip", "link", "set", "lo", "up")
+sh("ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
+sh("ip", "addr", "add", HOST + "/24", "dev", "tap0")
+sh("ip", "link", "set", "tap0", "up")
+
+sock_path = os.path.join(work, "console.sock")
+qemu = subprocess.Popen([
+    "qemu-system-aarch64", "-machine", "virt", "-cpu", "cortex-a57", "-m", "512",
+    "-nodefaults", "-display", "none", "-bios", "/usr/lib/u-boot/qemu_arm64/u-boot.bin",
+    "-monitor", "none", "-serial", f"unix:{sock_path},server=on,wait=on",
+    "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
+    "-device", "virtio-net-pci,netdev=n0,romfile=",
+], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    for _ in range(300):
+        if os.path.exists(sock_path):
+            break
+        time.sleep(0.02)
+    time.sleep(0.2)
+    con = socket.socket(socket.AF_UNIX)
+    con.connect(sock_path)
+    buf = b""
+
+    def until(pattern, timeout):
+        global buf
+        end = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while True:
+            m = rx.search(buf)
+            if m:
+                out, buf = buf[:m.end()], buf[m.end():]
+                return out
+            left = end - time.monotonic()
+            if left <= 0:
+                raise SystemExit(f"timeout waiting for {pattern!r}; console tail: {buf[-400:]!r}")
+            con.settimeout(left)
+            try:
+                d = con.recv(65536)
+            except socket.timeout:
+                continue
+            if not d:
+                raise SystemExit("console closed")
+            buf += d
+
+    until(rb"Hit any key to stop autoboot", 60)
+    con.sendall(b" ")
+    until(rb"\n=> ", 10)
+
+    def cmd(line, timeout=10):
+        con.sendall(line.encode() + b"\r")
+        return until(rb"\n=> ", timeout)
+
+    cmd(f"setenv ipaddr {BOARD}; setenv serverip {HOST}")
+    servers = {
+        "lmx": [lmx, "serve", "--bind", HOST, "--port", "69", "--allow", BOARD, srv],
+        "dnsmasq": ["dnsmasq", "-d", "-p", "0", "--enable-tftp", f"--tftp-root={srv}",
+                    f"--listen-address={HOST}", "--bind-interfaces", "--user=root",
+                    "--conf-file=/dev/null"],
+        "tftpd-hpa": [hpa, "-L", "-a", f"{HOST}:69", "-u", "root", "-s", srv],
+    }
+    windows = [1, 8, 16, 32]
+    size = os.path.getsize(os.path.join(srv, "file32"))
+    results = {}
+    for name, argv in servers.items():
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        try:
+            for w in windows:
+                cmd(f"setenv tftpwindowsize {w}")
+                times = []
+                for _ in range(runs):
+                    buf = b""
+                    t = time.monotonic()
+                    out = cmd("tftpboot 0x44000000 file32", 300)
+                    dt = time.monotonic() - t
+                    if f"Bytes transferred = {size} ".encode() not in out:
+                        raise SystemExit(f"{name} w={w}: load failed: {out[-300:]!r}")
+                    got = cmd("crc32 0x44000000 ${filesize}", 30)
+                    if f"==> {crc}".encode() not in got:
+                        raise SystemExit(f"{name} w={w}: crc mismatch: {got!r}")
+                    times.append(dt)
+                results[(name, w)] = statistics.median(times)
+                print(f"  {name} window {w}: {results[(name, w)]:.3f} s", file=sys.stderr)
+        finally:
+            p.kill()
+            p.wait()
+    mib = size / (1 << 20)
+    print("| server | lock-step | window 8 | window 16 | window 32 |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name in servers:
+        cells = [f"{results[(name, w)]:.2f} ({mib / results[(name, w)]:.0f})" for w in windows]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print()
+    print("| ratio peer / lmx | lock-step | window 8 | window 16 | window 32 |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name in servers:
+        if name == "lmx":
+            continue
+        cells = [f"{results[(name, w)] / results[('lmx', w)]:.2f}" for w in windows]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+finally:
+    qemu.kill()
+    qemu.wait()
+PY
