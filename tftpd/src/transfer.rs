@@ -58,11 +58,12 @@ impl Default for TransferConfig {
 
 impl TransferConfig {
     /// Applies a client's `timeout` option: RFC 2349 means it as the
-    /// retransmission interval, so it becomes the timer's ceiling, and the
-    /// give-up time grows to cover that many retries.
+    /// retransmission interval, so the timer never waits longer than that
+    /// (it usually waits far less: it follows the measured round trip), and
+    /// the give-up time grows to cover that many retries.
     pub fn with_client_timeout(mut self, timeout: Option<Duration>) -> Self {
         if let Some(t) = timeout {
-            self.rto.max = t.max(self.rto.min);
+            self.rto.max = self.rto.max.min(t).max(self.rto.min);
             self.rto.initial = self.rto.initial.min(self.rto.max);
             let needed = t * (self.max_retries + 1);
             self.give_up_after = self.give_up_after.max(needed);
@@ -169,9 +170,11 @@ pub struct ReadTransfer {
     rto: Rto,
     deadline: Option<Instant>,
     timeouts: u32,
-    /// Lock-step recovery probe: also send the block after the unconfirmed
-    /// one (see `handle_timeout`).
-    probe: bool,
+    /// Recovery round: send up to this block instead of the window's end
+    /// (everything sent so far and one block more; see `handle_timeout`).
+    limit: Option<u64>,
+    /// Windowed recovery: send only this block next (see `handle_timeout`).
+    single: Option<u64>,
     last_progress: Instant,
     pending_error: Option<Vec<u8>>,
     stats: TransferStats,
@@ -215,21 +218,13 @@ impl ReadTransfer {
             rto: Rto::new(cfg.rto),
             deadline: None,
             timeouts: 0,
-            probe: false,
+            limit: None,
+            single: None,
             last_progress: now,
             pending_error: None,
             stats: TransferStats::default(),
             error: None,
             now,
-        }
-    }
-
-    /// Blocks that may be in flight now.
-    fn window_now(&self) -> u64 {
-        if self.probe {
-            self.window + 1
-        } else {
-            self.window
         }
     }
 
@@ -246,7 +241,9 @@ impl ReadTransfer {
             return 0;
         }
         let buffered_end = self.buf_start + self.buf.len() as u64;
-        let window_end = (self.acked + self.window + 1) * self.blksize as u64;
+        // The window, and one block past everything sent (recovery probe).
+        let last_wanted = (self.acked + self.window).max(self.sent_max) + 1;
+        let window_end = last_wanted * self.blksize as u64;
         if buffered_end >= window_end {
             return 0;
         }
@@ -305,13 +302,16 @@ impl ReadTransfer {
                 false
             }
             Phase::Data => {
-                if self.next > self.acked + self.window_now() {
-                    return false;
-                }
-                let Some(range) = self.block_range(self.next) else {
+                let single = self.single;
+                let limit = self.limit.unwrap_or(self.acked + self.window);
+                let b = match single {
+                    Some(b) => b,
+                    None if self.next <= limit => self.next,
+                    None => return false,
+                };
+                let Some(range) = self.block_range(b) else {
                     return false;
                 };
-                let b = self.next;
                 out.reserve(4 + range.len());
                 out.extend_from_slice(&(packet::Opcode::Data as u16).to_be_bytes());
                 out.extend_from_slice(&wire(b).to_be_bytes());
@@ -337,7 +337,12 @@ impl ReadTransfer {
                 if b == self.acked + 1 {
                     self.head_sent_at = Some(self.now);
                 }
-                self.next += 1;
+                if single.is_some() {
+                    self.single = None;
+                    self.next = self.next.max(b + 1);
+                } else {
+                    self.next += 1;
+                }
                 if self.deadline.is_none() {
                     self.arm_timer();
                 }
@@ -399,23 +404,55 @@ impl ReadTransfer {
                 self.deadline = None; // poll_transmit resends the OACK
             }
             Phase::Data => {
-                // Go back to the first unconfirmed block and resend the window.
-                self.next = self.acked + 1;
                 self.deadline = None;
-                // Clients such as U-Boot and atftp answer a repeated or
-                // out-of-order block with one extra ACK and then ignore
-                // further repeats; when that ACK is lost as well they hold
-                // everything we keep resending and wait for their own timer
-                // (5 s), which our repeats may even keep resetting. From
-                // the second timeout on, also send the block after the
-                // window: a client that already has the window accepts it
-                // and answers; one that lacks part of it ignores it.
-                if self.timeouts >= 2 {
-                    self.probe = true;
+                if self.window == 1 {
+                    // Lock-step: resend the unconfirmed block. Clients such
+                    // as U-Boot and atftp answer a repeated block with one
+                    // extra ACK and then ignore further repeats; when that
+                    // ACK is lost too they hold the block and wait for their
+                    // own timer (5 s), which our repeats may even keep
+                    // resetting. From the second timeout on, also send the
+                    // next block: a client that has the unconfirmed one
+                    // accepts it and answers.
+                    self.next = self.acked + 1;
+                    if self.timeouts >= 2 {
+                        self.set_probe();
+                    }
+                } else if self.timeouts % 2 == 1 {
+                    // Windows, odd timeouts: only the first unconfirmed
+                    // block. A receiver that lost the window's tail (or
+                    // whose ACK was lost) answers the repeat with its gap
+                    // ACK, and a timeout that was merely spurious adds one
+                    // packet, not a second window queued behind the first:
+                    // boot loaders have small receive rings, and U-Boot's
+                    // virtio-net on QEMU stops receiving for good once its
+                    // ring overflows.
+                    self.single = Some(self.acked + 1);
+                } else {
+                    // Even timeouts (the earlier burst has drained by now):
+                    // the whole window again, then the block after
+                    // everything sent. A receiver that already answered one
+                    // repeat with a gap ACK (lost too) stays silent until it
+                    // gets exactly the block it waits for, which can be
+                    // anywhere in the window or just past what was sent.
+                    self.next = self.acked + 1;
+                    self.set_probe();
                 }
             }
             _ => {}
         }
+    }
+
+    /// Starts a recovery round: resend from the first unconfirmed block
+    /// through everything sent so far and one block more (a receiver whose
+    /// answers were lost may be waiting for any of them), at most two
+    /// windows past the last ACK and never past the end of the file.
+    fn set_probe(&mut self) {
+        let mut lim = (self.sent_max + 1).min(self.acked + 2 * self.window + 1);
+        if let Some(l) = self.last_block() {
+            lim = lim.min(l);
+        }
+        self.limit = Some(lim.max(self.acked + self.window));
     }
 
     /// Handles a datagram from the client's TID.
@@ -488,12 +525,17 @@ impl ReadTransfer {
         }
         // Progress: blocks acked+1 ..= b are confirmed.
         let newly = b - self.acked;
-        // Karn's rule: only a block sent once gives an RTT sample; after a
-        // retransmission the backed-off timeout stays until a clean sample
-        // arrives, so a link slower than estimated is not flooded.
+        // Karn's rule: only a block sent once gives an RTT sample. Progress
+        // confirmed by a retransmitted block still ends the backoff: with
+        // windows most ACKs after a loss are for resent blocks, and keeping
+        // the backoff would slow every later recovery to the ceiling. (The
+        // first timeout of a window resends a single block, so a spurious
+        // timeout costs one packet, not a flood.)
         if let Some(&(sent, retransmitted)) = self.sent_at.get((newly - 1) as usize) {
             if !retransmitted {
                 self.rto.sample(self.now.saturating_duration_since(sent));
+            } else {
+                self.rto.on_progress();
             }
         }
         for _ in 0..newly {
@@ -512,7 +554,8 @@ impl ReadTransfer {
         };
         self.stats.srtt = self.rto.srtt();
         self.timeouts = 0;
-        self.probe = false;
+        self.limit = None;
+        self.single = None;
         self.last_progress = self.now;
         // Continue right after b. When b is inside what was sent, the
         // receiver lost what followed it (RFC 7440): resend from there now.

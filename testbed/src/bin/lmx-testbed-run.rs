@@ -52,9 +52,10 @@ struct Args {
     quiet: bool,
     pty: bool,
     pflash: Option<PathBuf>,
+    netns_exec: Vec<String>,
 }
 
-const USAGE: &str = "usage: lmx-testbed-run --arch aarch64|armv7l --serve DIR [--load ADDR:FILE]... [--boot CMD] [--expect TEXT] [--then SHELL-CMD]... [--cmd U-BOOT-CMD]... [--console unix|pty] [--pflash DIR] [--host IP/PREFIX] [--board-ip IP] [--tap NAME] [--timeout SECS] [--quiet]";
+const USAGE: &str = "usage: lmx-testbed-run --arch aarch64|armv7l --serve DIR [--load ADDR:FILE]... [--boot CMD] [--expect TEXT] [--then SHELL-CMD]... [--cmd U-BOOT-CMD]... [--console unix|pty] [--pflash DIR] [--host IP/PREFIX] [--board-ip IP] [--tap NAME] [--timeout SECS] [--quiet] [--netns-exec SHELL-CMD]...";
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
@@ -71,6 +72,7 @@ fn parse_args() -> Result<Args, String> {
         tap: "tap0".into(),
         timeout: Duration::from_secs(60),
         quiet: false,
+        netns_exec: Vec::new(),
         pty: false,
         pflash: None,
     };
@@ -95,6 +97,7 @@ fn parse_args() -> Result<Args, String> {
                 a.loads.push((addr.into(), file.into()));
             }
             "--cmd" => a.cmds.push(v),
+            "--netns-exec" => a.netns_exec.push(v),
             "--boot" => a.boot = Some(v),
             "--expect" => a.expect = v,
             "--then" => a.then.push(v),
@@ -136,6 +139,19 @@ fn main() -> ExitCode {
     if let Err(e) = enter_private_netns(args.host, &args.tap) {
         eprintln!("lmx-testbed-run: {e}");
         return ExitCode::FAILURE;
+    }
+    for c in &args.netns_exec {
+        match std::process::Command::new("sh").arg("-c").arg(c).status() {
+            Ok(s) if s.success() => {}
+            Ok(s) => {
+                eprintln!("lmx-testbed-run: --netns-exec {c:?} failed: {s}");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("lmx-testbed-run: --netns-exec {c:?}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -222,6 +238,9 @@ fn run(args: &Args) -> Result<(), Error> {
             "lmx-testbed-run: {} TFTP transfer(s) served",
             summaries.len()
         );
+        for s in &summaries {
+            eprintln!("  {s}");
+        }
     }
     result
 }

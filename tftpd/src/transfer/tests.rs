@@ -503,7 +503,7 @@ fn lockstep_probe_after_second_timeout_breaks_the_lost_ack_deadlock() {
 }
 
 #[test]
-fn windowed_probe_sends_one_block_past_the_window_after_second_timeout() {
+fn windowed_timeouts_alternate_single_head_block_and_full_window_plus_one() {
     let t0 = Instant::now();
     let n = neg(&[("blksize", "8"), ("windowsize", "4")], 80);
     let file: Vec<u8> = (0..80u8).collect();
@@ -513,19 +513,24 @@ fn windowed_probe_sends_one_block_past_the_window_after_second_timeout() {
     drain(&mut t);
     t.handle_packet(&ack(0), t0);
     assert_eq!(drain(&mut t).len(), 4);
-    // The receiver got 1..4 but its ACK (and its extra ACK) were lost.
+    // First timeout: only the head block (a spurious timeout must not queue
+    // a second window behind the first in a small receive ring).
     let d = t.poll_timeout().unwrap();
     t.handle_timeout(d);
-    assert_eq!(drain(&mut t).len(), 4, "first timeout: the window again");
+    assert_eq!(drain(&mut t), vec![data(1, &file[0..8])]);
+    // Second: the window again and one block past it.
     let d = t.poll_timeout().unwrap();
     t.handle_timeout(d);
     let sent = drain(&mut t);
-    assert_eq!(sent.len(), 5, "second timeout: the window plus block 5");
+    assert_eq!(sent.len(), 5);
     assert_eq!(sent[4], data(5, &file[32..40]));
-    // The receiver takes 5 and, at its window end, ACKs 8 later; here it
-    // answers the probe with a gap ACK for 5.
+    // Third: the head only again.
+    let d = t.poll_timeout().unwrap();
+    t.handle_timeout(d);
+    assert_eq!(drain(&mut t), vec![data(1, &file[0..8])]);
+    // The receiver had 1..5 and answers with a gap ACK for 5.
     t.handle_packet(&ack(5), d + ms(1));
     let sent = drain(&mut t);
-    assert_eq!(sent.len(), 4, "normal window after progress");
+    assert_eq!(sent.len(), 4, "a normal window after progress");
     assert_eq!(sent[0], data(6, &file[40..48]));
 }
