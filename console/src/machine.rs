@@ -542,7 +542,8 @@ impl ShellMachine {
                     if let Some(e) = echo_deadline {
                         d = d.min(*e);
                     }
-                    if (sent - echoed) * 2 <= self.chunk && *sent < c.line.len() {
+                    let free = self.chunk.saturating_sub(sent - echoed);
+                    if free >= self.chunk.div_ceil(4) && *sent < c.line.len() {
                         d = d.min(*not_before);
                     }
                     d
@@ -918,7 +919,7 @@ impl ShellMachine {
             }
             Some(ceiling) => {
                 self.probe += 1;
-                if self.probe >= 8 {
+                if self.probe >= 32 {
                     self.probe = 0;
                     self.ceiling = Some((ceiling + 1).min(max + 1));
                 }
@@ -970,7 +971,8 @@ impl ShellMachine {
             // A window of `chunk` unechoed bytes at most: the target's
             // FIFO never holds more than that, even when it stops reading.
             let outstanding = *sent - *echoed;
-            if outstanding * 2 <= chunk_size && *sent < c.line.len() && now >= *not_before {
+            let free = chunk_size.saturating_sub(outstanding);
+            if free >= chunk_size.div_ceil(4) && *sent < c.line.len() && now >= *not_before {
                 let end = (*sent + chunk_size - outstanding).min(c.line.len());
                 let chunk = c.line[*sent..end].to_vec();
                 *echo_deadline = Some(now + slack + char_time * ((end - *echoed) as u32 * 2 + 2));
