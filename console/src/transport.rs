@@ -30,6 +30,12 @@ pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {
     }
 }
 
+impl std::fmt::Debug for dyn Transport + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Transport({})", self.describe())
+    }
+}
+
 impl Transport for UnixStream {
     fn describe(&self) -> String {
         match self

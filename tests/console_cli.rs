@@ -1,0 +1,264 @@
+//! `lmx console` in a real terminal (tmux) against the virtual board's
+//! real U-Boot: typing, a second lmx driving U-Boot through the share
+//! socket while the person watches, reconnecting when the board's socket
+//! comes back, and the terminal restored after the exit key and SIGTERM.
+//! Needs tmux and `scripts/deps.sh virtual`; fails (never skips) without.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lmx_console::share;
+use lmx_console::{Dialect, Endpoint, SerialConfig, UBootShell};
+
+const UBOOT: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
+
+struct Qemu(Child);
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn qemu(sock: &Path) -> Qemu {
+    assert!(
+        Path::new(UBOOT).is_file(),
+        "needs {UBOOT} and qemu-system-aarch64: run scripts/deps.sh virtual"
+    );
+    let _ = std::fs::remove_file(sock);
+    let mut cmd = Command::new("qemu-system-aarch64");
+    cmd.args([
+        "-M",
+        "virt",
+        "-cpu",
+        "cortex-a57",
+        "-m",
+        "512",
+        "-bios",
+        UBOOT,
+    ])
+    .args([
+        "-nographic",
+        "-monitor",
+        "none",
+        "-display",
+        "none",
+        "-nic",
+        "none",
+    ])
+    .arg("-serial")
+    .arg(format!("unix:{},server=on,wait=on", sock.display()))
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    // SAFETY: prctl only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let q = Qemu(
+        cmd.spawn()
+            .expect("qemu-system-aarch64 (scripts/deps.sh virtual)"),
+    );
+    let end = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < end, "QEMU did not create its socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    q
+}
+
+/// A tmux session killed on drop.
+struct Tmux(String);
+
+impl Tmux {
+    fn new(name: &str) -> Tmux {
+        let ok = Command::new("tmux")
+            .args(["new-session", "-d", "-s", name, "-x", "160", "-y", "50"])
+            .args(["bash", "--norc", "--noprofile"])
+            .status()
+            .expect("tmux is needed for this test (apt-get install tmux)")
+            .success();
+        assert!(ok);
+        Tmux(name.to_string())
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let ok = Command::new("tmux")
+            .args(["send-keys", "-t", &self.0])
+            .args(keys)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    fn line(&self, text: &str) {
+        self.keys(&["-l", text]);
+        self.keys(&["Enter"]);
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-S", "-200", "-t", &self.0])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until `pred` holds for the screen.
+    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return;
+            }
+            assert!(Instant::now() < end, "waited for {what}; screen:\n{s}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_for(&self, text: &str) {
+        self.wait(text, |s| s.contains(text));
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+fn count(s: &str, needle: &str) -> usize {
+    s.matches(needle).count()
+}
+
+#[test]
+fn console_in_tmux_shares_reconnects_and_restores_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sock = d.join("board.sock");
+    let xdg = d.join("xdg");
+    std::fs::create_dir_all(&xdg).unwrap();
+    let lmx = PathBuf::from(env!("CARGO_BIN_EXE_lmx"));
+    let vm = qemu(&sock);
+
+    let t = Tmux::new(&format!("lmx-console-test-{}", std::process::id()));
+    t.line(&format!("stty -a > {}/stty-before.txt", d.display()));
+    t.line(&format!(
+        "XDG_RUNTIME_DIR={xdg} {lmx} console --port unix:{sock} --log {d}/console.log; stty -a > {d}/stty-after.txt; echo EXIT-$((40+2))",
+        xdg = xdg.display(),
+        lmx = lmx.display(),
+        sock = sock.display(),
+        d = d.display()
+    ));
+    t.wait_for("Hit any key to stop autoboot");
+    t.keys(&["Space"]);
+    t.wait("the prompt", |s| s.lines().any(|l| l.trim_end() == "=>"));
+    t.line("echo tmux-says-hi");
+    t.wait("the echo output", |s| count(s, "tmux-says-hi") >= 2);
+
+    // A second lmx drives U-Boot through the share socket while we watch.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let endpoint = Endpoint::Unix(sock.clone());
+    std::env::set_var("XDG_RUNTIME_DIR", &xdg);
+    let port = rt
+        .block_on(share::open_console(
+            &endpoint,
+            &SerialConfig::default(),
+            "pid 1 (console test)",
+        ))
+        .unwrap();
+    let mut shell = UBootShell::new(port, Dialect::mainline());
+    let out = rt
+        .block_on(async {
+            shell.attach(Duration::from_secs(20)).await?;
+            shell
+                .run("echo from-the-writer", Duration::from_secs(10))
+                .await
+        })
+        .unwrap();
+    assert_eq!(out.text, "from-the-writer");
+    t.wait("the writer's output on the watcher's screen", |s| {
+        count(s, "from-the-writer") >= 1
+    });
+    t.keys(&["x"]);
+    t.wait_for("keys ignored: the console is driven by pid 1 (console test)");
+    // A second writer is refused, naming the first.
+    let busy = rt
+        .block_on(share::open_console(
+            &endpoint,
+            &SerialConfig::default(),
+            "pid 2 (second)",
+        ))
+        .unwrap_err();
+    assert!(busy.to_string().contains("pid 1 (console test)"), "{busy}");
+    drop(shell);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // The board goes away and comes back at the same socket.
+    drop(vm);
+    t.wait_for("went away");
+    let vm = qemu(&sock);
+    t.wait_for("is back");
+    t.wait("autoboot after the restart", |s| {
+        count(s, "Hit any key to stop autoboot") >= 2
+    });
+    t.keys(&["Space"]);
+    std::thread::sleep(Duration::from_millis(500));
+    t.line("echo after-reconnect");
+    t.wait("output after reconnect", |s| {
+        count(s, "after-reconnect") >= 2
+    });
+
+    // The exit key; the terminal settings are as before.
+    t.keys(&["C-]"]);
+    t.wait_for("EXIT-42");
+    let before = std::fs::read_to_string(d.join("stty-before.txt")).unwrap();
+    let after = std::fs::read_to_string(d.join("stty-after.txt")).unwrap();
+    assert_eq!(before, after, "terminal not restored after the exit key");
+    assert!(
+        !xdg.join("lmx").read_dir().unwrap().any(|_| true),
+        "share socket left behind"
+    );
+
+    // SIGTERM restores it too.
+    let _ = std::fs::remove_file(d.join("stty-after.txt"));
+    t.line(&format!(
+        "sh -c 'echo $$ > {d}/pid; exec {lmx} console --port unix:{sock} --no-share'; stty -a > {d}/stty-after.txt; echo TERM-$((40+2))",
+        lmx = lmx.display(),
+        sock = sock.display(),
+        d = d.display()
+    ));
+    t.wait_for("[lmx] unix:");
+    let pid: i32 = std::fs::read_to_string(d.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: signalling the lmx process this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    t.wait_for("TERM-42");
+    let after = std::fs::read_to_string(d.join("stty-after.txt")).unwrap();
+    assert_eq!(before, after, "terminal not restored after SIGTERM");
+
+    let log = std::fs::read_to_string(d.join("console.log")).unwrap();
+    assert!(log.contains("tmux-says-hi"), "{log}");
+    assert!(log.contains("[lmx] "), "{log}");
+    assert!(
+        !log.contains('\x1b') && !log.contains('\r'),
+        "log not cleaned"
+    );
+    drop(vm);
+}
