@@ -85,6 +85,7 @@ pub struct SimStats {
 #[derive(Debug)]
 pub struct UartSim {
     stats: Arc<Mutex<SimStats>>,
+    noise: Arc<Mutex<(f64, f64)>>,
     task: JoinHandle<io::Result<()>>,
 }
 
@@ -115,14 +116,23 @@ impl UartSim {
     /// console socket) under `cfg`.
     pub fn spawn(cfg: SimConfig, host: UnixStream, target: UnixStream) -> UartSim {
         let stats = Arc::new(Mutex::new(SimStats::default()));
-        let task = tokio::spawn(relay(cfg, host, target, stats.clone()));
-        UartSim { stats, task }
+        let noise = Arc::new(Mutex::new((cfg.noise_to_host, cfg.noise_to_target)));
+        let task = tokio::spawn(relay(cfg, host, target, stats.clone(), noise.clone()));
+        UartSim { stats, noise, task }
     }
 
     /// A simulator in front of `target`; returns the stream the driver uses.
     pub fn in_front_of(cfg: SimConfig, target: UnixStream) -> io::Result<(UnixStream, UartSim)> {
         let (driver, host) = UnixStream::pair()?;
         Ok((driver, UartSim::spawn(cfg, host, target)))
+    }
+
+    /// Changes the noise probabilities (towards the host, towards the
+    /// target) while the relay runs.
+    pub fn set_noise(&self, to_host: f64, to_target: f64) {
+        if let Ok(mut n) = self.noise.lock() {
+            *n = (to_host, to_target);
+        }
     }
 
     /// Counters so far.
@@ -141,6 +151,7 @@ async fn relay(
     mut host: UnixStream,
     mut target: UnixStream,
     stats: Arc<Mutex<SimStats>>,
+    noise: Arc<Mutex<(f64, f64)>>,
 ) -> io::Result<()> {
     let char_time = cfg.char_time();
     let drain = Duration::from_nanos(1_000_000_000 / u64::from(cfg.target_cps.max(1)));
@@ -247,11 +258,12 @@ async fn relay(
                 let n = r?;
                 if n == 0 { return Ok(()); }
                 let now = Instant::now();
+                let p = noise.lock().map(|n| n.1).unwrap_or(0.0);
                 let mut s = stats.lock().expect("stats");
                 s.from_host += n as u64;
                 for &b in &hbuf[..n] {
                     let mut b = b;
-                    if rng.chance(cfg.noise_to_target) {
+                    if rng.chance(p) {
                         b ^= 1 << (rng.next() % 8);
                         s.corrupted += 1;
                     }
@@ -263,10 +275,11 @@ async fn relay(
                 let n = r?;
                 if n == 0 { return Ok(()); }
                 let now = Instant::now();
+                let p = noise.lock().map(|n| n.0).unwrap_or(0.0);
                 let mut s = stats.lock().expect("stats");
                 for &b in &tbuf[..n] {
                     let mut b = b;
-                    if rng.chance(cfg.noise_to_host) {
+                    if rng.chance(p) {
                         b ^= 1 << (rng.next() % 8);
                         s.corrupted += 1;
                     }

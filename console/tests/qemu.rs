@@ -235,3 +235,49 @@ async fn reconnects_when_the_pty_comes_back() {
     sh.attach(Duration::from_secs(30)).await.unwrap();
     assert_eq!(sh.run("echo 'again'", T).await.unwrap().text, "again");
 }
+
+/// Noise on the way back (garbled echo and output) makes commands retry
+/// or fail, never run altered: every variable is either exactly what was
+/// meant or, for a command reported as failed, possibly absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn noise_towards_the_host_never_changes_what_runs() {
+    let _one = one_vm();
+    let vm = Vm::start(Console::Unix);
+    let (line, sim) =
+        UartSim::in_front_of(SimConfig::uart_115200_fifo16(), connect(&vm).await).unwrap();
+    let mut sh = UBootShell::new(line, qemu_dialect());
+    sh.attach(Duration::from_secs(30)).await.unwrap();
+    // One byte in 300 from the board gets a bit flipped.
+    sim.set_noise(1.0 / 300.0, 0.0);
+    let mut rng = 0x1234_5678_9abc_def1u64;
+    let mut sent = Vec::new();
+    let mut failed = 0;
+    for n in 0..40 {
+        let name = format!("lmxn{n}");
+        let value = random_value(&mut rng, 150);
+        let ok = sh.setenv(&name, &value).await.is_ok();
+        if !ok {
+            failed += 1;
+        }
+        sent.push((name, value, ok));
+    }
+    sim.set_noise(0.0, 0.0);
+    sh.attach(Duration::from_secs(30)).await.unwrap();
+    for (name, value, ok) in &sent {
+        let got = sh.printenv(name).await.unwrap();
+        if *ok {
+            assert_eq!(got.as_deref(), Some(value.as_str()), "{name}");
+        } else {
+            assert!(
+                got.is_none() || got.as_deref() == Some(value.as_str()),
+                "{name}: {got:?}"
+            );
+        }
+    }
+    let s = sim.stats();
+    eprintln!(
+        "noise: {s:?}; {failed} of 40 reported failed; shell {:?}",
+        sh.stats()
+    );
+    assert!(s.corrupted > 0, "{s:?}");
+}
