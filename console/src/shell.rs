@@ -145,13 +145,29 @@ impl<T: Transport> UBootShell<T> {
         if !self.machine.is_ready() {
             self.attach(self.attach_timeout).await?;
         }
-        self.machine
-            .command(Instant::now(), command, timeout, opts)?;
-        match self.drive().await? {
+        let started = Instant::now();
+        let retypes = self.machine.stats().mismatches;
+        self.machine.command(started, command, timeout, opts)?;
+        let result = match self.drive().await? {
             Outcome::Output(o) => Ok(o),
             Outcome::Failed(e) => Err(e),
             Outcome::Ready => unreachable!("commands yield Output or Failed"),
+        };
+        // `lmx -v`: every command with its timing, retypes and result.
+        let stats = self.machine.stats();
+        match &result {
+            Ok(o) => tracing::debug!(
+                command,
+                elapsed = ?started.elapsed(),
+                retyped = stats.mismatches - retypes,
+                window = stats.chunk,
+                status = ?o.status,
+                failure = ?o.failure,
+                "u-boot"
+            ),
+            Err(e) => tracing::debug!(command, elapsed = ?started.elapsed(), error = %e, "u-boot"),
         }
+        result
     }
 
     /// Runs `command`; a non-zero status or a failure text in the output
