@@ -262,3 +262,25 @@ fn console_in_tmux_shares_reconnects_and_restores_the_terminal() {
     );
     drop(vm);
 }
+
+#[test]
+fn a_missing_port_is_named_with_the_ports_that_exist() {
+    let lmx = env!("CARGO_BIN_EXE_lmx");
+    let out = Command::new(lmx)
+        .args(["console", "--port", "/dev/ttyUSB-lmx-missing", "--no-share"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/dev/ttyUSB-lmx-missing does not exist"),
+        "{err}"
+    );
+    assert!(err.contains("plug the adapter in"), "{err}");
+    let list = Command::new(lmx)
+        .args(["console", "--list"])
+        .output()
+        .unwrap();
+    assert!(list.status.success());
+}
