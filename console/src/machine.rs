@@ -6,7 +6,7 @@
 //! with byte strings and made-up instants:
 //!
 //! * **Attaching.** Watch for a banner, the autoboot text and a prompt;
-//!   stop autoboot per the board's [`InterruptKey`]; poke a silent line
+//!   stop autoboot per the board's [`InterruptKey`](crate::InterruptKey); poke a silent line
 //!   with Ctrl-C (never a bare newline). Once a prompt shows, clear the
 //!   line with Ctrl-C and run a sync command whose end marker cannot
 //!   match its own echo (`echo 'lmx''N.'$?` prints `lmxN.0`).

@@ -18,7 +18,7 @@
 //! refused too. A second writer gets `BUSY` naming the one that writes.
 //! After the handshake the socket is a plain byte stream, so a writer
 //! hands it straight to [`UBootShell`](crate::UBootShell) as a
-//! [`Transport`](crate::Transport).
+//! [`Transport`].
 
 use std::collections::HashMap;
 use std::io;
