@@ -83,6 +83,9 @@ pub struct Dialect {
     pub failure_texts: Vec<String>,
     /// Line rate in baud; sets echo timeouts.
     pub baud: u32,
+    /// Send the interrupt key repeatedly from the banner on (boards with
+    /// `bootdelay = 0` check for a key only once and print no countdown).
+    pub hammer: bool,
 }
 
 /// A board's prompt is not a valid regular expression.
@@ -114,6 +117,7 @@ impl Dialect {
             braces_required: false,
             failure_texts: COMMON_FAILURE_TEXTS.iter().map(|s| s.to_string()).collect(),
             baud: 115_200,
+            hammer: false,
         }
     }
 
@@ -156,6 +160,7 @@ impl Dialect {
             braces_required: u.braces_required.unwrap_or(true),
             failure_texts,
             baud: board.console.baud,
+            hammer: u.bootdelay == Some(0),
         })
     }
 

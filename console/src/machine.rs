@@ -209,6 +209,8 @@ struct Attach {
     /// The autoboot text was seen since the last banner.
     autoboot_seen: bool,
     booting_since: Option<Instant>,
+    /// Last key sent while hammering (bootdelay 0).
+    hammered_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -268,6 +270,10 @@ pub struct ShellMachine {
     gap: Duration,
     clean_streak: u32,
     clean_bytes: usize,
+    /// When a command last saw the board reset.
+    last_reset: Option<Instant>,
+    /// The instant of the latest input (bytes or a timeout).
+    clock: Instant,
     /// Chunk size that last failed; growth stays below it.
     ceiling: Option<usize>,
     /// Clean growth opportunities spent at the ceiling.
@@ -298,6 +304,8 @@ impl ShellMachine {
             gap: Duration::ZERO,
             clean_streak: 0,
             clean_bytes: 0,
+            last_reset: None,
+            clock: Instant::now(),
             ceiling: None,
             probe: 0,
             lines: Lines::default(),
@@ -360,6 +368,12 @@ impl ShellMachine {
             });
         }
         self.ready = false;
+        // A reset seen during the last command means a boot is under way.
+        let booting_since = self.last_reset.filter(|t| now < *t + HAMMER_FOR);
+        let hammered_at = (self.dialect.hammer && booting_since.is_some()).then(|| {
+            self.tx.push_back(self.dialect.interrupt.bytes().to_vec());
+            now
+        });
         self.op = Op::Attach(Attach {
             started: now,
             deadline: now + timeout,
@@ -368,7 +382,8 @@ impl ShellMachine {
             interrupt_at: None,
             interrupts: 0,
             autoboot_seen: false,
-            booting_since: None,
+            booting_since,
+            hammered_at,
         });
         Ok(())
     }
@@ -529,6 +544,9 @@ impl ShellMachine {
                 if let Some(t) = a.interrupt_at {
                     d = d.min(t + INTERRUPT_REPEAT);
                 }
+                if let Some(t) = a.hammered_at {
+                    d = d.min(t + HAMMER_EVERY);
+                }
                 Some(d)
             }
             Op::Command(c) => Some(match &c.phase {
@@ -563,6 +581,7 @@ impl ShellMachine {
 
     /// Call when [`poll_deadline`](Self::poll_deadline) has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.clock = now;
         match std::mem::replace(&mut self.op, Op::Idle) {
             Op::Idle => {}
             Op::Attach(mut a) => {
@@ -577,6 +596,16 @@ impl ShellMachine {
                     // Autoboot still counting: the key may have been lost.
                     if now >= t + INTERRUPT_REPEAT && a.autoboot_seen && a.interrupts < 5 {
                         self.send_interrupt(now, &mut a);
+                    }
+                }
+                if let (Some(t), Some(b)) = (a.hammered_at, a.booting_since) {
+                    if now >= t + HAMMER_EVERY {
+                        if now < b + HAMMER_FOR && !a.autoboot_seen {
+                            self.tx.push_back(self.dialect.interrupt.bytes().to_vec());
+                            a.hammered_at = Some(now);
+                        } else {
+                            a.hammered_at = None;
+                        }
                     }
                 }
                 let quiet_since = a.last_rx.max(a.last_poke.unwrap_or(a.last_rx));
@@ -655,6 +684,7 @@ impl ShellMachine {
 
     /// Feeds bytes received from the console.
     pub fn receive(&mut self, now: Instant, bytes: &[u8]) {
+        self.clock = now;
         for &b in bytes {
             let line = self.lines.push(b);
             match std::mem::replace(&mut self.op, Op::Idle) {
@@ -688,6 +718,12 @@ impl ShellMachine {
                 a.autoboot_seen = false;
                 a.interrupt_at = None;
                 a.interrupts = 0;
+                if self.dialect.hammer {
+                    // No countdown to wait for: keep a key in the FIFO
+                    // for the one moment U-Boot looks.
+                    self.tx.push_back(self.dialect.interrupt.bytes().to_vec());
+                    a.hammered_at = Some(now);
+                }
             }
         }
         let autoboot = {
@@ -880,6 +916,13 @@ impl ShellMachine {
 
     fn fail(&mut self, err: ShellError) -> bool {
         self.ready = false;
+        if matches!(err, ShellError::Reset { .. }) {
+            self.last_reset = Some(self.clock);
+            if self.dialect.hammer {
+                // bootdelay 0: the key must already wait in the FIFO.
+                self.tx.push_back(self.dialect.interrupt.bytes().to_vec());
+            }
+        }
         self.finish(Outcome::Failed(err));
         false
     }
@@ -1036,6 +1079,8 @@ fn hush_lex_check(body: &str) -> Result<(), Refusal> {
 
 const POKE_QUIET: Duration = Duration::from_millis(1000);
 const INTERRUPT_REPEAT: Duration = Duration::from_millis(400);
+const HAMMER_EVERY: Duration = Duration::from_millis(50);
+const HAMMER_FOR: Duration = Duration::from_secs(5);
 
 fn trim_body(command: &str) -> &str {
     command.trim().trim_end_matches(';').trim_end()

@@ -406,6 +406,30 @@ fn keyed_autoboot_string() {
 }
 
 #[test]
+fn bootdelay_zero_boards_get_the_key_hammered_from_the_banner_on() {
+    let mut d = Dialect::mainline();
+    d.hammer = true;
+    let mut m = ShellMachine::new(d, Pacing::default());
+    let t0 = Instant::now();
+    m.attach(t0, Duration::from_secs(20)).unwrap();
+    m.receive(t0, b"\r\nU-Boot 2014.07 (vendor)\r\n\r\nDRAM:  128 MiB\r\n");
+    let mut keys = 0;
+    let mut now = t0;
+    while now < t0 + Duration::from_millis(500) {
+        while let Some(tx) = m.poll_transmit(now) {
+            assert_eq!(tx, b" ", "only the interrupt key while booting");
+            keys += 1;
+        }
+        now = m.poll_deadline().unwrap();
+        m.handle_timeout(now);
+    }
+    assert!((9..=11).contains(&keys), "{keys} keys in 500 ms");
+    // From a board file: bootdelay = 0 turns it on.
+    let board = Catalog::builtin().resolve("qemu-aarch64").unwrap().board;
+    assert!(!Dialect::from_board(&board).unwrap().hammer);
+}
+
+#[test]
 fn recorded_session_prompts_only_at_line_start() {
     let d = Dialect::mainline();
     let raw = String::from_utf8_lossy(&fixture("qemu-aarch64-session.raw")).into_owned();

@@ -281,3 +281,30 @@ async fn noise_towards_the_host_never_changes_what_runs() {
     );
     assert!(s.corrupted > 0, "{s:?}");
 }
+
+/// `bootdelay=0`: the real U-Boot checks for a key once; hammering the
+/// key from the banner on still reaches the prompt after a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootdelay_zero_is_stopped_by_hammering() {
+    let _one = one_vm();
+    let vm = Vm::start(Console::Unix);
+    let mut dialect = qemu_dialect();
+    dialect.hammer = true;
+    let mut sh = UBootShell::new(connect(&vm).await, dialect);
+    sh.attach(Duration::from_secs(30)).await.unwrap();
+    sh.run("setenv bootdelay 0", T).await.unwrap();
+    let saved = sh.run("saveenv", Duration::from_secs(30)).await;
+    assert!(
+        saved.is_ok(),
+        "saveenv on the virtual board's flash: {saved:?}"
+    );
+    let reset = sh.run("reset", T).await.unwrap_err();
+    assert!(matches!(reset, ShellError::Reset { .. }), "{reset}");
+    sh.attach(Duration::from_secs(30)).await.unwrap();
+    let tail = sh.machine().tail().0.join("\n");
+    assert!(!tail.contains("starting USB"), "autoboot ran:\n{tail}");
+    assert_eq!(
+        sh.printenv("bootdelay").await.unwrap().as_deref(),
+        Some("0")
+    );
+}
