@@ -25,6 +25,10 @@ scripts/deps.sh virtual >&2
 scripts/deps.sh bench >&2
 testbed/kernel.sh aarch64 >/dev/null
 
+# One VM at a time on this machine (the e2e tests take the same lock).
+exec 9>"${TMPDIR:-/tmp}/lmx-virtual-board.lock"
+flock 9
+
 WORK="$(mktemp -d /tmp/lmx-bench-boot.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT INT TERM
 
@@ -76,7 +80,7 @@ echo
 UNSHARE=(unshare -n)
 [ "$(id -u)" = 0 ] || UNSHARE=(unshare -rn)
 "${UNSHARE[@]}" python3 - "$WORK" "$SRV" "$CRC" "$RUNS" "$LMX" "$HPA" <<'PY'
-import os, re, socket, statistics, subprocess, sys, time
+import atexit, os, re, socket, statistics, subprocess, sys, time
 work, srv, crc, runs, lmx, hpa = sys.argv[1:7]
 runs = int(runs)
 HOST, BOARD = "192.168.77.1", "192.168.77.2"
@@ -89,102 +93,124 @@ sh("ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
 sh("ip", "addr", "add", HOST + "/24", "dev", "tap0")
 sh("ip", "link", "set", "tap0", "up")
 
-sock_path = os.path.join(work, "console.sock")
-qemu = subprocess.Popen([
-    "qemu-system-aarch64", "-machine", "virt", "-cpu", "cortex-a57", "-m", "512",
-    "-nodefaults", "-display", "none", "-bios", "/usr/lib/u-boot/qemu_arm64/u-boot.bin",
-    "-monitor", "none", "-serial", f"unix:{sock_path},server=on,wait=on",
-    "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-    "-device", "virtio-net-pci,netdev=n0,romfile=",
-], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-try:
-    for _ in range(300):
-        if os.path.exists(sock_path):
-            break
-        time.sleep(0.02)
-    time.sleep(0.2)
-    con = socket.socket(socket.AF_UNIX)
-    con.connect(sock_path)
-    buf = b""
+servers = {
+    "lmx": [lmx, "serve", "--bind", HOST, "--port", "69", "--allow", BOARD, srv],
+    "dnsmasq": ["dnsmasq", "-d", "-p", "0", "--enable-tftp", f"--tftp-root={srv}",
+                f"--listen-address={HOST}", "--bind-interfaces", "--user=root",
+                "--conf-file=/dev/null"],
+    "tftpd-hpa": [hpa, "-L", "-a", f"{HOST}:69", "-u", "root", "-s", srv],
+}
+windows = [1, 8, 16, 32]
+size = os.path.getsize(os.path.join(srv, "file32"))
+results = {}
+LIVE = []  # QEMUs to kill however this script ends
+atexit.register(lambda: [q.kill() for q in LIVE])
 
-    def until(pattern, timeout):
-        global buf
+
+class Board:
+    """A fresh U-Boot per cell: a NIC wedged by one server cannot spoil the next."""
+
+    def __init__(self):
+        self.sock_path = os.path.join(work, "console.sock")
+        if os.path.exists(self.sock_path):
+            os.unlink(self.sock_path)
+        self.qemu = subprocess.Popen([
+            "qemu-system-aarch64", "-machine", "virt", "-cpu", "cortex-a57", "-m", "512",
+            "-nodefaults", "-display", "none", "-bios", "/usr/lib/u-boot/qemu_arm64/u-boot.bin",
+            "-monitor", "none", "-serial", f"unix:{self.sock_path},server=on,wait=on",
+            "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
+            "-device", "virtio-net-pci,netdev=n0,romfile=",
+        ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        LIVE.append(self.qemu)
+        for _ in range(500):
+            if os.path.exists(self.sock_path):
+                break
+            time.sleep(0.02)
+        time.sleep(0.2)
+        self.con = socket.socket(socket.AF_UNIX)
+        self.con.connect(self.sock_path)
+        self.buf = b""
+        self.until(rb"Hit any key to stop autoboot", 60)
+        self.con.sendall(b" ")
+        self.until(rb"\n=> ", 10)
+        self.cmd(f"setenv ipaddr {BOARD}; setenv serverip {HOST}")
+
+    def until(self, pattern, timeout):
         end = time.monotonic() + timeout
         rx = re.compile(pattern)
         while True:
-            m = rx.search(buf)
+            m = rx.search(self.buf)
             if m:
-                out, buf = buf[:m.end()], buf[m.end():]
+                out, self.buf = self.buf[:m.end()], self.buf[m.end():]
                 return out
             left = end - time.monotonic()
             if left <= 0:
-                raise SystemExit(f"timeout waiting for {pattern!r}; console tail: {buf[-400:]!r}")
-            con.settimeout(left)
+                raise SystemExit(f"timeout waiting for {pattern!r}; console tail: {self.buf[-400:]!r}")
+            self.con.settimeout(left)
             try:
-                d = con.recv(65536)
+                d = self.con.recv(65536)
             except socket.timeout:
                 continue
             if not d:
                 raise SystemExit("console closed")
-            buf += d
+            self.buf += d
 
-    until(rb"Hit any key to stop autoboot", 60)
-    con.sendall(b" ")
-    until(rb"\n=> ", 10)
+    def cmd(self, line, timeout=10):
+        self.con.sendall(line.encode() + b"\r")
+        return self.until(rb"\n=> ", timeout)
 
-    def cmd(line, timeout=10):
-        con.sendall(line.encode() + b"\r")
-        return until(rb"\n=> ", timeout)
+    def close(self):
+        self.qemu.kill()
+        self.qemu.wait()
 
-    cmd(f"setenv ipaddr {BOARD}; setenv serverip {HOST}")
-    servers = {
-        "lmx": [lmx, "serve", "--bind", HOST, "--port", "69", "--allow", BOARD, srv],
-        "dnsmasq": ["dnsmasq", "-d", "-p", "0", "--enable-tftp", f"--tftp-root={srv}",
-                    f"--listen-address={HOST}", "--bind-interfaces", "--user=root",
-                    "--conf-file=/dev/null"],
-        "tftpd-hpa": [hpa, "-L", "-a", f"{HOST}:69", "-u", "root", "-s", srv],
-    }
-    windows = [1, 8, 16, 32]
-    size = os.path.getsize(os.path.join(srv, "file32"))
-    results = {}
-    for name, argv in servers.items():
+
+for name, argv in servers.items():
+    for w in windows:
+        board = Board()
         p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
         try:
-            for w in windows:
-                cmd(f"setenv tftpwindowsize {w}")
-                times = []
-                for _ in range(runs):
-                    buf = b""
-                    t = time.monotonic()
-                    out = cmd("tftpboot 0x44000000 file32", 300)
-                    dt = time.monotonic() - t
-                    if f"Bytes transferred = {size} ".encode() not in out:
-                        raise SystemExit(f"{name} w={w}: load failed: {out[-300:]!r}")
-                    got = cmd("crc32 0x44000000 ${filesize}", 30)
-                    if f"==> {crc}".encode() not in got:
-                        raise SystemExit(f"{name} w={w}: crc mismatch: {got!r}")
-                    times.append(dt)
-                results[(name, w)] = statistics.median(times)
-                print(f"  {name} window {w}: {results[(name, w)]:.3f} s", file=sys.stderr)
+            board.cmd(f"setenv tftpwindowsize {w}")
+            times, failed = [], 0
+            for _ in range(runs):
+                board.buf = b""
+                t = time.monotonic()
+                out = board.cmd("tftpboot 0x44000000 file32", 300)
+                dt = time.monotonic() - t
+                if f"Bytes transferred = {size} ".encode() not in out:
+                    failed += 1
+                    print(f"  {name} w={w}: load failed after {dt:.1f} s: {out[-160:]!r}", file=sys.stderr)
+                    continue
+                got = board.cmd("crc32 0x44000000 ${filesize}", 30)
+                if f"==> {crc}".encode() not in got:
+                    raise SystemExit(f"{name} w={w}: crc mismatch: {got!r}")
+                times.append(dt)
+            results[(name, w)] = (statistics.median(times) if times else None, failed)
+            print(f"  {name} window {w}: {results[(name, w)]}", file=sys.stderr)
         finally:
             p.kill()
             p.wait()
-    mib = size / (1 << 20)
-    print("| server | lock-step | window 8 | window 16 | window 32 |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name in servers:
-        cells = [f"{results[(name, w)]:.2f} ({mib / results[(name, w)]:.0f})" for w in windows]
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    print()
-    print("| ratio peer / lmx | lock-step | window 8 | window 16 | window 32 |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name in servers:
-        if name == "lmx":
-            continue
-        cells = [f"{results[(name, w)] / results[('lmx', w)]:.2f}" for w in windows]
-        print(f"| {name} | " + " | ".join(cells) + " |")
-finally:
-    qemu.kill()
-    qemu.wait()
+            board.close()
+mib = size / (1 << 20)
+print("| server | lock-step | window 8 | window 16 | window 32 |")
+print("| --- | ---: | ---: | ---: | ---: |")
+def cell(name, w):
+    t, failed = results[(name, w)]
+    note = f" ({failed}/{runs} failed)" if failed else ""
+    return ("failed" if t is None else f"{t:.2f} ({mib / t:.0f})") + note
+for name in servers:
+    cells = [cell(name, w) for w in windows]
+    print(f"| {name} | " + " | ".join(cells) + " |")
+print()
+print("| ratio peer / lmx | lock-step | window 8 | window 16 | window 32 |")
+print("| --- | ---: | ---: | ---: | ---: |")
+for name in servers:
+    if name == "lmx":
+        continue
+    cells = [
+        f"{results[(name, w)][0] / results[('lmx', w)][0]:.2f}"
+        if results[(name, w)][0] and results[("lmx", w)][0] else "-"
+        for w in windows
+    ]
+    print(f"| {name} | " + " | ".join(cells) + " |")
 PY

@@ -300,8 +300,14 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
             )
         })?;
         let cfg = SerialConfig::from_board(&board).map_err(|e| miette!("{e}"))?;
-        rt.block_on(Endpoint::parse(port).open(&cfg))
-            .map_err(|e| miette!("{e}"))?
+        // Through `lmx console`'s share socket when it holds the port.
+        let name = lmx_console::share::client_name("lmx tftpboot");
+        rt.block_on(lmx_console::share::open_console(
+            &Endpoint::parse(port),
+            &cfg,
+            &name,
+        ))
+        .map_err(|e| miette!("{e}"))?
     };
     timings
         .0
