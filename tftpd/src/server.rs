@@ -688,6 +688,9 @@ async fn serve_read(mut ctx: TransferCtx, mut link: Link, req: Request) -> Trans
         }
         timer.arm(m.poll_timeout());
         tokio::select! {
+            // Packets first: an ACK already waiting must be seen before a
+            // timer that expired while this task was not scheduled.
+            biased;
             n = link.recv(&mut inbuf, ctx.peer) => m.handle_packet(&inbuf[..n], Instant::now()),
             _ = timer.fired() => m.handle_timeout(Instant::now()),
             _ = ctx.stop.changed() => m.abort(ErrorCode::NotDefined, "server shutting down"),
@@ -770,6 +773,9 @@ async fn serve_write(mut ctx: TransferCtx, mut link: Link, req: Request) -> Tran
         }
         timer.arm(m.poll_timeout());
         tokio::select! {
+            // Packets first: an ACK already waiting must be seen before a
+            // timer that expired while this task was not scheduled.
+            biased;
             n = link.recv(&mut inbuf, ctx.peer) => {
                 if let Received::Store(range) = m.handle_packet(&inbuf[..n], Instant::now()) {
                     let data = &inbuf[range];

@@ -164,7 +164,7 @@ pub struct ReadTransfer {
     sent_max: u64,
     /// First-send time of blocks `acked+1 ..= sent_max`, and whether each
     /// was retransmitted (Karn: no RTT sample from those).
-    sent_at: VecDeque<(Instant, bool)>,
+    sent_at: VecDeque<SentBlock>,
     /// When the current head of the window was last (re)sent.
     head_sent_at: Option<Instant>,
     rto: Rto,
@@ -175,11 +175,27 @@ pub struct ReadTransfer {
     limit: Option<u64>,
     /// Windowed recovery: send only this block next (see `handle_timeout`).
     single: Option<u64>,
+    /// DATA packets sent since the client last said anything. Capped at a
+    /// window and a block: sending is clocked by the client's ACKs, so
+    /// bursts never pile up in a slow receiver's ring (U-Boot's virtio-net
+    /// stops receiving for good when its 32-frame ring overflows).
+    sent_since_ack: u64,
     last_progress: Instant,
     pending_error: Option<Vec<u8>>,
     stats: TransferStats,
     error: Option<TransferError>,
     now: Instant,
+}
+
+/// Send bookkeeping of one unconfirmed block.
+#[derive(Debug, Clone, Copy)]
+struct SentBlock {
+    /// First transmission.
+    first: Instant,
+    /// Latest transmission.
+    last: Instant,
+    /// Sent more than once (no RTT sample from it: Karn's rule).
+    retransmitted: bool,
 }
 
 /// Read-ahead granularity: file reads are at least this large.
@@ -220,6 +236,7 @@ impl ReadTransfer {
             timeouts: 0,
             limit: None,
             single: None,
+            sent_since_ack: 0,
             last_progress: now,
             pending_error: None,
             stats: TransferStats::default(),
@@ -302,6 +319,9 @@ impl ReadTransfer {
                 false
             }
             Phase::Data => {
+                if self.sent_since_ack > self.window {
+                    return false;
+                }
                 let single = self.single;
                 let limit = self.limit.unwrap_or(self.acked + self.window);
                 let b = match single {
@@ -328,15 +348,21 @@ impl ReadTransfer {
                 if b <= self.sent_max {
                     self.stats.retransmits += 1;
                     if let Some(slot) = self.sent_at.get_mut(idx) {
-                        slot.1 = true;
+                        slot.retransmitted = true;
+                        slot.last = self.now;
                     }
                 } else {
                     self.sent_max = b;
-                    self.sent_at.push_back((self.now, false));
+                    self.sent_at.push_back(SentBlock {
+                        first: self.now,
+                        last: self.now,
+                        retransmitted: false,
+                    });
                 }
                 if b == self.acked + 1 {
                     self.head_sent_at = Some(self.now);
                 }
+                self.sent_since_ack += 1;
                 if single.is_some() {
                     self.single = None;
                     self.next = self.next.max(b + 1);
@@ -405,6 +431,8 @@ impl ReadTransfer {
             }
             Phase::Data => {
                 self.deadline = None;
+                // The timer clocks this round instead of an ACK.
+                self.sent_since_ack = 0;
                 if self.window == 1 {
                     // Lock-step: resend the unconfirmed block. Clients such
                     // as U-Boot and atftp answer a repeated block with one
@@ -444,11 +472,13 @@ impl ReadTransfer {
     }
 
     /// Starts a recovery round: resend from the first unconfirmed block
-    /// through everything sent so far and one block more (a receiver whose
-    /// answers were lost may be waiting for any of them), at most two
-    /// windows past the last ACK and never past the end of the file.
+    /// through the window and one block past it (a receiver whose answers
+    /// were lost may be waiting for any of them), never past the end of the
+    /// file. Never more than a window and a block: U-Boot's virtio-net
+    /// receive ring holds 32 frames and stops for good when a burst
+    /// overflows it.
     fn set_probe(&mut self) {
-        let mut lim = (self.sent_max + 1).min(self.acked + 2 * self.window + 1);
+        let mut lim = (self.sent_max + 1).min(self.acked + self.window + 1);
         if let Some(l) = self.last_block() {
             lim = lim.min(l);
         }
@@ -502,6 +532,10 @@ impl ReadTransfer {
             return;
         }
         let b = unwrap_block(self.acked, w);
+        if b <= self.sent_max {
+            // The client spoke: it has drained its queue up to here.
+            self.sent_since_ack = 0;
+        }
         if b > self.sent_max {
             tracing::trace!(block = w, "ACK for a block never sent, ignored");
             return;
@@ -531,9 +565,9 @@ impl ReadTransfer {
         // the backoff would slow every later recovery to the ceiling. (The
         // first timeout of a window resends a single block, so a spurious
         // timeout costs one packet, not a flood.)
-        if let Some(&(sent, retransmitted)) = self.sent_at.get((newly - 1) as usize) {
-            if !retransmitted {
-                self.rto.sample(self.now.saturating_duration_since(sent));
+        if let Some(e) = self.sent_at.get((newly - 1) as usize) {
+            if !e.retransmitted {
+                self.rto.sample(self.now.saturating_duration_since(e.first));
             } else {
                 self.rto.on_progress();
             }
@@ -560,8 +594,9 @@ impl ReadTransfer {
         // Continue right after b. When b is inside what was sent, the
         // receiver lost what followed it (RFC 7440): resend from there now.
         self.next = b + 1;
-        // poll_transmit re-arms the timer with the next send.
-        self.deadline = None;
+        // Blocks still unconfirmed keep a timer running; otherwise
+        // poll_transmit arms it with the next send.
+        self.deadline = (self.sent_max > self.acked).then(|| self.now + self.rto.timeout());
         if self.last_block() == Some(b) {
             self.phase = Phase::Done;
         }
