@@ -447,13 +447,34 @@ fn g_watch_resets_the_board_and_boots_again_after_a_change() {
         let bytes = std::fs::read(&rootfs).unwrap();
         std::fs::write(&rootfs, bytes).unwrap();
     }
-    let again = watching && wait_for("==> booted again", Duration::from_secs(120));
-    let _ = child.kill();
-    let _ = child.wait();
+    let again = watching
+        && wait_for("==> booted again", Duration::from_secs(120))
+        && wait_for("==> watching", Duration::from_secs(10));
+    // Ctrl-C ends the watch; lmx stops QEMU and reaps it.
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let stopped = again && wait_for("==> stopped watching", Duration::from_secs(10));
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let transcript = seen.join("\n");
     assert!(first, "first boot:\n{transcript}");
     assert!(again, "second boot after the change:\n{transcript}");
     assert!(transcript.contains("rootfs.squashfs changed: resetting the board"));
+    assert!(stopped, "Ctrl-C:\n{transcript}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit after Ctrl-C: {status:?}"
+    );
     for _ in 0..40 {
         if processes_tagged(&tag).is_empty() {
             break;

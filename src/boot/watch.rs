@@ -93,13 +93,13 @@ const SETTLE: Duration = Duration::from_millis(700);
 
 /// Waits until `paths` differ from `base` and then stay unchanged for a
 /// moment; reads (and with `echo` copies) the console meanwhile. Returns
-/// the new snapshot and a changed path.
+/// the new snapshot and a changed path, or `None` on Ctrl-C.
 pub async fn wait_for_change<T: Transport + ?Sized>(
     io: &mut T,
     paths: &[PathBuf],
     base: &Snapshot,
     echo: bool,
-) -> std::io::Result<(Snapshot, PathBuf)> {
+) -> std::io::Result<Option<(Snapshot, PathBuf)>> {
     let mut buf = vec![0u8; 4096];
     let mut pending: Option<(Snapshot, std::time::Instant)> = None;
     let mut tick = tokio::time::interval(POLL);
@@ -117,13 +117,14 @@ pub async fn wait_for_change<T: Transport + ?Sized>(
                     let _ = o.flush();
                 }
             }
+            _ = tokio::signal::ctrl_c() => return Ok(None),
             _ = tick.tick() => {
                 let now = Snapshot::take(paths);
                 match &pending {
                     None if now != *base => pending = Some((now, std::time::Instant::now())),
                     Some((s, since)) if *s == now && since.elapsed() >= SETTLE => {
                         let path = now.changed_path(base).unwrap_or_else(|| paths[0].clone());
-                        return Ok((now, path));
+                        return Ok(Some((now, path)));
                     }
                     Some((s, _)) if *s == now => {}
                     Some(_) => pending = Some((now, std::time::Instant::now())),

@@ -346,10 +346,14 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
                     .join(", ")
             );
             let io = runner.shell_mut().transport_mut();
-            let (now, path) = rt
+            let Some((now, path)) = rt
                 .block_on(watch::wait_for_change(io, &args.watch, &base, show))
                 .into_diagnostic()
-                .wrap_err("watching the console")?;
+                .wrap_err("watching the console")?
+            else {
+                eprintln!("==> stopped watching");
+                break;
+            };
             base = now;
             eprintln!(
                 "==> {} changed: resetting the board ({:?}), planning and booting again",
@@ -396,7 +400,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
             }
         }
     }
-    if !args.no_console {
+    if !args.no_console && args.watch.is_empty() {
         rt.block_on(term::interact(runner.shell_mut().transport_mut()))
             .into_diagnostic()?;
     }
