@@ -50,7 +50,7 @@ impl Drop for RawMode {
 pub async fn interact<T: Transport + ?Sized>(io: &mut T) -> std::io::Result<()> {
     let tty = std::io::stdin().is_terminal();
     let _raw = if tty {
-        eprintln!("lmx: console attached; Ctrl-] leaves (the board keeps running)\r");
+        eprintln!("lmx: console attached; Ctrl-] leaves (a virtual board stops with lmx)\r");
         Some(RawMode::enter()?)
     } else {
         None
