@@ -98,20 +98,30 @@ supports_window() { [ "$1" = lmx ] || [ "$1" = atftpd ]; }
 
 RES="$WORK/results.tsv"
 : > "$RES"
+# All four servers run at once (different ports); measurements are
+# interleaved round-robin so that background load, if any, hits every
+# server alike.
+declare -A SPID
 for s in "${SERVERS[@]}"; do
-  port=$(port_of "$s")
-  start_server "$s" "$port"
-  for c in "${CASES[@]}"; do
-    read -r client blk win <<< "$c"
-    if [ "$win" != 1 ] && ! supports_window "$s"; then
-      continue
-    fi
-    fetch "$client" "$port" "$blk" "$win" file64 >/dev/null # warm-up
-    for r in $(seq "$RUNS"); do
-      t=$(fetch "$client" "$port" "$blk" "$win" file64)
+  start_server "$s" "$(port_of "$s")"
+  SPID[$s]=$SERVER_PID
+done
+for c in "${CASES[@]}"; do
+  read -r client blk win <<< "$c"
+  for s in "${SERVERS[@]}"; do
+    if [ "$win" != 1 ] && ! supports_window "$s"; then continue; fi
+    fetch "$client" "$(port_of "$s")" "$blk" "$win" file64 >/dev/null # warm-up
+  done
+  for r in $(seq "$RUNS"); do
+    for s in "${SERVERS[@]}"; do
+      if [ "$win" != 1 ] && ! supports_window "$s"; then continue; fi
+      t=$(fetch "$client" "$(port_of "$s")" "$blk" "$win" file64)
       printf '%s\t%s\t%s\t%s\t%s\n' "$s" "$client" "$blk" "$win" "$t" >> "$RES"
     done
   done
+done
+for s in "${SERVERS[@]}"; do
+  SERVER_PID=${SPID[$s]}
   stop_server
 done
 
