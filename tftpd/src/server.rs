@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::AsyncReadExt;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -515,8 +514,14 @@ impl TransferCtx {
 }
 
 /// Reads a file in chunks, converting to netascii when asked.
+///
+/// Reads are plain blocking reads on the transfer's task: a 64 KiB read
+/// from the page cache takes microseconds, while handing it to tokio's
+/// blocking pool costs two thread wake-ups on the lock-step critical path
+/// (an ACK waiting for the next block). A cold read from a slow disk
+/// stalls this runtime for that long, as in the classic forking servers.
 struct FileSource {
-    file: tokio::fs::File,
+    file: std::fs::File,
     encoder: Option<Encoder>,
     raw: Vec<u8>,
     raw_pos: usize,
@@ -526,14 +531,14 @@ struct FileSource {
 impl FileSource {
     /// Appends up to `want` wire bytes to `out` (cleared first); returns
     /// true at end of file.
-    async fn fill(&mut self, want: usize, out: &mut Vec<u8>) -> io::Result<bool> {
+    fn fill(&mut self, want: usize, out: &mut Vec<u8>) -> io::Result<bool> {
         out.clear();
         match &mut self.encoder {
             None => {
                 out.resize(want, 0);
                 let mut filled = 0;
                 while filled < want {
-                    let n = self.file.read(&mut out[filled..]).await?;
+                    let n = read_retrying(&mut self.file, &mut out[filled..])?;
                     if n == 0 {
                         out.truncate(filled);
                         return Ok(true);
@@ -545,7 +550,7 @@ impl FileSource {
             Some(enc) => loop {
                 if self.raw_pos == self.raw.len() && !self.raw_eof {
                     self.raw.resize(want.max(4096), 0);
-                    let n = self.file.read(&mut self.raw).await?;
+                    let n = read_retrying(&mut self.file, &mut self.raw)?;
                     self.raw.truncate(n);
                     self.raw_pos = 0;
                     self.raw_eof = n == 0;
@@ -560,6 +565,16 @@ impl FileSource {
                     return Ok(true);
                 }
             },
+        }
+    }
+}
+
+fn read_retrying(f: &mut std::fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read;
+    loop {
+        match f.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
         }
     }
 }
@@ -642,7 +657,7 @@ async fn serve_read(mut ctx: TransferCtx, mut link: Link, req: Request) -> Trans
     );
     shared.emit(Event::Started(info.clone()));
     let mut source = FileSource {
-        file: tokio::fs::File::from_std(opened.file),
+        file: opened.file,
         encoder: (req.mode == Mode::Netascii).then(Encoder::new),
         raw: Vec::new(),
         raw_pos: 0,
@@ -657,7 +672,7 @@ async fn serve_read(mut ctx: TransferCtx, mut link: Link, req: Request) -> Trans
     let mut last_progress = Instant::now();
     loop {
         while !eof && m.wants() > 0 {
-            match source.fill(m.wants(), &mut chunk).await {
+            match source.fill(m.wants(), &mut chunk) {
                 Ok(e) => {
                     eof = e;
                     m.supply(&chunk, e);
