@@ -67,7 +67,10 @@ pub fn check_transfers(data: &[u8]) {
             while t.poll_transmit(out) {
                 sent += 1;
                 // A recovery round resends at most two windows and a block.
-                assert!(sent <= 2 * window as usize + 2, "burst larger than two windows");
+                assert!(
+                    sent <= 2 * window as usize + 2,
+                    "burst larger than two windows"
+                );
             }
             assert!(t.buffered() <= (2 * window as usize + 2) * blksize as usize + READ_CHUNK);
         };
