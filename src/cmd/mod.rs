@@ -2,8 +2,8 @@
 //! into the library crates.
 
 pub mod boards;
-pub mod console;
 pub mod build;
+pub mod console;
 pub mod env;
 pub mod image;
 pub mod serve;
