@@ -487,3 +487,113 @@ fn g_watch_resets_the_board_and_boots_again_after_a_change() {
         processes_tagged(&tag)
     );
 }
+
+/// Test bed inputs (kernel, rootfs, the machine's DTB) in a directory of their own.
+fn testbed_inputs() -> tempfile::TempDir {
+    let planned = tmp();
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-aarch64",
+            "--dry-run",
+            "--out",
+            s(planned.path()),
+        ],
+        Duration::from_secs(240),
+    );
+    assert!(r.success(), "{}", r.all());
+    let inputs = tmp();
+    for f in ["Image", "rootfs.squashfs", "virt.dtb"] {
+        std::fs::copy(planned.path().join(f), inputs.path().join(f)).unwrap();
+    }
+    inputs
+}
+
+fn lmx_build(inputs: &Path, out: &Path) {
+    let r = lmx(
+        &[
+            "build",
+            "--board",
+            "qemu-aarch64",
+            "--kernel",
+            s(&inputs.join("Image")),
+            "--rootfs",
+            s(&inputs.join("rootfs.squashfs")),
+            "--dtb",
+            s(&inputs.join("virt.dtb")),
+            "--append",
+            "init=/init",
+            "--out",
+            s(out),
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(r.success(), "lmx build: {}", r.all());
+    assert!(out.join("manifest.json").is_file());
+}
+
+#[test]
+fn h_the_plan_of_lmx_build_boots_from_its_manifest() {
+    require_qemu();
+    let _vm = one_vm();
+    let inputs = testbed_inputs();
+    let out = tmp();
+    let artifacts = out.path().join("artifacts");
+    lmx_build(inputs.path(), &artifacts);
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-aarch64",
+            "--no-console",
+            "--manifest",
+            s(&artifacts.join("manifest.json")),
+        ],
+        Duration::from_secs(240),
+    );
+    assert_booted(&r);
+    assert!(
+        r.all().contains("re-hashed, all as recorded"),
+        "{}",
+        r.all()
+    );
+}
+
+#[test]
+fn i_an_artifact_changed_after_lmx_build_is_refused_before_the_board_is_touched() {
+    require_qemu();
+    let _vm = one_vm();
+    let inputs = testbed_inputs();
+    let out = tmp();
+    let artifacts = out.path().join("artifacts");
+    lmx_build(inputs.path(), &artifacts);
+    let rootfs = std::fs::read_dir(&artifacts)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "squashfs"))
+        .expect("a squashfs artifact");
+    let mut bytes = std::fs::read(&rootfs).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&rootfs, &bytes).unwrap();
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-aarch64",
+            "--no-console",
+            "--manifest",
+            s(&artifacts.join("manifest.json")),
+        ],
+        Duration::from_secs(120),
+    );
+    let all = r.all();
+    assert!(!r.success(), "{all}");
+    assert!(all.contains("changed after the build"), "{all}");
+    assert!(
+        all.contains(rootfs.file_name().unwrap().to_str().unwrap()),
+        "{all}"
+    );
+    assert!(!all.contains("starting virtual board"), "{all}");
+}
