@@ -54,13 +54,14 @@ fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
         0 => "warn",
-        1 => "info,lmx=debug,lmx_tftpd=debug",
-        _ => "debug,lmx=trace,lmx_tftpd=trace",
+        1 => "info,lmx=debug,lmx_tftpd=debug,lmx_console=debug,lmx_builder=debug,lmx_testbed=debug",
+        _ => "debug,lmx=trace,lmx_tftpd=trace,lmx_console=trace",
     };
     let filter = EnvFilter::try_from_env("LMX_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(verbose > 1)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
