@@ -94,11 +94,18 @@ const SETTLE: Duration = Duration::from_millis(700);
 /// Waits until `paths` differ from `base` and then stay unchanged for a
 /// moment; reads (and with `echo` copies) the console meanwhile. Returns
 /// the new snapshot and a changed path, or `None` on Ctrl-C.
+///
+/// `interrupt` must be created before the user is told that Ctrl-C stops
+/// the watch: a signal stream installed only when this function runs
+/// would leave a window in which Ctrl-C kills the process outright (and a
+/// fresh `ctrl_c()` per loop turn would miss a signal arriving between
+/// turns).
 pub async fn wait_for_change<T: Transport + ?Sized>(
     io: &mut T,
     paths: &[PathBuf],
     base: &Snapshot,
     echo: bool,
+    interrupt: &mut tokio::signal::unix::Signal,
 ) -> std::io::Result<Option<(Snapshot, PathBuf)>> {
     let mut buf = vec![0u8; 4096];
     let mut pending: Option<(Snapshot, std::time::Instant)> = None;
@@ -117,7 +124,7 @@ pub async fn wait_for_change<T: Transport + ?Sized>(
                     let _ = o.flush();
                 }
             }
-            _ = tokio::signal::ctrl_c() => return Ok(None),
+            _ = interrupt.recv() => return Ok(None),
             _ = tick.tick() => {
                 let now = Snapshot::take(paths);
                 match &pending {

@@ -336,6 +336,14 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
     if !args.watch.is_empty() {
         let show = args.show_console || !args.no_console;
         let mut base = watch::Snapshot::take(&args.watch);
+        // Installed before "Ctrl-C stops" is printed, and kept for the
+        // whole watch, so no Ctrl-C is lost or kills the process.
+        let mut interrupt = rt
+            .block_on(async {
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            })
+            .into_diagnostic()
+            .wrap_err("installing the Ctrl-C handler")?;
         loop {
             eprintln!(
                 "==> watching {} (Ctrl-C stops)",
@@ -347,7 +355,13 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
             );
             let io = runner.shell_mut().transport_mut();
             let Some((now, path)) = rt
-                .block_on(watch::wait_for_change(io, &args.watch, &base, show))
+                .block_on(watch::wait_for_change(
+                    io,
+                    &args.watch,
+                    &base,
+                    show,
+                    &mut interrupt,
+                ))
                 .into_diagnostic()
                 .wrap_err("watching the console")?
             else {
