@@ -16,6 +16,7 @@ TEST_PKGS=(
   device-tree-compiler  # dtc, fdtget
   xz-utils        # xz / lzma
   util-linux      # setpriv
+  tmux            # drives lmx console in a terminal (tests/console_cli.rs)
 )
 # Peer servers for benchmarks (atftpd and tftpd-hpa conflict: tftpd-hpa is
 # unpacked privately by the benchmark script instead).

@@ -485,6 +485,26 @@ impl TransferCtx {
         }
     }
 
+    /// Emits a progress event, at most every `PROGRESS_EVERY`.
+    fn progress(
+        &self,
+        last: &mut Instant,
+        stats: crate::transfer::TransferStats,
+        size: Option<u64>,
+    ) {
+        if last.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        *last = Instant::now();
+        self.shared.emit(Event::Progress {
+            id: self.id,
+            bytes: stats.bytes,
+            size,
+            elapsed: self.started.elapsed(),
+            retransmits: stats.retransmits,
+        });
+    }
+
     fn finish(
         &self,
         info: TransferInfo,
@@ -686,17 +706,7 @@ async fn serve_read(mut ctx: TransferCtx, mut link: Link, req: Request) -> Trans
         if m.is_finished() {
             break;
         }
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            last_progress = Instant::now();
-            let st = m.stats();
-            shared.emit(Event::Progress {
-                id: ctx.id,
-                bytes: st.bytes,
-                size: Some(opened.size),
-                elapsed: ctx.started.elapsed(),
-                retransmits: st.retransmits,
-            });
-        }
+        ctx.progress(&mut last_progress, m.stats(), Some(opened.size));
         timer.arm(m.poll_timeout());
         tokio::select! {
             // Packets first: an ACK already waiting must be seen before a
@@ -771,17 +781,7 @@ async fn serve_write(mut ctx: TransferCtx, mut link: Link, req: Request) -> Tran
         if m.is_finished() {
             break;
         }
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            last_progress = Instant::now();
-            let st = m.stats();
-            shared.emit(Event::Progress {
-                id: ctx.id,
-                bytes: st.bytes,
-                size: negotiated.tsize,
-                elapsed: ctx.started.elapsed(),
-                retransmits: st.retransmits,
-            });
-        }
+        ctx.progress(&mut last_progress, m.stats(), negotiated.tsize);
         timer.arm(m.poll_timeout());
         tokio::select! {
             // Packets first: an ACK already waiting must be seen before a

@@ -192,8 +192,6 @@ pub struct ReadTransfer {
 struct SentBlock {
     /// First transmission.
     first: Instant,
-    /// Latest transmission.
-    last: Instant,
     /// Sent more than once (no RTT sample from it: Karn's rule).
     retransmitted: bool,
 }
@@ -349,13 +347,11 @@ impl ReadTransfer {
                     self.stats.retransmits += 1;
                     if let Some(slot) = self.sent_at.get_mut(idx) {
                         slot.retransmitted = true;
-                        slot.last = self.now;
                     }
                 } else {
                     self.sent_max = b;
                     self.sent_at.push_back(SentBlock {
                         first: self.now,
-                        last: self.now,
                         retransmitted: false,
                     });
                 }
