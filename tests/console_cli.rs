@@ -242,11 +242,24 @@ fn console_in_tmux_shares_reconnects_and_restores_the_terminal() {
         d = d.display()
     ));
     t.wait_for("[lmx] unix:");
-    let pid: i32 = std::fs::read_to_string(d.join("pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    // The screen still shows the first run's status line, so the text
+    // above may match before this run started: wait for its pid file.
+    let pid_file = d.join("pid");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid: i32 = loop {
+        if let Some(p) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            break p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second lmx console never started (no {})",
+            pid_file.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     // SAFETY: signalling the lmx process this test started.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     t.wait_for("TERM-42");
