@@ -39,6 +39,7 @@ pub mod dialect;
 pub mod discover;
 pub mod error;
 pub mod machine;
+pub mod printenv;
 pub mod quote;
 pub mod serial;
 pub mod share;

@@ -15,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::dialect::Dialect;
 use crate::error::ShellError;
 use crate::machine::{CommandOptions, CommandOutput, Outcome, Pacing, SendStats, ShellMachine};
+use crate::printenv;
 use crate::quote;
 use crate::transport::Transport;
 
@@ -202,20 +203,45 @@ impl<T: Transport> UBootShell<T> {
     pub async fn printenv(&mut self, name: &str) -> Result<Option<String>, ShellError> {
         let line = quote::printenv_line(name)?;
         let out = self.exec(&line, Duration::from_secs(5)).await?;
-        let prefix = format!("{name}=");
-        if let Some(v) = out.text.lines().find_map(|l| l.strip_prefix(&prefix)) {
-            return Ok(Some(v.to_string()));
+        match printenv::parse_lookup(name, &out.text, out.status) {
+            printenv::Lookup::Set(v) => Ok(Some(v)),
+            printenv::Lookup::NotSet => Ok(None),
+            printenv::Lookup::Unexpected => Err(ShellError::Failed {
+                command: line,
+                status: out.status,
+                failure: out.failure,
+                output: out.text,
+                tail: self.machine.tail(),
+            }),
         }
-        if out.text.contains("not defined") || out.status.is_some_and(|s| s != 0) {
-            return Ok(None);
+    }
+
+    /// `printenv`: every variable, as U-Boot lists them.
+    pub async fn printenv_all(&mut self) -> Result<printenv::Listing, ShellError> {
+        let out = self.run("printenv", Duration::from_secs(10)).await?;
+        Ok(printenv::parse_listing(&out.text))
+    }
+
+    /// `saveenv`, judged by its output ([`printenv::judge_saveenv`]):
+    /// `Ok` only when U-Boot said it saved. The verdict
+    /// [`SaveVerdict::Unclear`](printenv::SaveVerdict::Unclear) is returned
+    /// as is, with the output, for the caller to decide.
+    pub async fn saveenv(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<(printenv::SaveVerdict, CommandOutput), ShellError> {
+        let out = self.exec("saveenv", timeout).await?;
+        let verdict = printenv::judge_saveenv(&out.text, out.status);
+        if let printenv::SaveVerdict::Failed(line) = &verdict {
+            return Err(ShellError::Failed {
+                command: "saveenv".into(),
+                status: out.status,
+                failure: Some(line.clone()),
+                output: out.text,
+                tail: self.machine.tail(),
+            });
         }
-        Err(ShellError::Failed {
-            command: line,
-            status: out.status,
-            failure: out.failure,
-            output: out.text,
-            tail: self.machine.tail(),
-        })
+        Ok((verdict, out))
     }
 
     async fn drive(&mut self) -> Result<Outcome, ShellError> {
