@@ -49,6 +49,7 @@ pub const FILES: &[BuiltinFile] = &[
     family!("mt7621"),
     family!("mediatek-arm64"),
     family!("qemu-virt"),
+    family!("qemu-malta"),
     board!("gl-ar750"),
     board!("gl-mt300a"),
     board!("gl-mt300n-v2"),
@@ -59,4 +60,7 @@ pub const FILES: &[BuiltinFile] = &[
     board!("turris-omnia"),
     board!("qemu-aarch64"),
     board!("qemu-armv7l"),
+    board!("qemu-mips"),
+    board!("qemu-mipsel"),
+    board!("qemu-mipsel-stock"),
 ];

@@ -58,6 +58,9 @@ pub enum Rule {
     AddressUnmapped,
     /// Two address-map windows overlap in U-Boot's address space.
     AddressMapOverlap,
+    /// A U-Boot RAM address in another window than the RAM window (KSEG1
+    /// where KSEG0 is expected on MIPS).
+    AddressWrongWindow,
     /// The prompt is not a valid regular expression.
     InvalidPrompt,
     /// The console framing is not of the form `8N1`.
@@ -93,6 +96,7 @@ impl Rule {
             Rule::AddressCollision => "address-collision",
             Rule::AddressUnmapped => "address-unmapped",
             Rule::AddressMapOverlap => "address-map-overlap",
+            Rule::AddressWrongWindow => "address-wrong-window",
             Rule::InvalidPrompt => "invalid-prompt",
             Rule::InvalidFraming => "invalid-framing",
             Rule::VirtualNeedsQemu => "virtual-needs-qemu",

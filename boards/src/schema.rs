@@ -185,6 +185,37 @@ pub enum AddressError {
     #[error("the address map has no window named `{0}`")]
     #[diagnostic(code(lmx_boards::address_unmapped))]
     NoSuchWindow(String),
+    /// A U-Boot address in another window than the one U-Boot uses for
+    /// RAM (on MIPS: KSEG1 where KSEG0 is expected).
+    #[error("U-Boot address {addr:#x} is in window `{window}`, but RAM addresses on this board go through `{expected}`, where the same byte is {instead:#x}")]
+    #[diagnostic(
+        code(lmx_boards::address_wrong_window),
+        help("write the `{expected}` address ({instead:#x}); lmx does not convert it for you")
+    )]
+    WrongWindow {
+        /// The address given.
+        addr: u64,
+        /// The window it lies in.
+        window: String,
+        /// The RAM window.
+        expected: String,
+        /// The same physical byte through the RAM window.
+        instead: u64,
+    },
+    /// A physical address given where a U-Boot address is expected.
+    #[error("{addr:#x} is not a U-Boot address on this board; as a physical address it is {instead:#x} through `{window}`")]
+    #[diagnostic(
+        code(lmx_boards::address_wrong_window),
+        help("U-Boot commands and image headers take `{window}` addresses: write {instead:#x}")
+    )]
+    PhysicalGiven {
+        /// The address given.
+        addr: u64,
+        /// The RAM window.
+        window: String,
+        /// The U-Boot address of that physical byte.
+        instead: u64,
+    },
 }
 
 impl AddressMap {
@@ -227,6 +258,50 @@ impl AddressMap {
             .iter()
             .find_map(|w| w.uboot_to_phys(addr))
             .ok_or(AddressError::UBootUnmapped(addr))
+    }
+
+    /// The window U-Boot addresses RAM through: the first one (`kseg0`,
+    /// cached, on MIPS; the identity window on ARM).
+    pub fn ram_window(&self) -> Option<&AddressWindow> {
+        self.windows.first()
+    }
+
+    /// The physical address behind a U-Boot *RAM* address (a load or
+    /// entry address, an image header's load address). Unlike
+    /// [`AddressMap::to_phys`] it takes only the RAM window: a KSEG1
+    /// address where KSEG0 is expected is [`AddressError::WrongWindow`],
+    /// and a physical address that only the RAM window would make sense
+    /// of is [`AddressError::PhysicalGiven`]. Both name the address to
+    /// write instead; neither is converted silently.
+    pub fn ram_to_phys(&self, addr: u64) -> Result<u64, AddressError> {
+        let Some(ram) = self.ram_window() else {
+            return Err(AddressError::UBootUnmapped(addr));
+        };
+        if let Some(p) = ram.uboot_to_phys(addr) {
+            return Ok(p);
+        }
+        if let Some((w, p)) = self
+            .windows
+            .iter()
+            .find_map(|w| w.uboot_to_phys(addr).map(|p| (w, p)))
+        {
+            if let Some(instead) = ram.phys_to_uboot(p) {
+                return Err(AddressError::WrongWindow {
+                    addr,
+                    window: w.name.clone(),
+                    expected: ram.name.clone(),
+                    instead,
+                });
+            }
+        }
+        match ram.phys_to_uboot(addr) {
+            Some(instead) => Err(AddressError::PhysicalGiven {
+                addr,
+                window: ram.name.clone(),
+                instead,
+            }),
+            None => Err(AddressError::UBootUnmapped(addr)),
+        }
     }
 }
 
@@ -502,6 +577,16 @@ pub struct UBoot {
     /// RFC 7440 windows are compiled in (`setenv tftpwindowsize N` works).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tftp_windows: Option<bool>,
+    /// `bootm` can unpack LZMA payloads (`CONFIG_LZMA`). `false` makes
+    /// lmx refuse an LZMA kernel before anything is sent (such a U-Boot
+    /// fails only at `bootm`: `Unimplemented compression type 3`);
+    /// `None` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lzma: Option<bool>,
+    /// The `lzmadec` command exists (`CONFIG_CMD_LZMADEC`), needed for an
+    /// LZMA-compressed RAM rootfs; `None` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lzmadec: Option<bool>,
 }
 
 /// The kind of flash lmx writes firmware to.
@@ -706,6 +791,12 @@ pub struct Qemu {
     pub firmware: String,
     /// How the boot loader is given to QEMU.
     pub firmware_via: FirmwareVia,
+    /// The firmware must be written word-swapped (each 32-bit word's
+    /// bytes reversed) into the flash image: QEMU's little-endian `malta`
+    /// swaps the first 0x3E0000 bytes of its flash back when it maps it,
+    /// so an unswapped U-Boot prints nothing.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub firmware_word_swap: bool,
     /// Number of `-drive if=pflash` banks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pflash_banks: Option<u32>,

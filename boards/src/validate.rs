@@ -8,7 +8,7 @@
 //! needs one is skipped, never satisfied with an invented value.
 
 use crate::error::Rule;
-use crate::schema::{Board, Region};
+use crate::schema::{AddressError, Board, Region};
 
 /// One broken rule in a resolved board.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,8 +302,37 @@ fn check_addresses(board: &Board, out: &mut Vec<Problem>) {
         ("kernel.entry", board.kernel.entry),
     ] {
         let Some(addr) = addr else { continue };
-        match board.to_phys(addr) {
+        match board.address_map.ram_to_phys(addr) {
             Ok(phys) => placed.push((field, phys)),
+            Err(AddressError::WrongWindow {
+                window,
+                expected,
+                instead,
+                ..
+            }) => out.push(
+                problem(
+                    field,
+                    Rule::AddressWrongWindow,
+                    format!(
+                        "{addr:#x} is in window `{window}`; kernel addresses go through `{expected}`, where the same byte is {instead:#x}"
+                    ),
+                )
+                .help(format!(
+                    "write {field} = {instead:#x} (on MIPS U-Boot runs the kernel from KSEG0, cached)"
+                )),
+            ),
+            Err(AddressError::PhysicalGiven { window, instead, .. }) => out.push(
+                problem(
+                    field,
+                    Rule::AddressUnmapped,
+                    format!(
+                        "{addr:#x} is outside every address-map window; if it is physical, the `{window}` address is {instead:#x}"
+                    ),
+                )
+                .help(
+                    "kernel addresses are U-Boot addresses (KSEG0 on MIPS); check the address map",
+                ),
+            ),
             Err(_) => out.push(
                 problem(
                     field,

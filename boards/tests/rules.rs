@@ -330,6 +330,23 @@ fn address_unmapped() {
 }
 
 #[test]
+fn address_wrong_window() {
+    let e = broken(
+        "address-wrong-window",
+        Rule::AddressWrongWindow,
+        "kernel.load",
+    );
+    assert!(
+        e.message.contains(
+            "0xa0060000 is in window `kseg1`; kernel addresses go through `kseg0`, where the same byte is 0x80060000"
+        ),
+        "{}",
+        e.message
+    );
+    assert!(e.help.unwrap().contains("kernel.load = 0x80060000"));
+}
+
+#[test]
 fn address_map_overlap() {
     let e = broken(
         "address-map-overlap",

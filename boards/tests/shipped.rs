@@ -16,6 +16,9 @@ const SHIPPED: &[&str] = &[
     "openwrt-one",
     "qemu-aarch64",
     "qemu-armv7l",
+    "qemu-mips",
+    "qemu-mipsel",
+    "qemu-mipsel-stock",
     "tp-archer-ax23",
     "turris-omnia",
     "zyxel-nwa50ax",
@@ -167,6 +170,87 @@ fn address_mapping_refuses_what_it_does_not_cover() {
     ));
     let q = board("qemu-aarch64");
     assert_eq!(q.to_uboot_addr(0x4400_0000), Ok(0x4400_0000));
+}
+
+#[test]
+fn mips_twins_facts() {
+    for (name, endian, prompt) in [
+        ("qemu-mips", Endian::Big, "^malta # "),
+        ("qemu-mipsel", Endian::Little, "^maltael # "),
+        ("qemu-mipsel-stock", Endian::Little, "^maltael # "),
+    ] {
+        let b = board(name);
+        assert!(b.is_virtual, "{name}");
+        assert_eq!(b.cpu.arch, Arch::Mips);
+        assert_eq!(b.cpu.endian, endian, "{name}");
+        assert_eq!(b.uboot.prompt, prompt, "{name}");
+        assert_eq!(b.kernel.load, Some(0x8010_0000));
+        assert_eq!(b.kernel.entry, None, "{name}: the entry comes from the ELF");
+        assert_eq!(b.ram_boot.phram, Some(PhramMethod::Cmdline));
+        assert_eq!(b.ram_boot.rootfs, Some(0x0A00_0000));
+        assert_eq!(b.to_uboot_addr(0x0A00_0000), Ok(0x8A00_0000));
+        // The malta flash: U-Boot's CONFIG_SYS_FLASH_BASE is KSEG1.
+        assert_eq!(b.flash_uboot_addr(0).unwrap().unwrap(), 0xBE00_0000);
+        let env = b.flash.env.as_ref().unwrap();
+        assert_eq!((env.offset, env.size), (0x3E_0000, Some(0x2_0000)));
+        assert_eq!(env.endian, Some(endian));
+        let fw = b.flash.firmware().next().unwrap();
+        assert_eq!((fw.offset, fw.offset + fw.size), (0x4_0000, 0x3E_0000));
+        let q = b.qemu.as_ref().unwrap();
+        assert_eq!(
+            (q.machine.as_str(), q.cpu.as_str(), q.nic.as_str()),
+            ("malta", "24Kc", "pcnet")
+        );
+        assert_eq!(q.memory_mib as u64, b.ram.size.unwrap() >> 20);
+    }
+    let stock = board("qemu-mipsel-stock");
+    assert_eq!(stock.kernel.format, KernelFormat::UimageGzip);
+    assert_eq!(
+        (stock.uboot.lzma, stock.uboot.lzmadec),
+        (Some(false), Some(false))
+    );
+    assert!(stock.qemu.as_ref().unwrap().firmware_word_swap);
+    let be = board("qemu-mips");
+    assert_eq!(be.kernel.format, KernelFormat::UimageLzma);
+    assert_eq!(be.uboot.lzma, Some(true));
+    assert!(!be.qemu.as_ref().unwrap().firmware_word_swap);
+    assert_eq!(be.qemu.as_ref().unwrap().binary, "qemu-system-mips");
+}
+
+#[test]
+fn ram_addresses_take_only_the_ram_window() {
+    let b = board("qemu-mips");
+    assert_eq!(b.address_map.ram_to_phys(0x8010_0000), Ok(0x0010_0000));
+    assert_eq!(
+        b.address_map.ram_to_phys(0xA010_0000),
+        Err(AddressError::WrongWindow {
+            addr: 0xA010_0000,
+            window: "kseg1".into(),
+            expected: "kseg0".into(),
+            instead: 0x8010_0000,
+        })
+    );
+    assert_eq!(
+        b.address_map.ram_to_phys(0x0010_0000),
+        Err(AddressError::PhysicalGiven {
+            addr: 0x0010_0000,
+            window: "kseg0".into(),
+            instead: 0x8010_0000,
+        })
+    );
+    assert_eq!(
+        b.address_map.ram_to_phys(0xC000_0000),
+        Err(AddressError::UBootUnmapped(0xC000_0000))
+    );
+    let msg = b
+        .address_map
+        .ram_to_phys(0xA010_0000)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("kseg1") && msg.contains("0x80100000"), "{msg}");
+    // ARM: one identity window, nothing to confuse.
+    let q = board("qemu-aarch64");
+    assert_eq!(q.address_map.ram_to_phys(0x4040_0000), Ok(0x4040_0000));
 }
 
 #[test]
