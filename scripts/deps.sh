@@ -29,6 +29,10 @@ BENCH_PKGS=(dnsmasq-base atftpd hyperfine time)
 VIRTUAL_PKGS=(
   u-boot-qemu gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf linux-source-6.1
   bc flex bison make cpio iproute2 nftables xz-utils
+  # The MIPS twins (qemu-mips, qemu-mipsel): cross compilers for the
+  # kernels, U-Boot and the big-endian /init; U-Boot's build needs.
+  gcc-mips-linux-gnu gcc-mipsel-linux-gnu libc6-dev-mips-cross
+  libssl-dev libgnutls28-dev dpkg-dev
 )
 
 virtual=0
@@ -65,13 +69,14 @@ qemu_major() {
   echo "${v:-0}"
 }
 
-# qemu-system-arm: bookworm's QEMU 7.2 cannot complete U-Boot's buffered
-# CFI flash writes, so on bookworm it comes from bookworm-backports (10.x).
+# qemu-system-arm and qemu-system-mips: bookworm's QEMU 7.2 cannot
+# complete U-Boot's buffered CFI flash writes, so on bookworm they come from
+# bookworm-backports (10.x).
 install_qemu() {
   local codename=""
   codename="$(. /etc/os-release && echo "${VERSION_CODENAME:-}")"
   if [ "$codename" = bookworm ]; then
-    if installed qemu-system-arm && [ "$(qemu_major)" -ge 8 ]; then
+    if installed qemu-system-arm && installed qemu-system-mips && [ "$(qemu_major)" -ge 8 ]; then
       return 0
     fi
     local src=/etc/apt/sources.list.d/lmx-backports.sources
@@ -89,12 +94,12 @@ install_qemu() {
       updated=0
     fi
     apt_update
-    echo "lmx: installing qemu-system-arm from bookworm-backports" >&2
-    $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-arm >/dev/null
-  elif ! installed qemu-system-arm; then
+    echo "lmx: installing qemu-system-arm and qemu-system-mips from bookworm-backports" >&2
+    $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-arm qemu-system-mips >/dev/null
+  elif ! installed qemu-system-arm || ! installed qemu-system-mips; then
     apt_update
-    echo "lmx: installing qemu-system-arm" >&2
-    $SUDO apt-get install -y -qq --no-install-recommends qemu-system-arm >/dev/null
+    echo "lmx: installing qemu-system-arm and qemu-system-mips" >&2
+    $SUDO apt-get install -y -qq --no-install-recommends qemu-system-arm qemu-system-mips >/dev/null
   fi
   if [ "$(qemu_major)" -lt 8 ]; then
     echo "lmx: QEMU $(qemu_major).x is too old for the virtual board (needs >= 8: older versions cannot complete U-Boot's flash writes)" >&2
@@ -126,6 +131,26 @@ install_busybox() {
   rm -rf "$tmp"
 }
 
+# U-Boot's Debian source package (testbed/uboot.sh builds the MIPS twins'
+# U-Boot with LZMA from it): a deb-src entry for the main suite.
+add_deb_src() {
+  if grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ || grep -qs '^deb-src' /etc/apt/sources.list; then
+    return 0
+  fi
+  local src=/etc/apt/sources.list.d/lmx-src.sources
+  local main=/etc/apt/sources.list.d/debian.sources uri="http://deb.debian.org/debian"
+  local key=/usr/share/keyrings/debian-archive-keyring.gpg suite
+  suite="$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")"
+  if [ -r "$main" ]; then
+    uri="$(awk '/^URIs:/{print $2; exit}' "$main")"
+    key="$(awk '/^Signed-By:/{print $2; exit}' "$main")"
+  fi
+  echo "lmx: adding a deb-src entry for $suite ($src)" >&2
+  printf 'Types: deb-src\nURIs: %s\nSuites: %s %s-updates\nComponents: main\nSigned-By: %s\n' \
+    "$uri" "$suite" "$suite" "$key" | $SUDO tee "$src" >/dev/null
+  updated=0
+}
+
 missing=()
 for p in "${pkgs[@]}"; do
   if ! installed "$p"; then
@@ -143,4 +168,7 @@ if [ "$virtual" -eq 1 ]; then
   install_qemu
   install_busybox arm64
   install_busybox armhf
+  install_busybox mipsel
+  add_deb_src
+  apt_update
 fi

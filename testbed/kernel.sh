@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds the small kernel of a virtual board and caches it.
 #
-#   testbed/kernel.sh aarch64|armv7l
+#   testbed/kernel.sh aarch64|armv7l|mips|mipsel
 #
 # The kernel is Debian's linux-source-6.1, allnoconfig plus the fragment in
-# testbed/kernel/ (for armv7l: aarch64.config + armv7l.config), built with
-# the Debian cross compiler. The image is cached at
+# testbed/kernel/ (for armv7l: aarch64.config + armv7l.config; for the MIPS
+# twins: malta.config + mips.config or mipsel.config), built with the Debian
+# cross compiler. The image is cached at
 #   ${LMX_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lmx}/kernel/<key>/Image
-# (zImage for armv7l), where <key> is the sha256 of the fragment(s), the
+# (zImage for armv7l; the vmlinux ELF for mips and mipsel, which lmx build
+# turns into a uImage itself), where <key> is the sha256 of the fragment(s), the
 # linux-source package version and the architecture: a rerun with the same
 # inputs prints the cached path at once. The path of the image is the only
 # thing printed on stdout; progress goes to stderr and the build log to
@@ -25,8 +27,12 @@ case "$arch" in
     karch=arm cross=arm-linux-gnueabihf- target=zImage
     fragments=("$here/kernel/aarch64.config" "$here/kernel/armv7l.config")
     ;;
+  mips | mipsel)
+    karch=mips cross="$arch-linux-gnu-" target=vmlinux
+    fragments=("$here/kernel/malta.config" "$here/kernel/$arch.config")
+    ;;
   *)
-    echo "usage: $0 aarch64|armv7l" >&2
+    echo "usage: $0 aarch64|armv7l|mips|mipsel" >&2
     exit 2
     ;;
 esac
@@ -105,7 +111,11 @@ if ! "${mk[@]}" "$target" >>"$log" 2>&1; then
 fi
 
 cp "$tree/.config" "$out/config"
-cp "$tree/arch/$karch/boot/$target" "$image.tmp"
+if [ "$target" = vmlinux ]; then
+  cp "$tree/vmlinux" "$image.tmp"
+else
+  cp "$tree/arch/$karch/boot/$target" "$image.tmp"
+fi
 mv "$image.tmp" "$image"
 printf 'source %s %s\narch %s\nseconds %s\n' "$src_pkg" "$src_version" "$arch" "$(($(date +%s) - start))" >"$out/info"
 echo "lmx testbed kernel: built $image in $(($(date +%s) - start)) s" >&2

@@ -4,9 +4,13 @@
 //! | piece | where | provided by |
 //! | --- | --- | --- |
 //! | QEMU ≥ 8 | `qemu-system-aarch64`/`-arm` in `PATH` | `qemu-system-arm` (bookworm-backports on Debian 12) |
+//! | QEMU ≥ 8 (MIPS) | `qemu-system-mips`/`-mipsel` in `PATH` | `qemu-system-mips` (bookworm-backports on Debian 12) |
 //! | U-Boot | `/usr/lib/u-boot/qemu_arm64/u-boot.bin`, `qemu_arm/…` | `u-boot-qemu` |
-//! | busybox | `/var/cache/lmx/busybox-arm64/bin/busybox` (`-armhf` for armv7l) | `busybox-static:arm64`, unpacked by `scripts/deps.sh virtual` |
-//! | kernel | `$LMX_CACHE_DIR/kernel/<key>/Image` | `testbed/kernel.sh` |
+//! | U-Boot (MIPS, LZMA) | `$LMX_CACHE_DIR/u-boot/<key>/u-boot.bin` | `testbed/uboot.sh malta\|maltael`, from Debian's source package |
+//! | U-Boot (MIPS, stock) | `/usr/lib/u-boot/maltael/u-boot.bin` | `u-boot-qemu` (little-endian, no LZMA) |
+//! | busybox | `/var/cache/lmx/busybox-arm64/bin/busybox` (`-armhf`, `-mipsel`) | `busybox-static:arm64`, unpacked by `scripts/deps.sh virtual` |
+//! | `/init` (big-endian MIPS) | compiled from `testbed/rootfs/mips-init.c` | `gcc-mips-linux-gnu` |
+//! | kernel | `$LMX_CACHE_DIR/kernel/<key>/Image` (`zImage`, `vmlinux`) | `testbed/kernel.sh` |
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -83,9 +87,16 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// The U-Boot binary Debian's `u-boot-qemu` ships for `arch`'s `virt`
-/// machine (U-Boot 2023.01 on Debian 12).
+/// The U-Boot binary of `arch`'s board: for the ARM boards the one
+/// Debian's `u-boot-qemu` ships for the `virt` machine (U-Boot 2023.01 on
+/// Debian 12); for the MIPS twins the LZMA build of `testbed/uboot.sh`
+/// (built from Debian's source package the first time, about a minute,
+/// then cached), in the CPU's byte order (not word-swapped; see
+/// [`crate::malta`]).
 pub fn uboot_firmware(arch: Arch) -> Result<PathBuf> {
+    if arch.is_malta() {
+        return cached_build("uboot.sh", arch.uboot_build(), "U-Boot binary");
+    }
     let path = Path::new("/usr/lib/u-boot")
         .join(arch.uboot_build())
         .join("u-boot.bin");
@@ -94,6 +105,23 @@ pub fn uboot_firmware(arch: Arch) -> Result<PathBuf> {
     } else {
         Err(Error::Missing {
             what: format!("U-Boot for QEMU's {arch} virt machine"),
+            path,
+            hint: format!("{DEPS_HINT} (Debian package u-boot-qemu)"),
+        })
+    }
+}
+
+/// Debian's own little-endian malta U-Boot (`u-boot-qemu`): gzip uImages
+/// only (no LZMA, `lzmadec`, FIT, `setexpr` or `bootz`). The board
+/// `qemu-mipsel-stock` runs it, word-swapped like every little-endian
+/// malta flash image.
+pub fn debian_malta_uboot() -> Result<PathBuf> {
+    let path = PathBuf::from("/usr/lib/u-boot/maltael/u-boot.bin");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::Missing {
+            what: "Debian's U-Boot for QEMU's little-endian malta".into(),
             path,
             hint: format!("{DEPS_HINT} (Debian package u-boot-qemu)"),
         })
@@ -132,9 +160,15 @@ pub fn testbed_dir() -> PathBuf {
 /// the cached image at once when it exists and builds it otherwise (about
 /// 5 minutes on 2 cores the first time; progress on stderr).
 pub fn kernel(arch: Arch) -> Result<PathBuf> {
-    let script = testbed_dir().join("kernel.sh");
+    cached_build("kernel.sh", arch.name(), "kernel image")
+}
+
+/// Runs `testbed/SCRIPT ARG`, a build-and-cache script that prints the path
+/// of its (cached) result on stdout, and returns that path.
+fn cached_build(script: &str, arg: &str, what: &str) -> Result<PathBuf> {
+    let script = testbed_dir().join(script);
     let out = Command::new(&script)
-        .arg(arch.name())
+        .arg(arg)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -142,7 +176,7 @@ pub fn kernel(arch: Arch) -> Result<PathBuf> {
             program: script.display().to_string(),
             source,
         })?;
-    let command = format!("{} {}", script.display(), arch.name());
+    let command = format!("{} {arg}", script.display());
     if !out.status.success() {
         return Err(Error::CommandFailed {
             command,
@@ -155,7 +189,7 @@ pub fn kernel(arch: Arch) -> Result<PathBuf> {
         Ok(path)
     } else {
         Err(Error::Missing {
-            what: format!("kernel image printed by `{command}`"),
+            what: format!("{what} printed by `{command}`"),
             path,
             hint: "remove the cache directory and run it again".into(),
         })

@@ -1,7 +1,9 @@
 //! `lmx-testbed`: the virtual board, a router you can boot without hardware.
 //!
-//! The board is QEMU's `virt` machine running the U-Boot that Debian ships
-//! for it (`u-boot-qemu`), reached through a serial console (a unix socket
+//! The ARM boards are QEMU's `virt` machine running the U-Boot that Debian
+//! ships for it (`u-boot-qemu`); the MIPS twins are QEMU's `malta` running a
+//! U-Boot built from Debian's source package with LZMA ([`malta`]). Both are
+//! reached through a serial console (a unix socket
 //! or a pty) and, when asked, through a tap link inside a private network
 //! namespace. It boots a small real kernel (built once from Debian's
 //! `linux-source-6.1` and cached) that mounts a busybox squashfs from RAM
@@ -30,6 +32,7 @@
 pub mod console;
 pub mod error;
 pub mod host;
+pub mod malta;
 pub mod netns;
 pub mod ramboot;
 pub mod rootfs;
@@ -38,7 +41,7 @@ pub mod vm;
 
 pub use console::ConsoleStream;
 pub use error::{Error, Result};
-pub use host::{busybox, find_qemu, kernel, uboot_firmware, MIN_QEMU_MAJOR};
+pub use host::{busybox, debian_malta_uboot, find_qemu, kernel, uboot_firmware, MIN_QEMU_MAJOR};
 pub use netns::enter_private_netns;
 pub use vm::{dump_dtb, Console, ConsoleEndpoint, Firmware, Pflash, Tap, Vm, VmConfig};
 
@@ -52,6 +55,12 @@ pub enum Arch {
     Aarch64,
     /// 32-bit ARM: `qemu-system-arm`, Cortex-A15 (board `qemu-armv7l`).
     Armv7l,
+    /// Big-endian 32-bit MIPS: `qemu-system-mips`, malta, 24Kc (board
+    /// `qemu-mips`, the twin of gl-ar750).
+    Mips,
+    /// Little-endian 32-bit MIPS: `qemu-system-mipsel`, malta, 24Kc (boards
+    /// `qemu-mipsel` and `qemu-mipsel-stock`, twins of the MT76xx routers).
+    Mipsel,
 }
 
 impl Arch {
@@ -60,6 +69,27 @@ impl Arch {
         match self {
             Arch::Aarch64 => "aarch64",
             Arch::Armv7l => "armv7l",
+            Arch::Mips => "mips",
+            Arch::Mipsel => "mipsel",
+        }
+    }
+
+    /// True for the MIPS twins (QEMU `malta`), false for the ARM `virt` boards.
+    pub fn is_malta(self) -> bool {
+        matches!(self, Arch::Mips | Arch::Mipsel)
+    }
+
+    /// True when the CPU runs big-endian (only [`Arch::Mips`]).
+    pub fn is_big_endian(self) -> bool {
+        self == Arch::Mips
+    }
+
+    /// QEMU's `-machine`: `virt` or `malta`.
+    pub fn machine(self) -> &'static str {
+        if self.is_malta() {
+            "malta"
+        } else {
+            "virt"
         }
     }
 
@@ -68,6 +98,8 @@ impl Arch {
         match self {
             Arch::Aarch64 => "qemu-system-aarch64",
             Arch::Armv7l => "qemu-system-arm",
+            Arch::Mips => "qemu-system-mips",
+            Arch::Mipsel => "qemu-system-mipsel",
         }
     }
 
@@ -76,38 +108,61 @@ impl Arch {
         match self {
             Arch::Aarch64 => "cortex-a57",
             Arch::Armv7l => "cortex-a15",
+            Arch::Mips | Arch::Mipsel => "24Kc",
         }
     }
 
-    /// The directory of Debian's `u-boot-qemu` build for this architecture.
+    /// The U-Boot build for this architecture: the directory of Debian's
+    /// `u-boot-qemu` for the ARM boards, the defconfig (`malta`,
+    /// `maltael`) that `testbed/uboot.sh` builds with LZMA for MIPS.
     pub fn uboot_build(self) -> &'static str {
         match self {
             Arch::Aarch64 => "qemu_arm64",
             Arch::Armv7l => "qemu_arm",
+            Arch::Mips => "malta",
+            Arch::Mipsel => "maltael",
         }
     }
 
     /// The Debian architecture of the userland (`busybox-static:ARCH`).
+    /// Debian 12 has no big-endian MIPS port: for [`Arch::Mips`] the rootfs
+    /// is a static `/init` program instead (see [`rootfs`]).
     pub fn debian_arch(self) -> &'static str {
         match self {
             Arch::Aarch64 => "arm64",
             Arch::Armv7l => "armhf",
+            Arch::Mips => "mips",
+            Arch::Mipsel => "mipsel",
         }
     }
 
-    /// The kernel image `testbed/kernel.sh` builds (`Image` or `zImage`).
+    /// The kernel image `testbed/kernel.sh` builds (`Image`, `zImage`, or
+    /// the `vmlinux` ELF for MIPS, which becomes a uImage).
     pub fn kernel_image(self) -> &'static str {
         match self {
             Arch::Aarch64 => "Image",
             Arch::Armv7l => "zImage",
+            Arch::Mips | Arch::Mipsel => "vmlinux",
         }
     }
 
-    /// The U-Boot command that boots that image with a separate DTB.
+    /// The U-Boot command that boots the kernel (with a separate DTB on ARM;
+    /// a legacy uImage without DTB on MIPS).
     pub fn boot_command(self) -> &'static str {
         match self {
             Arch::Aarch64 => "booti",
             Arch::Armv7l => "bootz",
+            Arch::Mips | Arch::Mipsel => "bootm",
+        }
+    }
+
+    /// U-Boot's prompt on this board, as it appears at the start of a line
+    /// (`malta # ` big-endian, `maltael # ` little-endian).
+    pub fn uboot_prompt(self) -> &'static str {
+        match self {
+            Arch::Aarch64 | Arch::Armv7l => uboot::PROMPT,
+            Arch::Mips => uboot::MALTA_PROMPT,
+            Arch::Mipsel => uboot::MALTAEL_PROMPT,
         }
     }
 }
@@ -124,7 +179,11 @@ impl FromStr for Arch {
         match s {
             "aarch64" | "arm64" => Ok(Arch::Aarch64),
             "armv7l" | "arm" | "armhf" => Ok(Arch::Armv7l),
-            _ => Err(format!("unknown architecture {s:?}: use aarch64 or armv7l")),
+            "mips" => Ok(Arch::Mips),
+            "mipsel" => Ok(Arch::Mipsel),
+            _ => Err(format!(
+                "unknown architecture {s:?}: use aarch64, armv7l, mips or mipsel"
+            )),
         }
     }
 }

@@ -6,6 +6,12 @@
 //! (the busybox applets linked into `/bin`; the list is fixed because an
 //! ARM busybox cannot be asked for its applets on the host) and
 //! `devices.table` (device nodes, `PATH TYPE MAJOR MINOR MODE UID GID`).
+//!
+//! Debian 12 has no big-endian MIPS userland, so the `qemu-mips` rootfs is
+//! different: its `/init` is `mips-init.c`, compiled here with
+//! `mips-linux-gnu-gcc -static` ([`compile_init`]), which prints the same
+//! marker line and then answers a few shell-like commands on the console
+//! ([`build_with_init`]). [`build_for`] picks the right one per [`Arch`].
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +20,7 @@ use lmx_builder::squashfs::{
 };
 
 use crate::host::testbed_dir;
-use crate::{Error, Result};
+use crate::{Arch, Error, Result};
 
 /// The line `/init` prints when userland runs (followed by the machine
 /// name and the root device).
@@ -69,6 +75,12 @@ pub fn stage(busybox: &Path, dir: &Path) -> Result<()> {
 pub fn build(busybox: &Path, out: &Path) -> Result<SquashfsSummary> {
     let tmp = tempfile::tempdir().map_err(Error::io("creating a staging directory"))?;
     stage(busybox, tmp.path())?;
+    squash(tmp.path(), out)
+}
+
+/// Squashes the staged tree `dir` into `out`: xz, all root, mtime 0,
+/// device nodes from `devices.table`.
+fn squash(dir: &Path, out: &Path) -> Result<SquashfsSummary> {
     let table_path = recipe_dir().join("devices.table");
     let table = std::fs::read_to_string(&table_path)
         .map_err(Error::io(format!("reading {}", table_path.display())))?;
@@ -77,7 +89,97 @@ pub fn build(busybox: &Path, out: &Path) -> Result<SquashfsSummary> {
     opts.all_root = true;
     opts.mtime = Some(0);
     opts.devices = parse_device_table(&table, &table_path.display().to_string())?;
-    Ok(build_squashfs(tmp.path(), out, &opts)?)
+    Ok(build_squashfs(dir, out, &opts)?)
+}
+
+/// The C source of the big-endian MIPS twin's `/init`.
+pub fn init_source() -> PathBuf {
+    recipe_dir().join("mips-init.c")
+}
+
+/// Compiles [`init_source`] into a static, stripped executable `out` for
+/// `arch` with Debian's cross compiler (`mips-linux-gnu-gcc` for
+/// [`Arch::Mips`]; package `gcc-mips-linux-gnu`, from `scripts/deps.sh
+/// virtual`).
+pub fn compile_init(arch: Arch, out: &Path) -> Result<()> {
+    let gcc = match arch {
+        Arch::Aarch64 => "aarch64-linux-gnu-gcc",
+        Arch::Armv7l => "arm-linux-gnueabihf-gcc",
+        Arch::Mips => "mips-linux-gnu-gcc",
+        Arch::Mipsel => "mipsel-linux-gnu-gcc",
+    };
+    let src = init_source();
+    let mut cmd = std::process::Command::new(gcc);
+    cmd.args(["-static", "-Os", "-s", "-Wall", "-o"])
+        .arg(out)
+        .arg(&src)
+        .stdin(std::process::Stdio::null());
+    let res = cmd.output().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::Missing {
+            what: format!("the cross compiler {gcc}"),
+            path: PathBuf::from(gcc),
+            hint: format!(
+                "run `scripts/deps.sh virtual` (package gcc-{})",
+                gcc.trim_end_matches("-gcc")
+            ),
+        },
+        _ => Error::Spawn {
+            program: gcc.into(),
+            source: e,
+        },
+    })?;
+    if !res.status.success() {
+        return Err(Error::CommandFailed {
+            command: format!(
+                "{gcc} -static -Os -s -Wall -o {} {}",
+                out.display(),
+                src.display()
+            ),
+            status: res.status,
+            output: String::from_utf8_lossy(&res.stderr).trim().to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Lays out a root tree in `dir` whose `/init` is the executable `init`
+/// (no busybox, no shell): the mount points and `/init`.
+pub fn stage_with_init(init: &Path, dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for d in ["dev", "proc", "sys", "tmp"] {
+        let p = dir.join(d);
+        std::fs::create_dir_all(&p).map_err(Error::io(format!("creating {}", p.display())))?;
+    }
+    let target = dir.join("init");
+    std::fs::copy(init, &target).map_err(Error::io(format!(
+        "copying {} to {}",
+        init.display(),
+        target.display()
+    )))?;
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))
+        .map_err(Error::io(format!("chmod {}", target.display())))
+}
+
+/// Builds a rootfs squashfs at `out` whose `/init` is the static program
+/// `init` (see [`stage_with_init`]), with the same options as [`build`].
+pub fn build_with_init(init: &Path, out: &Path) -> Result<SquashfsSummary> {
+    let tmp = tempfile::tempdir().map_err(Error::io("creating a staging directory"))?;
+    stage_with_init(init, tmp.path())?;
+    squash(tmp.path(), out)
+}
+
+/// The test rootfs for `arch` at `out`: busybox and the `init` script where
+/// Debian has a static busybox ([`build`]), the compiled `mips-init.c` for
+/// big-endian MIPS ([`compile_init`], [`build_with_init`]).
+pub fn build_for(arch: Arch, out: &Path) -> Result<SquashfsSummary> {
+    if arch == Arch::Mips {
+        let tmp = tempfile::tempdir().map_err(Error::io("creating a build directory"))?;
+        let init = tmp.path().join("init");
+        compile_init(arch, &init)?;
+        build_with_init(&init, out)
+    } else {
+        build(&crate::host::busybox(arch)?, out)
+    }
 }
 
 #[cfg(test)]
@@ -103,5 +205,51 @@ mod tests {
         );
         let init = std::fs::read_to_string(staged.join("init")).unwrap();
         assert!(init.starts_with("#!/bin/sh") && init.contains(MARKER));
+    }
+
+    #[test]
+    fn big_endian_init_is_a_static_mips_program_in_the_rootfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let init = dir.path().join("init");
+        compile_init(Arch::Mips, &init)
+            .unwrap_or_else(|e| panic!("the big-endian rootfs needs the MIPS cross compiler: {e}"));
+        let elf = std::fs::read(&init).unwrap();
+        assert_eq!(&elf[..4], b"\x7fELF");
+        assert_eq!(elf[4], 1, "ELFCLASS32");
+        assert_eq!(elf[5], 2, "ELFDATA2MSB (big-endian)");
+        assert_eq!(u16::from_be_bytes([elf[18], elf[19]]), 8, "EM_MIPS");
+        // Statically linked: no PT_INTERP program header.
+        let phoff = u32::from_be_bytes(elf[28..32].try_into().unwrap()) as usize;
+        let phnum = u16::from_be_bytes([elf[44], elf[45]]) as usize;
+        for i in 0..phnum {
+            let ph = &elf[phoff + i * 32..];
+            assert_ne!(
+                u32::from_be_bytes(ph[..4].try_into().unwrap()),
+                3,
+                "PT_INTERP"
+            );
+        }
+        assert!(elf.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()));
+
+        let out = dir.path().join("rootfs.squashfs");
+        build_with_init(&init, &out).unwrap();
+        // unsquashfs, the reference reader, lists /init and /dev/console.
+        let list = std::process::Command::new("unsquashfs")
+            .args(["-lls", "-d", ""])
+            .arg(&out)
+            .output()
+            .expect("unsquashfs (package squashfs-tools)");
+        let text = String::from_utf8_lossy(&list.stdout);
+        assert!(list.status.success(), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("-rwxr-xr-x root/root") && l.ends_with(" /init")),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("crw------- root/root") && l.contains("/dev/console")),
+            "{text}"
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! The few U-Boot interactions the test bed needs to prove a board works:
 //! stop autoboot, run a command and read its output, recognise U-Boot's
 //! error lines. Written for Debian's `qemu_arm64`/`qemu_arm` U-Boot
-//! 2023.01 (prompt `=> `, hush shell, echo on). The general driver with
-//! pacing, echo verification and exit codes is `lmx-console`'s job.
+//! 2023.01 (prompt `=> `, hush shell, echo on) and the malta builds of the
+//! MIPS twins (prompt `malta # `: the `*_at` functions take the prompt,
+//! see [`crate::Arch::uboot_prompt`]). The general driver with pacing,
+//! echo verification and exit codes is `lmx-console`'s job.
 
 use std::time::Duration;
 
@@ -12,6 +14,12 @@ use crate::{ConsoleStream, Error, Result};
 pub const AUTOBOOT: &str = "Hit any key to stop autoboot";
 /// The prompt, as it appears at the start of a line.
 pub const PROMPT: &str = "\n=> ";
+/// The prompt of the big-endian malta build (`CONFIG_SYS_PROMPT` of
+/// `malta_defconfig`), at a line start.
+pub const MALTA_PROMPT: &str = "\nmalta # ";
+/// The prompt of the little-endian malta builds (`maltael_defconfig`,
+/// Debian's and the LZMA one alike).
+pub const MALTAEL_PROMPT: &str = "\nmaltael # ";
 
 /// Lines in a command's output that mean it failed.
 pub const ERROR_MARKERS: &[&str] = &[
@@ -22,6 +30,7 @@ pub const ERROR_MARKERS: &[&str] = &[
     "Bad Linux",
     "Wrong Image Format",
     "Bad Data CRC",
+    "Unimplemented compression",
     "ERROR: ",
     "Resetting CPU",
     "resetting ...",
@@ -31,9 +40,22 @@ pub const ERROR_MARKERS: &[&str] = &[
 /// presses a key and waits for the prompt. Returns the output seen before
 /// the countdown (the banner).
 pub fn interrupt_autoboot(console: &mut ConsoleStream, timeout: Duration) -> Result<String> {
-    let banner = console.expect(AUTOBOOT, timeout)?;
-    console.send(" ")?;
-    console.expect(PROMPT, Duration::from_secs(5))?;
+    interrupt_autoboot_at(console, PROMPT, timeout)
+}
+
+/// [`interrupt_autoboot`] for a U-Boot whose prompt is `prompt`. A U-Boot
+/// without a boot command (the malta builds) shows no countdown and goes
+/// straight to the prompt; that is accepted too.
+pub fn interrupt_autoboot_at(
+    console: &mut ConsoleStream,
+    prompt: &str,
+    timeout: Duration,
+) -> Result<String> {
+    let (i, banner) = console.expect_any(&[AUTOBOOT, prompt], timeout)?;
+    if i == 0 {
+        console.send(" ")?;
+        console.expect(prompt, Duration::from_secs(5))?;
+    }
     Ok(banner)
 }
 
@@ -41,8 +63,18 @@ pub fn interrupt_autoboot(console: &mut ConsoleStream, timeout: Duration) -> Res
 /// of the command line and without the next prompt). Fails when the
 /// output carries one of [`ERROR_MARKERS`].
 pub fn run(console: &mut ConsoleStream, command: &str, timeout: Duration) -> Result<String> {
+    run_at(console, PROMPT, command, timeout)
+}
+
+/// [`run`] for a U-Boot whose prompt is `prompt`.
+pub fn run_at(
+    console: &mut ConsoleStream,
+    prompt: &str,
+    command: &str,
+    timeout: Duration,
+) -> Result<String> {
     console.send_line(command)?;
-    let raw = console.expect(PROMPT, timeout).map_err(|e| match e {
+    let raw = console.expect(prompt, timeout).map_err(|e| match e {
         Error::Timeout { secs, tail, .. } => Error::Timeout {
             what: format!("the prompt after `{command}`"),
             secs,

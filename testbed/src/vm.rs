@@ -1,5 +1,6 @@
-//! A QEMU `virt` machine running Debian's U-Boot: configuration, start,
-//! console endpoint, and a guaranteed end.
+//! A QEMU `virt` machine running Debian's U-Boot, or a `malta` running the
+//! MIPS twins' U-Boot: configuration, start, console endpoint, and a
+//! guaranteed end.
 //!
 //! [`VmConfig::qemu_args`] is the whole command line, so it can be printed
 //! and checked. [`Vm::start`] runs it with `PR_SET_PDEATHSIG = SIGKILL`, so
@@ -32,6 +33,10 @@ pub enum Firmware {
     /// U-Boot runs from bank 0 and keeps its environment in bank 1, and
     /// writes persist in the files.
     Pflash(Pflash),
+    /// malta's one 4 MiB flash backed by a file (see
+    /// [`crate::malta::create_flash`]): U-Boot at offset 0 (word-swapped
+    /// for little-endian), the environment at 0x3E0000.
+    MaltaFlash(PathBuf),
 }
 
 /// The two 64 MiB CFI flash banks of the `virt` machine, as raw files.
@@ -115,7 +120,8 @@ pub enum Console {
 }
 
 /// A tap link to the host side of a private network namespace (see
-/// [`crate::enter_private_netns`]): a `virtio-net-pci` NIC on the tap.
+/// [`crate::enter_private_netns`]): a `virtio-net-pci` NIC on the tap
+/// (`virt`), a `pcnet` (malta).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tap {
     /// The tap device's name (it must already exist, e.g. `tap0`).
@@ -127,7 +133,8 @@ pub struct Tap {
 pub struct VmConfig {
     /// CPU architecture (selects the emulator and CPU model).
     pub arch: Arch,
-    /// RAM in MiB (`-m`); U-Boot and the board files assume 512.
+    /// RAM in MiB (`-m`); U-Boot and the board files assume 512 on `virt`,
+    /// 256 on malta.
     pub memory_mib: u32,
     /// How U-Boot is loaded.
     pub firmware: Firmware,
@@ -140,8 +147,20 @@ pub struct VmConfig {
 }
 
 impl VmConfig {
-    /// 512 MiB, Debian's U-Boot through `-bios`, no network.
+    /// 512 MiB, Debian's U-Boot through `-bios`, no network. For the MIPS
+    /// twins use [`VmConfig::malta`] (this gives a malta with 256 MiB and
+    /// `-bios` of Debian's maltael U-Boot, which QEMU would word-swap).
     pub fn new(arch: Arch, console: Console) -> VmConfig {
+        if arch.is_malta() {
+            return VmConfig {
+                arch,
+                memory_mib: crate::malta::MEMORY_MIB,
+                firmware: Firmware::Bios("/usr/lib/u-boot/maltael/u-boot.bin".into()),
+                console,
+                network: None,
+                qemu: None,
+            };
+        }
         VmConfig {
             arch,
             memory_mib: 512,
@@ -156,13 +175,22 @@ impl VmConfig {
         }
     }
 
+    /// A MIPS twin: malta, 24Kc, 256 MiB, U-Boot from the flash image
+    /// `flash` (made by [`crate::malta::create_flash`]), no network.
+    pub fn malta(arch: Arch, console: Console, flash: PathBuf) -> VmConfig {
+        VmConfig {
+            firmware: Firmware::MaltaFlash(flash),
+            ..VmConfig::new(arch, console)
+        }
+    }
+
     /// The machine options shared by the real run and [`dump_dtb`]: machine,
     /// CPU, memory and firmware (without firmware the PCIe window in the
     /// tree differs). `machine_extra` is appended to `-machine virt`.
     fn machine_args(&self, machine_extra: &str) -> Vec<OsString> {
         let mut a: Vec<OsString> = vec![
             "-machine".into(),
-            format!("virt{machine_extra}").into(),
+            format!("{}{machine_extra}", self.arch.machine()).into(),
             "-cpu".into(),
             self.arch.cpu().into(),
             "-m".into(),
@@ -186,6 +214,12 @@ impl VmConfig {
                     a.push(d);
                 }
             }
+            Firmware::MaltaFlash(file) => {
+                let mut d = OsString::from("if=pflash,format=raw,file=");
+                d.push(escape_commas(file));
+                a.push("-drive".into());
+                a.push(d);
+            }
         }
         a
     }
@@ -208,10 +242,15 @@ impl VmConfig {
         if let Some(tap) = &self.network {
             a.push("-netdev".into());
             a.push(format!("tap,id=n0,ifname={},script=no,downscript=no", tap.name).into());
-            // romfile= (empty): U-Boot has its own virtio driver, and the
+            // romfile= (empty): U-Boot has its own NIC drivers, and the
             // PXE option ROM lives in a package the board does not need.
+            let nic = if self.arch.is_malta() {
+                "pcnet"
+            } else {
+                "virtio-net-pci"
+            };
             a.push("-device".into());
-            a.push("virtio-net-pci,netdev=n0,romfile=".into());
+            a.push(format!("{nic},netdev=n0,romfile=").into());
         }
         a
     }
@@ -228,7 +267,9 @@ impl VmConfig {
     fn check_firmware(&self) -> Result<()> {
         match &self.firmware {
             Firmware::Bios(p) if !p.is_file() => {
-                uboot_firmware(self.arch)?;
+                if !self.arch.is_malta() {
+                    uboot_firmware(self.arch)?;
+                }
                 Err(Error::Missing {
                     what: "the -bios firmware".into(),
                     path: p.clone(),
@@ -247,6 +288,11 @@ impl VmConfig {
                 }
                 Ok(())
             }
+            Firmware::MaltaFlash(p) if !p.is_file() => Err(Error::Missing {
+                what: "the malta flash image".into(),
+                path: p.clone(),
+                hint: "create it with lmx_testbed::malta::create_flash".into(),
+            }),
             _ => Ok(()),
         }
     }
@@ -604,6 +650,22 @@ mod tests {
         assert!(a.contains("-drive if=pflash,format=raw,index=1,file=/x/flash1.img"));
         assert!(a.contains("-serial pty"));
         assert!(!a.contains("netdev"));
+    }
+
+    #[test]
+    fn command_line_for_malta() {
+        let mut cfg = VmConfig::malta(Arch::Mips, Console::Pty, "/x/flash.img".into());
+        cfg.network = Some(Tap {
+            name: "tap0".into(),
+        });
+        let a = strings(&cfg.qemu_args()).join(" ");
+        assert!(
+            a.starts_with("-machine malta -cpu 24Kc -m 256 -nodefaults"),
+            "{a}"
+        );
+        assert!(a.contains("-drive if=pflash,format=raw,file=/x/flash.img"));
+        assert!(a.contains("-device pcnet,netdev=n0,romfile="));
+        assert!(!a.contains("virtio") && !a.contains("-bios"), "{a}");
     }
 
     #[test]

@@ -8,8 +8,13 @@
 //!     [--expect LMX-USERLAND-READY] [--then 'cat /proc/mtd']... \
 //!     [--host 192.168.77.1/24] [--board-ip 192.168.77.2] [--tap tap0] \
 //!     [--cmd 'U-Boot command']... [--console unix|pty] [--pflash DIR] \
-//!     [--timeout SECS] [--quiet]
+//!     [--uboot FILE] [--timeout SECS] [--quiet]
 //! ```
+//!
+//! `--arch mips|mipsel` runs a MIPS twin (QEMU malta) instead: U-Boot from
+//! a 4 MiB flash image (in `--pflash DIR`, or a temporary one), the LZMA
+//! build of `testbed/uboot.sh` unless `--uboot FILE` names another (e.g.
+//! Debian's `/usr/lib/u-boot/maltael/u-boot.bin`), prompt `malta # `.
 //!
 //! In order: enter a private network namespace with a tap (this process is
 //! still single-threaded then), serve DIR with lmx-tftpd on the host
@@ -31,8 +36,8 @@ use ipnet::{IpNet, Ipv4Net};
 use lmx_testbed::netns::default_board_ip;
 use lmx_testbed::rootfs::MARKER;
 use lmx_testbed::{
-    enter_private_netns, uboot, uboot_firmware, Arch, Console, Error, Firmware, Pflash, Tap, Vm,
-    VmConfig,
+    enter_private_netns, malta, uboot, uboot_firmware, Arch, Console, Error, Firmware, Pflash, Tap,
+    Vm, VmConfig,
 };
 use lmx_tftpd::policy::PolicySpec;
 use lmx_tftpd::{Policy, Server, ServerConfig};
@@ -52,10 +57,11 @@ struct Args {
     quiet: bool,
     pty: bool,
     pflash: Option<PathBuf>,
+    uboot: Option<PathBuf>,
     netns_exec: Vec<String>,
 }
 
-const USAGE: &str = "usage: lmx-testbed-run --arch aarch64|armv7l --serve DIR [--load ADDR:FILE]... [--boot CMD] [--expect TEXT] [--then SHELL-CMD]... [--cmd U-BOOT-CMD]... [--console unix|pty] [--pflash DIR] [--host IP/PREFIX] [--board-ip IP] [--tap NAME] [--timeout SECS] [--quiet] [--netns-exec SHELL-CMD]...";
+const USAGE: &str = "usage: lmx-testbed-run --arch aarch64|armv7l --serve DIR [--load ADDR:FILE]... [--boot CMD] [--expect TEXT] [--then SHELL-CMD]... [--cmd U-BOOT-CMD]... [--console unix|pty] [--pflash DIR] [--uboot FILE] [--host IP/PREFIX] [--board-ip IP] [--tap NAME] [--timeout SECS] [--quiet] [--netns-exec SHELL-CMD]...";
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
@@ -75,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
         netns_exec: Vec::new(),
         pty: false,
         pflash: None,
+        uboot: None,
     };
     while let Some(flag) = it.next() {
         if flag == "--quiet" {
@@ -114,6 +121,7 @@ fn parse_args() -> Result<Args, String> {
                 }
             }
             "--pflash" => a.pflash = Some(v.into()),
+            "--uboot" => a.uboot = Some(v.into()),
             "--timeout" => {
                 a.timeout =
                     Duration::from_secs(v.parse().map_err(|e| format!("--timeout {v:?}: {e}"))?)
@@ -215,9 +223,18 @@ fn run(args: &Args) -> Result<(), Error> {
         Console::Unix(dir.path().join("console.sock"))
     };
     let mut cfg = VmConfig::new(args.arch, console);
-    if let Some(flash_dir) = &args.pflash {
-        let uboot = uboot_firmware(args.arch)?;
+    let uboot = match &args.uboot {
+        Some(p) => p.clone(),
+        None => uboot_firmware(args.arch)?,
+    };
+    if args.arch.is_malta() {
+        let flash_dir = args.pflash.clone().unwrap_or(dir.path().join("flash"));
+        let flash = malta::create_flash(&flash_dir, args.arch, &uboot, true)?;
+        cfg = VmConfig::malta(args.arch, cfg.console, flash);
+    } else if let Some(flash_dir) = &args.pflash {
         cfg.firmware = Firmware::Pflash(Pflash::create(flash_dir, &uboot, true)?);
+    } else if args.uboot.is_some() {
+        cfg.firmware = Firmware::Bios(uboot);
     }
     cfg.network = Some(Tap {
         name: args.tap.clone(),
@@ -252,11 +269,13 @@ fn drive(
     t: &mut Timings,
     started: Instant,
 ) -> Result<(), Error> {
-    uboot::interrupt_autoboot(con, Duration::from_secs(30))?;
+    let prompt = args.arch.uboot_prompt();
+    uboot::interrupt_autoboot_at(con, prompt, Duration::from_secs(30))?;
     t.add("power-on to U-Boot prompt", started);
     let at_prompt = Instant::now();
-    uboot::run(
+    uboot::run_at(
         con,
+        prompt,
         &format!(
             "setenv ipaddr {board_ip}; setenv serverip {}",
             args.host.addr()
@@ -265,7 +284,7 @@ fn drive(
     )?;
     for c in &args.cmds {
         let s = Instant::now();
-        uboot::run(con, c, args.timeout)?;
+        uboot::run_at(con, prompt, c, args.timeout)?;
         t.add(c.clone(), s);
     }
     for (addr, file) in &args.loads {
@@ -274,7 +293,7 @@ fn drive(
         let bytes =
             std::fs::read(&path).map_err(Error::io(format!("reading {}", path.display())))?;
         let cmd = format!("tftpboot {addr} {file}");
-        let out = uboot::run(con, &cmd, args.timeout)?;
+        let out = uboot::run_at(con, prompt, &cmd, args.timeout)?;
         let got = uboot::bytes_transferred(&out);
         if got != Some(bytes.len() as u64) {
             return Err(Error::UBoot {
@@ -284,7 +303,7 @@ fn drive(
             });
         }
         let cmd = format!("crc32 {addr} ${{filesize}}");
-        let out = uboot::run(con, &cmd, Duration::from_secs(10))?;
+        let out = uboot::run_at(con, prompt, &cmd, Duration::from_secs(10))?;
         let want = crc32fast::hash(&bytes);
         if uboot::crc32_result(&out) != Some(want) {
             return Err(Error::UBoot {
@@ -307,6 +326,7 @@ fn drive(
         "## Error",
         "Bad Linux",
         "ERROR: ",
+        "Unimplemented compression",
     ];
     let mut needles = vec!["Starting kernel"];
     needles.extend(failures);

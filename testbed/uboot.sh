@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Builds the U-Boot of a MIPS twin (QEMU malta) with LZMA and caches it.
+#
+#   testbed/uboot.sh malta|maltael
+#
+# Debian's own malta U-Boot (u-boot-qemu, little-endian only) has no LZMA,
+# lzmadec or FIT, and real MIPS routers boot LZMA uImages; so the twins run
+# a U-Boot built from Debian's source package (`apt-get source u-boot`,
+# needs a deb-src entry: scripts/deps.sh virtual adds one), malta_defconfig
+# (big-endian) or maltael_defconfig (little-endian) plus testbed/uboot/
+# lzma.config. The result is cached at
+#   ${LMX_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lmx}/u-boot/<key>/u-boot.bin
+# where <key> is the sha256 of the fragment, the defconfig name and the
+# source package version. u-boot.bin is U-Boot as it runs from the flash,
+# in the CPU's byte order; for maltael the build's own u-boot-swap.bin
+# (each 32-bit word byte-swapped, what QEMU's little-endian malta flash
+# wants) is kept next to it. The path of u-boot.bin is the only thing
+# printed on stdout; progress goes to stderr, the build log to
+# <key>/build.log. Packages: scripts/deps.sh virtual.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+defconfig="${1:-}"
+case "$defconfig" in
+  malta) cross=mips-linux-gnu- ;;
+  maltael) cross=mipsel-linux-gnu- ;;
+  *)
+    echo "usage: $0 malta|maltael" >&2
+    exit 2
+    ;;
+esac
+fragment="$here/uboot/lzma.config"
+
+die() {
+  echo "lmx testbed u-boot: $*" >&2
+  exit 1
+}
+
+for tool in "${cross}gcc" make bison flex bc apt-get dpkg-source; do
+  command -v "$tool" >/dev/null ||
+    die "$tool not found: run scripts/deps.sh virtual"
+done
+src_version="$(apt-cache showsrc u-boot 2>/dev/null | sed -n 's/^Version: //p' | sort -V | tail -n 1)"
+[ -n "$src_version" ] ||
+  die "no source package u-boot known to apt: run scripts/deps.sh virtual (it adds a deb-src entry and runs apt-get update)"
+
+cache_root="${LMX_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lmx}"
+key="$({ cat "$fragment"; printf '%s\n%s\n' "$src_version" "$defconfig"; } | sha256sum | cut -d' ' -f1)"
+out="$cache_root/u-boot/$key"
+image="$out/u-boot.bin"
+
+if [ -s "$image" ]; then
+  echo "$image"
+  exit 0
+fi
+
+mkdir -p "$out"
+# One build per key at a time: a second caller waits and then reuses it.
+exec 9>"$out/.lock"
+flock 9
+if [ -s "$image" ]; then
+  echo "$image"
+  exit 0
+fi
+
+work="$(mktemp -d "$cache_root/u-boot/.build-$defconfig.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+log="$out/build.log"
+: >"$log"
+start=$(date +%s)
+echo "lmx testbed u-boot: building ${defconfig}_defconfig + LZMA from Debian's u-boot $src_version (about a minute; log: $log)" >&2
+
+# apt-get source run as root downloads as the _apt user.
+[ "$(id -u)" -ne 0 ] || chown _apt "$work" 2>/dev/null || true
+if ! (cd "$work" && apt-get source -qq "u-boot=$src_version") >>"$log" 2>&1; then
+  tail -n 20 "$log" >&2
+  die "apt-get source u-boot=$src_version failed (log: $log)"
+fi
+tree="$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'u-boot-*' | head -n 1)"
+[ -n "$tree" ] || die "apt-get source left no u-boot-* directory in $work"
+
+mk=(make -C "$tree" CROSS_COMPILE="$cross" -j"$(nproc)")
+if ! {
+  "${mk[@]}" "${defconfig}_defconfig" &&
+    cat "$fragment" >>"$tree/.config" &&
+    "${mk[@]}" olddefconfig
+} >>"$log" 2>&1; then
+  tail -n 30 "$log" >&2
+  die "configuration failed (log: $log)"
+fi
+
+dropped=()
+while IFS= read -r line; do
+  case "$line" in
+    CONFIG_*=y)
+      grep -qx "$line" "$tree/.config" || dropped+=("${line%=y}")
+      ;;
+  esac
+done <"$fragment"
+if [ "${#dropped[@]}" -gt 0 ]; then
+  die "options not =y in the final .config (missing dependencies?): ${dropped[*]}"
+fi
+
+if ! "${mk[@]}" >>"$log" 2>&1; then
+  tail -n 30 "$log" >&2
+  die "build failed (log: $log)"
+fi
+
+cp "$tree/.config" "$out/config"
+if [ "$defconfig" = maltael ]; then
+  [ -s "$tree/u-boot-swap.bin" ] || die "the maltael build made no u-boot-swap.bin (log: $log)"
+  cp "$tree/u-boot-swap.bin" "$out/u-boot-swap.bin"
+fi
+cp "$tree/u-boot.bin" "$image.tmp"
+mv "$image.tmp" "$image"
+printf 'source u-boot %s\ndefconfig %s\nseconds %s\n' "$src_version" "$defconfig" "$(($(date +%s) - start))" >"$out/info"
+echo "lmx testbed u-boot: built $image in $(($(date +%s) - start)) s" >&2
+echo "$image"
