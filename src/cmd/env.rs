@@ -8,8 +8,8 @@
 //! renames it over the original, then reads it back and checks that the
 //! copy U-Boot will pick holds exactly the new variables.
 //!
-//! The live half (over the U-Boot console) is not here yet: it needs the
-//! console driver.
+//! Without `--image`, `print`, `get` and `set` talk to the board's U-Boot
+//! over its console instead ([`live`]).
 
 use clap::{Args, Subcommand, ValueEnum};
 use lmx_env::{EnvError, EnvImage, EnvLayout, EnvWrite, Environment, FlagStyle, Warning};
@@ -17,6 +17,8 @@ use miette::{miette, IntoDiagnostic, MietteDiagnostic, Report, WrapErr};
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+mod live;
 
 /// Flags of `lmx env`.
 #[derive(Args, Debug)]
@@ -29,11 +31,13 @@ pub struct EnvArgs {
 /// Subcommands of `lmx env`.
 #[derive(Subcommand, Debug)]
 pub enum EnvCommand {
-    /// Print variables as `name=value` lines (all, or the named ones).
+    /// Print variables as `name=value` lines (all, or the named ones);
+    /// from the board's U-Boot when --image is not given.
     Print(PrintArgs),
-    /// Print the value of one variable.
+    /// Print the value of one variable (from U-Boot without --image).
     Get(GetArgs),
-    /// Set one variable and write the environment back.
+    /// Set one variable and write the environment back (in U-Boot,
+    /// saved with --save, without --image).
     Set(SetArgs),
     /// Remove variables and write the environment back.
     Unset(UnsetArgs),
@@ -46,11 +50,13 @@ pub enum EnvCommand {
 /// Where the environment is and how it is stored.
 #[derive(Args, Debug, Clone)]
 pub struct Location {
-    /// Flash dump, partition dump or bare environment file.
+    /// Flash dump, partition dump or bare environment file. Without it,
+    /// `print`, `get` and `set` work on the running U-Boot of --board.
     #[arg(long, value_name = "FILE")]
-    pub image: PathBuf,
+    pub image: Option<PathBuf>,
     /// Take the location from this board's `[flash.env]`; FILE is then a
-    /// dump of the whole flash. The flags below override the board.
+    /// dump of the whole flash (or, on a virtual board, one pflash bank
+    /// file such as flash1.img). The flags below override the board.
     #[arg(long, value_name = "NAME")]
     pub board: Option<String>,
     /// Look here for board files before ./boards/, ~/.config/lmx/boards/
@@ -110,11 +116,58 @@ pub struct WriteOpts {
     pub pad: Option<u8>,
 }
 
+impl Location {
+    /// The image of an offline command (checked by [`offline`]).
+    fn image(&self) -> &Path {
+        self.image
+            .as_deref()
+            .expect("offline commands are only run with --image")
+    }
+
+    /// Whether any flag that only means something for an image was given.
+    fn image_flags(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.offset.is_some() {
+            v.push("--offset");
+        }
+        if self.size.is_some() {
+            v.push("--size");
+        }
+        if self.redundant.is_some() {
+            v.push("--redundant");
+        }
+        if self.flags.is_some() {
+            v.push("--flags");
+        }
+        if self.big_endian {
+            v.push("--big-endian");
+        }
+        if self.little_endian {
+            v.push("--little-endian");
+        }
+        v
+    }
+}
+
+/// Fails unless `--image` was given (commands that only work offline).
+fn offline(loc: &Location, command: &str) -> miette::Result<()> {
+    if loc.image.is_none() {
+        return Err(miette!(
+            help = "give --image FILE; on a running board, `lmx env print|get|set --board B` \
+                    work over the console",
+            "`lmx env {command}` works on images only"
+        ));
+    }
+    Ok(())
+}
+
 /// Flags of `lmx env print`.
 #[derive(Args, Debug)]
 pub struct PrintArgs {
     #[command(flatten)]
     location: Location,
+    #[command(flatten)]
+    live: live::LiveOpts,
     /// Only these variables.
     names: Vec<String>,
 }
@@ -124,6 +177,8 @@ pub struct PrintArgs {
 pub struct GetArgs {
     #[command(flatten)]
     location: Location,
+    #[command(flatten)]
+    live: live::LiveOpts,
     /// Variable name.
     name: String,
 }
@@ -135,6 +190,12 @@ pub struct SetArgs {
     location: Location,
     #[command(flatten)]
     write: WriteOpts,
+    #[command(flatten)]
+    live: live::LiveOpts,
+    /// On the board (no --image): run `saveenv` after the value was read
+    /// back, so it survives a reset.
+    #[arg(long)]
+    save: bool,
     /// Variable name.
     name: String,
     /// New value (quote it for the host shell; it is stored as given).
@@ -199,6 +260,10 @@ pub fn run(args: EnvArgs) -> miette::Result<()> {
 }
 
 fn print(args: PrintArgs) -> miette::Result<()> {
+    if args.location.image.is_none() {
+        return live::print(&args.location, &args.live, &args.names);
+    }
+    args.live.check_offline(false)?;
     let (_, image) = load(&args.location, false)?;
     let env = image.environment();
     let mut out = Vec::new();
@@ -218,7 +283,7 @@ fn print(args: PrintArgs) -> miette::Result<()> {
         return Err(miette!(
             help = "`lmx env print` without names lists every variable",
             "not set in {}: {}",
-            args.location.image.display(),
+            args.location.image().display(),
             missing.join(", ")
         ));
     }
@@ -226,6 +291,10 @@ fn print(args: PrintArgs) -> miette::Result<()> {
 }
 
 fn get(args: GetArgs) -> miette::Result<()> {
+    if args.location.image.is_none() {
+        return live::get(&args.location, &args.live, &args.name);
+    }
+    args.live.check_offline(false)?;
     let (_, image) = load(&args.location, false)?;
     match image.environment().get(&args.name) {
         Some(value) => {
@@ -237,12 +306,16 @@ fn get(args: GetArgs) -> miette::Result<()> {
             help = "`lmx env print` lists every variable",
             "{:?} is not set in {}",
             args.name,
-            args.location.image.display()
+            args.location.image().display()
         )),
     }
 }
 
 fn set(args: SetArgs) -> miette::Result<()> {
+    if args.location.image.is_none() {
+        return live::set(&args);
+    }
+    args.live.check_offline(args.save)?;
     if args.value.is_empty() {
         return Err(miette!(
             help = format!(
@@ -256,10 +329,12 @@ fn set(args: SetArgs) -> miette::Result<()> {
     let (layout, image) = load(&args.location, args.write.create)?;
     let mut env = image.environment().clone();
     env.set(&args.name, &args.value).map_err(env_report)?;
+    warn_backslash(args.name.as_bytes(), args.value.as_bytes());
     store(&args.location, &args.write, layout, &image, &env)
 }
 
 fn unset(args: UnsetArgs) -> miette::Result<()> {
+    offline(&args.location, "unset")?;
     let (layout, image) = load(&args.location, args.write.create)?;
     let mut env = image.environment().clone();
     for name in &args.names {
@@ -271,6 +346,7 @@ fn unset(args: UnsetArgs) -> miette::Result<()> {
 }
 
 fn import(args: ImportArgs) -> miette::Result<()> {
+    offline(&args.location, "import")?;
     let text = read_input(&args.file)?;
     let (imported, warnings) = lmx_env::parse_text(&text)
         .map_err(|e| env_report(e).wrap_err(format!("in {}", args.file.display())))?;
@@ -283,11 +359,13 @@ fn import(args: ImportArgs) -> miette::Result<()> {
     };
     for (key, value) in imported.iter() {
         env.set(key, value).map_err(env_report)?;
+        warn_backslash(key, value);
     }
     store(&args.location, &args.write, layout, &image, &env)
 }
 
 fn diff(args: DiffArgs) -> miette::Result<()> {
+    offline(&args.location, "diff")?;
     let (_, image) = load(&args.location, false)?;
     let other_is_text = if args.text {
         true
@@ -304,7 +382,7 @@ fn diff(args: DiffArgs) -> miette::Result<()> {
         env
     } else {
         let location = Location {
-            image: args.other.clone(),
+            image: Some(args.other.clone()),
             ..args.location.clone()
         };
         load(&location, false)?.1.into_environment()
@@ -353,6 +431,8 @@ struct BoardEnv {
     redundant: Option<u64>,
     flags: FlagStyle,
     endian: lmx_env::Endian,
+    /// Size of one pflash bank of a virtual board (each bank is its own file).
+    pflash_bank: Option<u64>,
 }
 
 fn board_env(loc: &Location) -> miette::Result<Option<BoardEnv>> {
@@ -388,12 +468,39 @@ fn board_env(loc: &Location) -> miette::Result<Option<BoardEnv>> {
         redundant: env.redundant_offset,
         flags,
         endian,
+        pflash_bank: board
+            .qemu
+            .as_ref()
+            .filter(|q| q.pflash_banks.unwrap_or(0) > 1)
+            .and_then(|q| q.pflash_bank_size),
     }))
 }
 
 /// Works out the layout from the flags, the board and the image length.
 fn resolve_layout(loc: &Location, image_len: Option<u64>) -> miette::Result<EnvLayout> {
-    let board = board_env(loc)?;
+    let mut board = board_env(loc)?;
+    // A virtual board keeps each flash bank in its own file: given one
+    // bank (e.g. flash1.img), the board's flash offsets are taken inside
+    // the bank that holds the environment.
+    if let (None, Some(b), Some(len)) = (loc.offset, board.as_mut(), image_len) {
+        if let Some(bank) = b
+            .pflash_bank
+            .filter(|&bank| len == bank && b.offset >= bank)
+        {
+            let base = b.offset - b.offset % bank;
+            eprintln!(
+                "note: {} is one flash bank of virtual board {}: the environment at flash \
+                 offset {:#x} is at {:#x} in bank {} (give --offset to override)",
+                loc.image().display(),
+                b.name,
+                b.offset,
+                b.offset - base,
+                base / bank
+            );
+            b.offset -= base;
+            b.redundant = b.redundant.map(|r| r.saturating_sub(base));
+        }
+    }
     let offset = loc.offset.or(board.as_ref().map(|b| b.offset)).unwrap_or(0);
     // --redundant=OFFSET2 wins over the board; a bare --redundant takes
     // the board's second copy if it has one, else the slot right after
@@ -416,7 +523,7 @@ fn resolve_layout(loc: &Location, image_len: Option<u64>) -> miette::Result<EnvL
             return Err(miette!(
                 help = "check --offset",
                 "--offset {offset:#x} is at or past the end of {} ({len:#x} bytes)",
-                loc.image.display()
+                loc.image().display()
             ))
         }
         _ => {
@@ -472,7 +579,7 @@ fn resolve_layout(loc: &Location, image_len: Option<u64>) -> miette::Result<EnvL
 /// Reads the environment; with `create`, an area without a valid copy
 /// (or a missing file) yields an empty one instead of an error.
 fn load(loc: &Location, create: bool) -> miette::Result<(EnvLayout, EnvImage)> {
-    let path = &loc.image;
+    let path = loc.image();
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
@@ -601,7 +708,10 @@ fn store(
     }
     // Fails here, before any file is touched, when the variables do not fit.
     let plan = image.plan_write(env).map_err(env_report)?;
-    let dest = opts.output.clone().unwrap_or_else(|| loc.image.clone());
+    let dest = opts
+        .output
+        .clone()
+        .unwrap_or_else(|| loc.image().to_path_buf());
     if opts.dry_run {
         println!(
             "would write {} ({} of {} data bytes used):",
@@ -614,7 +724,7 @@ fn store(
         }
         return Ok(());
     }
-    write_atomically(&loc.image, &dest, layout.required_len(), &plan)?;
+    write_atomically(loc.image(), &dest, layout.required_len(), &plan)?;
     verify(&dest, layout, &plan, env)?;
     eprintln!(
         "wrote {}: {} ({} of {} data bytes used)",
@@ -821,6 +931,21 @@ fn diagnostic(e: &EnvError) -> MietteDiagnostic {
 
 fn env_report(e: EnvError) -> Report {
     Report::new(diagnostic(&e))
+}
+
+/// Mainline U-Boot's hash-table environment (since about 2010) stores a backslash
+/// as `\\` and drops the first backslash of every pair when it loads
+/// the environment; lmx, like `fw_setenv`, stores values as given. Seen
+/// with the virtual board's U-Boot 2023.01 (tests/env_live.rs).
+fn warn_backslash(key: &[u8], value: &[u8]) {
+    if value.contains(&b'\\') {
+        eprintln!(
+            "warning: {}: the value contains `\\`; mainline U-Boot (hash-table environment, since about 2010) drops a backslash \
+             (`\\x` -> `x`, `\\\\` -> `\\`) when loading the environment. For U-Boot to see \
+             one backslash, store two; `lmx env set --board B --save` does that for you",
+            String::from_utf8_lossy(key)
+        );
+    }
 }
 
 fn print_warnings(warnings: &[Warning]) {
