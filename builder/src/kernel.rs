@@ -12,7 +12,6 @@
 //! is a pure function of bytes and the board.
 
 use lmx_boards::{Arch as BoardArch, Board, Endian, KernelFormat};
-use object::{Object, ObjectSegment};
 
 use crate::compress;
 use crate::fit::{Fit, FitKernel, FitSpec, HashAlgo};
@@ -142,6 +141,28 @@ pub enum KernelError {
         #[source]
         source: crate::fit::Error,
     },
+    /// The board's U-Boot cannot unpack LZMA (`uboot.lzma = false`).
+    #[error("kernel {input}: board {board}'s U-Boot has no LZMA (uboot.lzma = false): bootm would fail with \"Unimplemented compression type 3\" after the transfer; {help}")]
+    NoLzma {
+        /// The input name.
+        input: String,
+        /// Board name.
+        board: String,
+        /// What to do instead.
+        help: String,
+    },
+    /// A load or entry address is not a U-Boot RAM address of the board
+    /// (on MIPS: KSEG1 or physical where KSEG0 is expected).
+    #[error("kernel {input}: {what}: {source}")]
+    Address {
+        /// The input name.
+        input: String,
+        /// Which address, and where it came from.
+        what: String,
+        /// What is wrong with it.
+        #[source]
+        source: lmx_boards::AddressError,
+    },
     /// Compression failed.
     #[error("kernel {input}: {source}")]
     Compress {
@@ -156,19 +177,21 @@ pub enum KernelError {
 /// The loadable bytes of an ELF `vmlinux`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ElfBinary {
-    /// Lowest `PT_LOAD` virtual address (the uImage load address).
+    /// Address the first byte of [`ElfBinary::data`] is linked to run at
+    /// (its virtual address; the uImage load address).
     pub load: u64,
     /// Entry point from the ELF header.
     pub entry: u64,
-    /// The segments' file bytes laid out from `load`, gaps zero-filled
-    /// (what `objcopy -O binary` writes).
+    /// The allocated, non-empty sections with contents laid out by load
+    /// address from the lowest one, gaps zero-filled: what
+    /// `objcopy -O binary` writes.
     pub data: Vec<u8>,
-    /// Bytes from `load` to the end of the last segment in memory (the
-    /// BSS included): what the kernel spans once started.
+    /// Bytes from `load` to the end of the last `PT_LOAD` segment in
+    /// memory (the BSS included): what the kernel spans once started.
     pub mem_size: u64,
-    /// Big-endian ELF.
+    /// Big-endian ELF (`EI_DATA` = `ELFDATA2MSB`).
     pub big_endian: bool,
-    /// `e_machine` as a name (`mips`, `arm`, `aarch64`, ...).
+    /// `e_machine` as a name (`mips`, `arm`, `aarch64`).
     pub machine: String,
 }
 
@@ -181,54 +204,162 @@ fn narrow(a: u64) -> u64 {
     }
 }
 
-/// Reads the `PT_LOAD` segments of an ELF file (32/64-bit, either byte
-/// order) into one binary, as `objcopy -O binary` does.
+/// One `PT_LOAD` program header.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    vaddr: u64,
+    paddr: u64,
+    offset: u64,
+    filesz: u64,
+    memsz: u64,
+}
+
+/// Bytes to place: load (physical) address, virtual address, contents.
+type Part<'a> = (u64, u64, &'a [u8]);
+
+/// Largest binary accepted (a kernel is a few tens of MiB at most; a
+/// larger span means segments far apart, as in a user-space program).
+const MAX_BINARY: u64 = 1 << 30;
+
+/// Reads an ELF file (32/64-bit, either byte order) into one binary, as
+/// `objcopy -O binary` does.
+///
+/// objcopy works on sections, not segments: it writes every section that
+/// is allocated and has contents (`SHF_ALLOC`, not `SHT_NOBITS`, size > 0)
+/// at its load address (LMA: the `PT_LOAD`'s `p_paddr` plus the section's
+/// offset into it), starting at the lowest one and zero-filling gaps; the
+/// ELF and program headers are not sections, so a segment that maps them
+/// does not move the start. A file without section headers falls back to
+/// the `PT_LOAD` segments' file bytes.
 pub fn elf_to_binary(input: &str, bytes: &[u8]) -> Result<ElfBinary, KernelError> {
+    use object::elf::{FileHeader32, FileHeader64};
     let bad = |what: String| KernelError::Elf {
         input: input.to_string(),
         what,
     };
-    let file = object::File::parse(bytes).map_err(|e| bad(e.to_string()))?;
-    let mut segs = Vec::new();
-    for s in file.segments() {
-        let data = s.data().map_err(|e| bad(format!("segment data: {e}")))?;
-        segs.push((narrow(s.address()), s.size(), data));
+    if !bytes.starts_with(b"\x7fELF") {
+        return Err(bad("no ELF magic (\\x7fELF)".into()));
     }
-    segs.retain(|(_, memsz, _)| *memsz > 0);
-    if segs.is_empty() {
+    match bytes.get(4) {
+        Some(1) => elf_image::<FileHeader32<object::Endianness>>(input, bytes),
+        Some(2) => elf_image::<FileHeader64<object::Endianness>>(input, bytes),
+        other => Err(bad(format!(
+            "EI_CLASS is {other:?}; expected 1 (32-bit) or 2 (64-bit)"
+        ))),
+    }
+}
+
+fn elf_image<H>(input: &str, bytes: &[u8]) -> Result<ElfBinary, KernelError>
+where
+    H: object::read::elf::FileHeader<Endian = object::Endianness>,
+{
+    use object::elf;
+    use object::read::elf::{ProgramHeader, SectionHeader};
+    let bad = |what: String| KernelError::Elf {
+        input: input.to_string(),
+        what,
+    };
+    let h = H::parse(bytes).map_err(|e| bad(format!("ELF header: {e}")))?;
+    let endian = h.endian().map_err(|e| bad(format!("ELF header: {e}")))?;
+    let machine = match h.e_machine(endian) {
+        elf::EM_MIPS => "mips",
+        elf::EM_ARM => "arm",
+        elf::EM_AARCH64 => "aarch64",
+        other => return Err(bad(format!("unsupported machine (e_machine {})", other.0))),
+    };
+    let loads: Vec<Load> = h
+        .program_headers(endian, bytes)
+        .map_err(|e| bad(format!("program headers: {e}")))?
+        .iter()
+        .filter(|p| p.p_type(endian) == elf::PT_LOAD)
+        .map(|p| Load {
+            vaddr: narrow(p.p_vaddr(endian).into()),
+            paddr: narrow(p.p_paddr(endian).into()),
+            offset: p.p_offset(endian).into(),
+            filesz: p.p_filesz(endian).into(),
+            memsz: p.p_memsz(endian).into(),
+        })
+        .filter(|l| l.memsz > 0)
+        .collect();
+    if loads.is_empty() {
         return Err(bad("no PT_LOAD segments".into()));
     }
-    let load = segs.iter().map(|s| s.0).min().expect("not empty");
-    let file_end = segs
+    let sections = h
+        .sections(endian, bytes)
+        .map_err(|e| bad(format!("section headers: {e}")))?;
+    let mut parts: Vec<Part> = Vec::new();
+    for s in sections.iter() {
+        let size: u64 = s.sh_size(endian).into();
+        if s.sh_flags(endian).0 & elf::SHF_ALLOC.0 == 0
+            || s.sh_type(endian) == elf::SHT_NOBITS
+            || size == 0
+        {
+            continue;
+        }
+        let data = s
+            .data(endian, bytes)
+            .map_err(|e| bad(format!("section data: {e}")))?;
+        let vma = narrow(s.sh_addr(endian).into());
+        let off: u64 = s.sh_offset(endian).into();
+        // The section's LMA, through the segment that holds its bytes.
+        let lma = loads
+            .iter()
+            .find(|l| {
+                off >= l.offset
+                    && off + size <= l.offset + l.filesz
+                    && vma >= l.vaddr
+                    && vma + size <= l.vaddr + l.memsz
+            })
+            .map(|l| l.paddr + (vma - l.vaddr))
+            .unwrap_or(vma);
+        parts.push((lma, vma, data));
+    }
+    if parts.is_empty() {
+        for l in loads.iter().filter(|l| l.filesz > 0) {
+            let range = usize::try_from(l.offset)
+                .ok()
+                .zip(usize::try_from(l.offset + l.filesz).ok())
+                .and_then(|(a, b)| bytes.get(a..b))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "PT_LOAD at {:#x} runs past the end of the file",
+                        l.vaddr
+                    ))
+                })?;
+            parts.push((l.paddr, l.vaddr, range));
+        }
+    }
+    if parts.is_empty() {
+        return Err(bad("nothing to load: every PT_LOAD is BSS".into()));
+    }
+    let (lma0, load, _) = *parts.iter().min_by_key(|p| p.0).expect("not empty");
+    let end = parts
         .iter()
-        .filter(|s| !s.2.is_empty())
-        .map(|s| s.0 + s.2.len() as u64)
+        .map(|p| p.0 + p.2.len() as u64)
         .max()
-        .unwrap_or(load);
-    let mem_end = segs.iter().map(|s| s.0 + s.1).max().expect("not empty");
-    let len = file_end - load;
-    if len > 1 << 30 {
+        .expect("not empty");
+    let len = end - lma0;
+    if len > MAX_BINARY {
         return Err(bad(format!(
-            "segments span {len:#x} bytes from {load:#x}; not a kernel"
+            "sections span {len:#x} bytes from {lma0:#x}; not a kernel (a kernel's sections are contiguous)"
         )));
     }
     let mut data = vec![0u8; len as usize];
-    for (addr, _, d) in &segs {
-        let off = (addr - load) as usize;
-        data[off..off + d.len()].copy_from_slice(d);
+    for (lma, _, d) in &parts {
+        let o = (lma - lma0) as usize;
+        data[o..o + d.len()].copy_from_slice(d);
     }
-    let machine = match file.architecture() {
-        object::Architecture::Mips | object::Architecture::Mips64 => "mips",
-        object::Architecture::Arm => "arm",
-        object::Architecture::Aarch64 => "aarch64",
-        other => return Err(bad(format!("unsupported machine {other:?}"))),
-    };
+    let mem_end = loads
+        .iter()
+        .map(|l| l.vaddr + l.memsz)
+        .max()
+        .expect("not empty");
     Ok(ElfBinary {
         load,
-        entry: narrow(file.entry()),
+        entry: narrow(h.e_entry(endian).into()),
         data,
-        mem_size: mem_end - load,
-        big_endian: !file.is_little_endian(),
+        mem_size: mem_end.saturating_sub(load).max(len),
+        big_endian: h.is_big_endian(),
         machine: machine.to_string(),
     })
 }
@@ -334,6 +465,47 @@ fn check_elf(board: &Board, input: &str, elf: &ElfBinary) -> Result<(), KernelEr
     Ok(())
 }
 
+/// Refuses an LZMA payload for a U-Boot known to lack LZMA.
+fn check_lzma(board: &Board, input: &str, comp: Compression) -> Result<(), KernelError> {
+    if comp == Compression::Lzma && board.uboot.lzma == Some(false) {
+        let gzip_ok = board.kernel.format == KernelFormat::UimageGzip
+            || board.kernel.also_boots.contains(&KernelFormat::UimageGzip);
+        return Err(KernelError::NoLzma {
+            input: input.to_string(),
+            board: board.name.clone(),
+            help: if gzip_ok {
+                "give the vmlinux and build the board's uimage-gzip format (lmx build --format uimage-gzip)".into()
+            } else {
+                "set kernel.format = \"uimage-gzip\" in the board file and give the vmlinux".into()
+            },
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `load` and `entry` (from `source`) are U-Boot RAM
+/// addresses of the board: on MIPS, KSEG0. A KSEG1 or physical address is
+/// refused with the KSEG0 address to use, never converted silently.
+fn check_ram_addrs(
+    board: &Board,
+    input: &str,
+    source: &str,
+    load: u64,
+    entry: u64,
+) -> Result<(), KernelError> {
+    for (what, addr) in [("load address", load), ("entry point", entry)] {
+        board
+            .address_map
+            .ram_to_phys(addr)
+            .map_err(|source_err| KernelError::Address {
+                input: input.to_string(),
+                what: format!("{source} {what} {addr:#x}"),
+                source: source_err,
+            })?;
+    }
+    Ok(())
+}
+
 /// Estimated span of a kernel whose BSS size is unknown.
 fn estimate(unpacked: u64) -> u64 {
     unpacked + unpacked / 4 + (1 << 20)
@@ -411,6 +583,7 @@ pub fn build_kernel(board: &Board, k: &KernelInput) -> Result<KernelArtifact, Ke
             if kind == KernelKind::UImage {
                 return reuse_uimage(board, k, comp, notes);
             }
+            check_lzma(board, k.input, comp)?;
             let (mut raw, load, entry, span, known) = match kind {
                 KernelKind::Elf => {
                     let elf = elf_to_binary(k.input, k.bytes)?;
@@ -423,11 +596,13 @@ pub fn build_kernel(board: &Board, k: &KernelInput) -> Result<KernelArtifact, Ke
                             ));
                         }
                     }
+                    check_ram_addrs(board, k.input, "ELF", elf.load, elf.entry)?;
                     let span = elf.mem_size;
                     (elf.data, elf.load, elf.entry, span, true)
                 }
                 KernelKind::Raw => {
                     let (l, e) = board_load(board, k.input)?;
+                    check_ram_addrs(board, k.input, "board kernel.load/entry:", l, e)?;
                     notes.push(format!(
                         "raw kernel: load {l:#x} and entry {e:#x} from the board; BSS size estimated"
                     ));
@@ -496,6 +671,14 @@ fn reuse_uimage(
         source,
     })?;
     let h = &img.header;
+    check_lzma(board, k.input, h.compression)?;
+    check_ram_addrs(
+        board,
+        k.input,
+        "uImage header",
+        h.load_addr as u64,
+        h.entry_point as u64,
+    )?;
     if h.arch != uimage_arch(board) {
         return Err(KernelError::WrongTarget {
             input: k.input.to_string(),
@@ -603,9 +786,16 @@ fn build_fit(
         KernelKind::Elf => {
             let elf = elf_to_binary(k.input, k.bytes)?;
             check_elf(board, k.input, &elf)?;
+            check_ram_addrs(board, k.input, "ELF", elf.load, elf.entry)?;
             let span = elf.mem_size;
-            let z = compress_as(k.input, &elf.data, Compression::Lzma)?;
-            (z, Compression::Lzma, elf.load, elf.entry, span, true)
+            // LZMA unless the board's U-Boot is known to lack it.
+            let comp = if board.uboot.lzma == Some(false) {
+                Compression::Gzip
+            } else {
+                Compression::Lzma
+            };
+            let z = compress_as(k.input, &elf.data, comp)?;
+            (z, comp, elf.load, elf.entry, span, true)
         }
         KernelKind::Arm64Image | KernelKind::Zimage | KernelKind::Raw => {
             let (l, e) = board_load(board, k.input)?;
