@@ -13,29 +13,37 @@
 //! kernel (`testbed/kernel.sh`), the busybox test rootfs (its `/init`
 //! prints `LMX-USERLAND-READY`) and the device tree QEMU generates for the
 //! same machine options.
+//!
+//! The MIPS twins (`qemu-mips`, `qemu-mipsel`, `qemu-mipsel-stock`) run on
+//! QEMU's malta: U-Boot from a 4 MiB flash image made per run, no device
+//! tree (the kernel gets its command line the legacy way), and for
+//! big-endian a rootfs whose `/init` is a small static program (Debian has
+//! no big-endian MIPS userland). Their U-Boot is the board's
+//! `qemu.firmware`: an absolute path is used as it is (Debian's maltael
+//! build for `qemu-mipsel-stock`); any other name means the LZMA build of
+//! `testbed/uboot.sh`, which the first time downloads Debian's U-Boot
+//! source, so [`prepare_firmware`] runs before the private network.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
-use lmx_boards::{Arch as BoardArch, Board};
+use lmx_boards::{Arch as BoardArch, Board, Endian};
 use lmx_testbed::{Arch, Console, Tap, Vm, VmConfig};
 use miette::miette;
 
 /// The tap device inside the private namespace.
 pub const TAP: &str = "tap0";
 
-/// The test bed's architecture for a virtual board.
+/// The test bed's architecture for a virtual board (every board
+/// architecture has a machine: `virt` for ARM, malta for MIPS).
 pub fn arch(board: &Board) -> miette::Result<Arch> {
-    match board.cpu.arch {
-        BoardArch::Aarch64 => Ok(Arch::Aarch64),
-        BoardArch::Armv7l => Ok(Arch::Armv7l),
-        other => Err(miette!(
-            "virtual board {}: the test bed has no {} machine",
-            board.name,
-            other.as_str()
-        )),
-    }
+    Ok(match (board.cpu.arch, board.cpu.endian) {
+        (BoardArch::Aarch64, _) => Arch::Aarch64,
+        (BoardArch::Armv7l, _) => Arch::Armv7l,
+        (BoardArch::Mips, Endian::Big) => Arch::Mips,
+        (BoardArch::Mips, Endian::Little) => Arch::Mipsel,
+    })
 }
 
 fn testbed_err(e: lmx_testbed::Error) -> miette::Report {
@@ -69,8 +77,41 @@ pub fn check_host(arch: Arch) -> miette::Result<()> {
             "{e}"
         )
     })?;
-    lmx_testbed::uboot_firmware(arch).map_err(testbed_err)?;
+    if !arch.is_malta() {
+        lmx_testbed::uboot_firmware(arch).map_err(testbed_err)?;
+    }
     Ok(())
+}
+
+/// The U-Boot binary `board` runs, in the CPU's byte order: for the MIPS
+/// twins the board's `qemu.firmware` when it is an absolute path, else the
+/// LZMA build of `testbed/uboot.sh` (built and cached the first time,
+/// which needs the package archive: call this before [`enter_network`]).
+/// For the ARM boards Debian's `u-boot-qemu` build.
+pub fn prepare_firmware(board: &Board, arch: Arch) -> miette::Result<PathBuf> {
+    let given = board
+        .qemu
+        .as_ref()
+        .map(|q| PathBuf::from(&q.firmware))
+        .filter(|p| p.is_absolute() && arch.is_malta());
+    match given {
+        Some(p) if p.is_file() => Ok(p),
+        Some(p) => Err(miette!(
+            help = "install the virtual board's packages with `scripts/deps.sh virtual`",
+            "board {}: U-Boot {} is missing",
+            board.name,
+            p.display()
+        )),
+        None => {
+            if arch.is_malta() {
+                eprintln!(
+                    "==> test bed U-Boot with LZMA (testbed/uboot.sh {}; cached after the first build)",
+                    arch.uboot_build()
+                );
+            }
+            lmx_testbed::uboot_firmware(arch).map_err(testbed_err)
+        }
+    }
 }
 
 /// The machine lmx runs for `board`.
@@ -82,24 +123,54 @@ pub fn vm_config(arch: Arch, console: Console, network: bool) -> VmConfig {
     cfg
 }
 
+/// The machine lmx runs for `board`, with what it needs in `dir`: for the
+/// MIPS twins a fresh malta flash image holding [`prepare_firmware`]'s
+/// U-Boot (word-swapped on little-endian); for the ARM boards the same as
+/// [`vm_config`].
+pub fn vm_config_for(
+    board: &Board,
+    arch: Arch,
+    console: Console,
+    network: bool,
+    dir: &Path,
+) -> miette::Result<VmConfig> {
+    if !arch.is_malta() {
+        return Ok(vm_config(arch, console, network));
+    }
+    let uboot = prepare_firmware(board, arch)?;
+    let flash = lmx_testbed::malta::create_flash(dir, arch, &uboot, false).map_err(testbed_err)?;
+    let mut cfg = VmConfig::malta(arch, console, flash);
+    if network {
+        cfg.network = Some(Tap { name: TAP.into() });
+    }
+    Ok(cfg)
+}
+
 /// The cached test bed kernel (built the first time, about 5 minutes).
 pub fn default_kernel(arch: Arch) -> miette::Result<PathBuf> {
     eprintln!("==> test bed kernel (testbed/kernel.sh {arch}; cached after the first build)");
     lmx_testbed::kernel(arch).map_err(testbed_err)
 }
 
-/// Builds the test rootfs into `dir`.
+/// Builds the test rootfs into `dir` (busybox, or for big-endian MIPS the
+/// static `/init` program).
 pub fn default_rootfs(arch: Arch, dir: &Path) -> miette::Result<PathBuf> {
-    let busybox = lmx_testbed::busybox(arch).map_err(testbed_err)?;
     let out = dir.join("rootfs.squashfs");
-    lmx_testbed::rootfs::build(&busybox, &out).map_err(testbed_err)?;
+    lmx_testbed::rootfs::build_for(arch, &out).map_err(testbed_err)?;
     Ok(out)
 }
 
-/// The machine's own device tree, as QEMU generates it.
-pub fn default_dtb(arch: Arch, dir: &Path) -> miette::Result<PathBuf> {
+/// The machine's own device tree, as QEMU generates it; `None` for the
+/// MIPS twins, whose U-Boot passes no device tree (the malta kernel has
+/// its own built in).
+pub fn default_dtb(arch: Arch, dir: &Path) -> miette::Result<Option<PathBuf>> {
+    if arch.is_malta() {
+        return Ok(None);
+    }
     let cfg = vm_config(arch, Console::Pty, false);
-    lmx_testbed::dump_dtb(&cfg, &dir.join("virt.dtb")).map_err(testbed_err)
+    lmx_testbed::dump_dtb(&cfg, &dir.join("virt.dtb"))
+        .map(Some)
+        .map_err(testbed_err)
 }
 
 /// Starts the board; QEMU dies with the calling thread (keep it the main one).

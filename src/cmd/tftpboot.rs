@@ -189,6 +189,8 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
     // A virtual board's network comes first, while this process has one thread.
     if let (Some(arch), false) = (arch, args.dry_run) {
         virt::check_host(arch)?;
+        // The MIPS twins' U-Boot may need building (from the package archive).
+        virt::prepare_firmware(&board, arch)?;
         virt::enter_network(server_ip, board.network.prefix_len.unwrap_or(24))?;
     }
 
@@ -287,7 +289,8 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
             }
         };
         eprintln!("==> starting virtual board {} (QEMU)", board.name);
-        let vm = virt::start(&virt::vm_config(arch, console, true))?;
+        let cfg = virt::vm_config_for(&board, arch, console, true, &sock_dir)?;
+        let vm = virt::start(&cfg)?;
         let endpoint = vm.console().clone();
         _vm = Some(vm);
         rt.block_on(open_vm_console(&endpoint, &board))?
@@ -527,7 +530,7 @@ fn plan(
             append = Some(a);
         }
         if dtb.is_none() {
-            dtb = Some(virt::default_dtb(arch, out)?);
+            dtb = virt::default_dtb(arch, out)?;
         }
     }
     let kernel = kernel.ok_or_else(|| {
