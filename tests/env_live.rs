@@ -1,0 +1,384 @@
+//! `lmx env` against the real U-Boot of the virtual board (Debian's
+//! u-boot-qemu 2023.01 under QEMU, environment at the start of pflash
+//! bank 1, `flash1.img`).
+//!
+//! The oracle on the U-Boot side is the test bed's own small console
+//! (`lmx_testbed::uboot`: type a line, read to the next prompt), not
+//! lmx's `UBootShell`, so a shared mistake cannot hide:
+//!
+//! - `setenv` + `saveenv` typed in U-Boot, then `lmx env print --image
+//!   flash1.img --board qemu-aarch64` shows the value;
+//! - `lmx env set --image flash1.img --board qemu-aarch64`, then a boot
+//!   loads the environment without "bad CRC" and `printenv` shows it;
+//! - `lmx env set --board qemu-aarch64 --flash-dir D --save` (live), then
+//!   a fresh boot from the same flash shows the value: spaces, quotes,
+//!   `$`, `;`, `#`, a backslash; without `--save` nothing persists;
+//! - values a dialect cannot take are refused with the reason before any
+//!   console is opened or QEMU started.
+//!
+//! Needs QEMU and u-boot-qemu (`scripts/deps.sh virtual`); a missing QEMU
+//! fails with that hint. One VM at a time, shared with the other
+//! virtual-board tests through the same in-process mutex pattern and
+//! host-wide `flock` as `tests/tftpboot_e2e.rs`.
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use lmx_testbed::{uboot, Arch, Console, ConsoleStream, Firmware, Pflash, Vm, VmConfig};
+
+static ONE_VM: Mutex<()> = Mutex::new(());
+
+/// Holds the in-process and the host-wide VM lock.
+struct VmLock {
+    _guard: std::sync::MutexGuard<'static, ()>,
+    _file: std::fs::File,
+}
+
+fn one_vm() -> VmLock {
+    let guard = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("lmx-virtual-board.lock"))
+        .expect("lock file");
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+    VmLock {
+        _guard: guard,
+        _file: file,
+    }
+}
+
+/// QEMU and U-Boot must be there: a clear failure, never a silent pass.
+fn require_board() -> PathBuf {
+    if let Err(e) = lmx_testbed::find_qemu(Arch::Aarch64) {
+        panic!("the virtual-board tests need QEMU (scripts/deps.sh virtual): {e}");
+    }
+    lmx_testbed::uboot_firmware(Arch::Aarch64)
+        .unwrap_or_else(|e| panic!("the virtual-board tests need u-boot-qemu: {e}"))
+}
+
+fn lmx(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lmx"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("LMX_LOG")
+        .env_remove("LMX_BOARDS_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running lmx")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = lmx(args);
+    assert!(o.status.success(), "lmx {args:?} failed:\n{}", text(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// Runs a failing lmx; its stderr with miette's line wrapping and
+/// gutter undone (words joined by single blanks).
+fn fails(args: &[&str]) -> String {
+    let o = lmx(args);
+    assert!(!o.status.success(), "lmx {args:?} should fail:\n{}", text(&o));
+    String::from_utf8_lossy(&o.stderr)
+        .split_whitespace()
+        .filter(|w| !matches!(*w, "│" | "×" | "╰─▶" | "├─▶"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The test bed's U-Boot on pflash files in `dir` (kept between boots).
+struct Board {
+    vm: Vm,
+    con: ConsoleStream,
+    /// What U-Boot printed before the autoboot countdown.
+    banner: String,
+}
+
+fn boot(dir: &Path, flash: &Pflash) -> Board {
+    let mut cfg = VmConfig::new(Arch::Aarch64, Console::Unix(dir.join("console.sock")));
+    cfg.firmware = Firmware::Pflash(flash.clone());
+    let vm = Vm::start(&cfg).unwrap();
+    let mut con = vm.open_console().unwrap();
+    let banner = uboot::interrupt_autoboot(&mut con, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\nQEMU stderr: {}", vm.stderr()));
+    Board { vm, con, banner }
+}
+
+impl Board {
+    fn run(&mut self, command: &str) -> String {
+        uboot::run(&mut self.con, command, Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{command}: {e}"))
+    }
+
+    /// `printenv NAME` as U-Boot prints it: `Some(value)` or `None`.
+    fn printenv(&mut self, name: &str) -> Option<String> {
+        match uboot::run(
+            &mut self.con,
+            &format!("printenv {name}"),
+            Duration::from_secs(5),
+        ) {
+            Ok(out) => {
+                let line = out.lines().next().unwrap_or("").trim_end_matches('\r');
+                let value = line
+                    .strip_prefix(&format!("{name}="))
+                    .unwrap_or_else(|| panic!("printenv {name} printed {out:?}"));
+                Some(value.to_string())
+            }
+            Err(e) if e.to_string().contains("not defined") => None,
+            Err(e) => panic!("printenv {name}: {e}"),
+        }
+    }
+
+    fn power_off(mut self) {
+        self.con.send_line("poweroff").unwrap();
+        let _ = self.vm.wait_exit(Duration::from_secs(10));
+    }
+}
+
+const GOOD_ENV: &str = "Loading Environment from Flash... OK";
+const BAD_CRC: &str = "bad CRC, using default environment";
+
+#[test]
+fn saveenv_in_uboot_is_read_from_the_flash_file() {
+    let _one = one_vm();
+    let uboot_bin = require_board();
+    let dir = tempfile::tempdir().unwrap();
+    let flash = Pflash::create(&dir.path().join("flash"), &uboot_bin, true).unwrap();
+
+    let mut b = boot(dir.path(), &flash);
+    // The erased bank: U-Boot says so and uses its default environment.
+    assert!(b.banner.contains(BAD_CRC), "banner: {}", b.banner);
+    b.run("setenv lmxsaved 'one  two;three $x \"q\"'");
+    let out = b.run("saveenv");
+    assert!(out.contains("OK"), "saveenv said: {out}");
+    b.power_off();
+
+    let image = s(&flash.flash1);
+    let out = ok(&[
+        "env",
+        "print",
+        "--image",
+        image,
+        "--board",
+        "qemu-aarch64",
+        "lmxsaved",
+    ]);
+    assert_eq!(out, "lmxsaved=one  two;three $x \"q\"\n");
+    // The whole listing holds U-Boot's defaults too.
+    let all = ok(&["env", "print", "--image", image, "--board", "qemu-aarch64"]);
+    assert!(all.contains("\nbootcmd=run distro_bootcmd\n"), "{all}");
+}
+
+#[test]
+fn an_image_lmx_wrote_boots_without_bad_crc() {
+    let _one = one_vm();
+    let uboot_bin = require_board();
+    let dir = tempfile::tempdir().unwrap();
+    let flash = Pflash::create(&dir.path().join("flash"), &uboot_bin, true).unwrap();
+    let image = s(&flash.flash1);
+    let loc = ["--image", image, "--board", "qemu-aarch64"];
+
+    // A new environment in the erased bank: needs --create.
+    let set = |name: &str, value: &str, extra: &[&str]| {
+        let mut args = vec!["env", "set"];
+        args.extend(loc);
+        args.extend(extra);
+        args.extend([name, value]);
+        let o = lmx(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    set("bootdelay", "1", &["--create"]);
+    set("lmxoff", "a  b;c $d ${e} 'f' \"g\"", &[]);
+    let warned = set("lmxslash", "p\\q\\\\r", &[]);
+    assert!(warned.contains("drops a backslash"), "{warned}");
+
+    let mut b = boot(dir.path(), &flash);
+    assert!(b.banner.contains(GOOD_ENV), "banner: {}", b.banner);
+    assert!(!b.banner.contains(BAD_CRC), "banner: {}", b.banner);
+    assert_eq!(b.printenv("bootdelay").as_deref(), Some("1"));
+    assert_eq!(
+        b.printenv("lmxoff").as_deref(),
+        Some("a  b;c $d ${e} 'f' \"g\"")
+    );
+    // What the warning says: U-Boot unescapes stored backslashes.
+    assert_eq!(b.printenv("lmxslash").as_deref(), Some("pq\\r"));
+    // Nothing else was in the new environment.
+    assert_eq!(b.printenv("bootcmd"), None);
+    b.power_off();
+}
+
+#[test]
+fn live_set_with_save_survives_a_fresh_boot() {
+    let _one = one_vm();
+    let uboot_bin = require_board();
+    let dir = tempfile::tempdir().unwrap();
+    let flash_dir = dir.path().join("flash");
+    let fd = s(&flash_dir);
+    let values: &[(&str, &str)] = &[
+        ("lmxspace", "  two  blanks, ends with one "),
+        ("lmxquote", "it's \"quoted\""),
+        ("lmxdollar", "$HOME ${bootcmd} $(x)"),
+        ("lmxsemi", "a; echo injected; b"),
+        ("lmxhash", "# not a comment"),
+        ("lmxslash", "C:\\dir\\\\x"),
+    ];
+    for (name, value) in values {
+        let o = lmx(&[
+            "env",
+            "set",
+            "--board",
+            "qemu-aarch64",
+            "--flash-dir",
+            fd,
+            "--save",
+            name,
+            value,
+        ]);
+        let t = text(&o);
+        assert!(o.status.success(), "{t}");
+        assert!(t.contains("(read back)"), "{t}");
+        assert!(t.contains("saved (saveenv)"), "{t}");
+    }
+    // Read back live, through lmx (a boot of its own).
+    let got = ok(&[
+        "env",
+        "get",
+        "--board",
+        "qemu-aarch64",
+        "--flash-dir",
+        fd,
+        "lmxsemi",
+    ]);
+    assert_eq!(got, "a; echo injected; b\n");
+    let missing = fails(&[
+        "env",
+        "get",
+        "--board",
+        "qemu-aarch64",
+        "--flash-dir",
+        fd,
+        "lmxnosuch",
+    ]);
+    assert!(missing.contains("is not set in U-Boot"), "{missing}");
+    // Without --save the value is gone after the power-off.
+    let o = lmx(&[
+        "env",
+        "set",
+        "--board",
+        "qemu-aarch64",
+        "--flash-dir",
+        fd,
+        "lmxunsaved",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("not saved"), "{}", text(&o));
+    // The whole listing, live.
+    let all = ok(&["env", "print", "--board", "qemu-aarch64", "--flash-dir", fd]);
+    assert!(all.contains("\nlmxhash=# not a comment\n"), "{all}");
+    assert!(all.contains("\nbootcmd=run distro_bootcmd\n"), "{all}");
+
+    // A fresh boot from the same flash files, read by the test bed's console.
+    let flash = Pflash::create(&flash_dir, &uboot_bin, true).unwrap();
+    let mut b = boot(dir.path(), &flash);
+    assert!(b.banner.contains(GOOD_ENV), "banner: {}", b.banner);
+    for (name, value) in values {
+        assert_eq!(b.printenv(name).as_deref(), Some(*value), "{name}");
+    }
+    assert_eq!(b.printenv("lmxunsaved"), None);
+    b.power_off();
+
+    // Offline, the flash file holds U-Boot's stored form: a backslash
+    // is stored doubled (hexport), everything else as is.
+    let image = s(&flash.flash1);
+    let loc = ["--image", image, "--board", "qemu-aarch64"];
+    let get = |name: &str| {
+        let mut args = vec!["env", "get"];
+        args.extend(loc);
+        args.push(name);
+        ok(&args)
+    };
+    assert_eq!(get("lmxquote"), "it's \"quoted\"\n");
+    assert_eq!(get("lmxdollar"), "$HOME ${bootcmd} $(x)\n");
+    assert_eq!(get("lmxslash"), "C:\\\\dir\\\\\\\\x\n");
+}
+
+/// Refusals come before any console is opened or QEMU started: the
+/// port does not exist, and no "starting virtual board" line appears.
+#[test]
+fn unsafe_values_are_refused_per_dialect_before_touching_the_board() {
+    // Old builds (quotes not special, braces required): gl-ar750.
+    let old = |value: &str| {
+        fails(&[
+            "env",
+            "set",
+            "--board",
+            "gl-ar750",
+            "--port",
+            "/dev/lmx-no-such-port",
+            "x",
+            value,
+        ])
+    };
+    for (value, why) in [
+        ("a;b", "`;` separates commands"),
+        ("${bootcmd}", "expand variables"),
+        ("it's", "quotes and backslashes"),
+        ("a  b", "blanks are collapsed"),
+    ] {
+        let e = old(value);
+        assert!(e.contains(why), "{value:?}: {e}");
+        assert!(!e.contains("lmx-no-such-port"), "{value:?}: {e}");
+    }
+    // What those builds take as is, shown without sending.
+    let o = lmx(&[
+        "env",
+        "set",
+        "--board",
+        "gl-ar750",
+        "--port",
+        "/dev/lmx-no-such-port",
+        "--dry-run",
+        "bootargs",
+        "console=ttyS0,115200 $notexpanded \"q\"",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("setenv bootargs console=ttyS0,115200 $notexpanded \"q\""),
+        "{}",
+        text(&o)
+    );
+
+    // Hush (the virtual board): only what cannot be typed, or is too long.
+    for (value, why) in [
+        ("a\nb", "line break"),
+        ("", "empty value deletes"),
+        (&"v".repeat(600) as &str, "CONFIG_SYS_CBSIZE 512"),
+    ] {
+        let e = fails(&["env", "set", "--board", "qemu-aarch64", "x", value]);
+        assert!(e.contains(why), "{value:?}: {e}");
+        assert!(!e.contains("starting virtual board"), "{value:?}: {e}");
+    }
+    let e = fails(&["env", "set", "--board", "qemu-aarch64", "--save", "x", "1"]);
+    assert!(e.contains("give --flash-dir"), "{e}");
+}
