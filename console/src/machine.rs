@@ -211,6 +211,9 @@ struct Attach {
     booting_since: Option<Instant>,
     /// Last key sent while hammering (bootdelay 0).
     hammered_at: Option<Instant>,
+    /// The board was just powered on: no Ctrl-C poke before its first
+    /// byte (see [`ShellMachine::attach_at_power_on`]).
+    power_on: bool,
 }
 
 #[derive(Debug)]
@@ -361,6 +364,29 @@ impl ShellMachine {
 
     /// Starts attaching: stop autoboot or find the prompt, then sync.
     pub fn attach(&mut self, now: Instant, timeout: Duration) -> Result<(), ShellError> {
+        self.start_attach(now, timeout, false)
+    }
+
+    /// [`attach`](Self::attach) for a board that was powered on just now
+    /// (a virtual board lmx started): stay silent until it prints its
+    /// first byte, then go on as `attach` does. A Ctrl-C poke that reaches
+    /// QEMU's UART before U-Boot has set it up was seen to make U-Boot
+    /// ignore every key of the autoboot countdown that followed (the
+    /// board then booted through), on a loaded host.
+    pub fn attach_at_power_on(
+        &mut self,
+        now: Instant,
+        timeout: Duration,
+    ) -> Result<(), ShellError> {
+        self.start_attach(now, timeout, true)
+    }
+
+    fn start_attach(
+        &mut self,
+        now: Instant,
+        timeout: Duration,
+        power_on: bool,
+    ) -> Result<(), ShellError> {
         if self.is_busy() {
             return Err(ShellError::Refused {
                 command: "(attach)".into(),
@@ -384,6 +410,7 @@ impl ShellMachine {
             autoboot_seen: false,
             booting_since,
             hammered_at,
+            power_on,
         });
         Ok(())
     }
@@ -539,8 +566,11 @@ impl ShellMachine {
         match &self.op {
             Op::Idle => None,
             Op::Attach(a) => {
-                let poke = a.last_rx.max(a.last_poke.unwrap_or(a.last_rx)) + POKE_QUIET;
-                let mut d = a.deadline.min(poke);
+                let mut d = a.deadline;
+                // A board just powered on is not poked before its first byte.
+                if !(a.power_on && a.last_rx == a.started) {
+                    d = d.min(a.last_rx.max(a.last_poke.unwrap_or(a.last_rx)) + POKE_QUIET);
+                }
                 if let Some(t) = a.interrupt_at {
                     d = d.min(t + INTERRUPT_REPEAT);
                 }
@@ -612,7 +642,8 @@ impl ShellMachine {
                 let booting = a
                     .booting_since
                     .is_some_and(|b| now < b + Duration::from_secs(3) && !a.autoboot_seen);
-                if now >= quiet_since + POKE_QUIET && !booting {
+                let silent_board = a.power_on && a.last_rx == a.started;
+                if now >= quiet_since + POKE_QUIET && !booting && !silent_board {
                     // Never a bare newline: Ctrl-C cancels a half-typed
                     // line and makes U-Boot print a fresh prompt.
                     self.tx.push_back(vec![CTRL_C]);

@@ -114,6 +114,18 @@ impl<T: Transport> UBootShell<T> {
         }
     }
 
+    /// [`attach`](Self::attach) right after powering the board on (a
+    /// virtual board lmx just started): nothing is sent before U-Boot's
+    /// first output ([`ShellMachine::attach_at_power_on`]).
+    pub async fn attach_at_power_on(&mut self, timeout: Duration) -> Result<(), ShellError> {
+        self.machine.attach_at_power_on(Instant::now(), timeout)?;
+        match self.drive().await? {
+            Outcome::Ready => Ok(()),
+            Outcome::Failed(e) => Err(e),
+            Outcome::Output(_) => unreachable!("attach yields Ready or Failed"),
+        }
+    }
+
     /// Runs `command` and returns its output and status without judging
     /// them (a non-zero `$?` or a failure text is in the output). Attaches
     /// first when the shell is not at a known prompt.

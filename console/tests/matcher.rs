@@ -449,3 +449,45 @@ fn recorded_session_prompts_only_at_line_start() {
     assert!(!d.is_prompt("=> echo"));
     assert!(!d.is_prompt("crc32 for 40000000 ... 40000fff ==> "));
 }
+
+#[test]
+fn a_board_just_powered_on_is_not_poked_before_it_speaks() {
+    let t0 = Instant::now();
+    // Drives a machine through `secs` of silence; returns what it sent.
+    let silence = |m: &mut ShellMachine, secs: u64| {
+        let mut sent = Vec::new();
+        let mut now = t0;
+        while now < t0 + Duration::from_secs(secs) {
+            while let Some(tx) = m.poll_transmit(now) {
+                sent.extend(tx);
+            }
+            let d = m.poll_deadline().expect("attaching has a deadline");
+            assert!(d > now, "the deadline must move on (no busy loop)");
+            now = d.min(t0 + Duration::from_secs(secs));
+            m.handle_timeout(now);
+        }
+        while let Some(tx) = m.poll_transmit(now) {
+            sent.extend(tx);
+        }
+        (sent, now)
+    };
+    // The plain attach pokes a silent board with Ctrl-C.
+    let mut m = ShellMachine::new(Dialect::mainline(), Pacing::default());
+    m.attach(t0, Duration::from_secs(20)).unwrap();
+    assert!(silence(&mut m, 5).0.contains(&0x03));
+    // Right after power-on: nothing at all until the first byte ...
+    let mut m = ShellMachine::new(Dialect::mainline(), Pacing::default());
+    m.attach_at_power_on(t0, Duration::from_secs(20)).unwrap();
+    let (sent, now) = silence(&mut m, 5);
+    assert!(sent.is_empty(), "sent {sent:?}");
+    // ... then the countdown is answered with the key, as by `attach`.
+    m.receive(
+        now,
+        b"\r\nU-Boot 2023.01 (Jun 22 2026 - 08:38:07 +0000)\r\n\r\nHit any key to stop autoboot:  2 ",
+    );
+    let mut sent = Vec::new();
+    while let Some(tx) = m.poll_transmit(now) {
+        sent.extend(tx);
+    }
+    assert_eq!(sent, b" ");
+}

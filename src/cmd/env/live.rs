@@ -335,7 +335,14 @@ impl Session {
             "==> waiting for U-Boot on {} (stopping autoboot)",
             board.name
         );
-        let attached = session.rt.block_on(session.shell.attach(attach));
+        let attached = if board.is_virtual {
+            // Powered on just now: nothing may be sent before U-Boot speaks.
+            session
+                .rt
+                .block_on(session.shell.attach_at_power_on(attach))
+        } else {
+            session.rt.block_on(session.shell.attach(attach))
+        };
         if let Err(e) = attached {
             session.close(false);
             return Err(Report::new(e));
