@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use lmx_boards::{Board, KernelFormat, PhramMethod};
 
 use crate::bootargs::{self, BootargsError, BootargsInput, PhramRegion};
+use crate::caps;
 use crate::compress;
 use crate::dtedit::{PhramReservation, Status};
 use crate::fdt::{self, Fdt};
@@ -60,6 +61,10 @@ pub struct BuildRequest {
     pub ipaddr: Option<Ipv4Addr>,
     /// `serverip` override (else the board's `network.server_ip`).
     pub serverip: Option<Ipv4Addr>,
+    /// Append the DTB to the kernel (or not), overriding the board's
+    /// `kernel.append_dtb`: the image gl-ar750-class U-Boots need, which
+    /// cannot pass a DTB themselves.
+    pub append_dtb: Option<bool>,
 }
 
 impl BuildRequest {
@@ -83,6 +88,7 @@ impl BuildRequest {
             squashfs,
             ipaddr: None,
             serverip: None,
+            append_dtb: None,
         }
     }
 }
@@ -140,6 +146,9 @@ pub enum BuildError {
     /// The kernel could not be converted.
     #[error(transparent)]
     Kernel(#[from] KernelError),
+    /// The board's U-Boot cannot unpack what the build would need.
+    #[error(transparent)]
+    Caps(#[from] caps::CapsError),
     /// The command line could not be composed.
     #[error(transparent)]
     Bootargs(#[from] BootargsError),
@@ -293,8 +302,22 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
         }
         chosen.kernel.format = f;
     }
+    if let Some(a) = req.append_dtb {
+        chosen.kernel.append_dtb = a;
+    }
     let board = &chosen;
     let mut notes = Vec::new();
+
+    // What this U-Boot must unpack, refused here when the board file says
+    // it cannot (before any work, let alone a transfer).
+    notes.extend(caps::check(
+        board,
+        None,
+        caps::Needs {
+            lzma_kernel: board.kernel.format == KernelFormat::UimageLzma,
+            lzmadec: board.ram_boot.compressed_rootfs,
+        },
+    )?);
 
     // Rootfs.
     let (rootfs_name, rootfs) = if std::fs::metadata(&req.rootfs)

@@ -19,6 +19,7 @@
 
 pub mod bootargs;
 pub mod build;
+pub mod caps;
 pub mod compress;
 pub mod dtedit;
 pub mod fdt;

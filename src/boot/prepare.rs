@@ -74,6 +74,24 @@ pub fn build(board: &Board, inputs: &Inputs, out: &Path) -> miette::Result<Prepa
     }
     let board = &board;
     let mut notes = Vec::new();
+    // What this U-Boot must unpack: refused here, before anything is
+    // read or sent, when the board file says it cannot.
+    notes.extend(
+        lmx_builder::caps::check(
+            board,
+            None,
+            lmx_builder::caps::Needs {
+                lzma_kernel: board.kernel.format == KernelFormat::UimageLzma,
+                lzmadec: inputs.lzma_rootfs,
+            },
+        )
+        .map_err(|e| {
+            miette!(
+                help = "`lmx boards show BOARD` lists what its U-Boot can unpack (uboot.lzma, uboot.lzmadec)",
+                "{e}"
+            )
+        })?,
+    );
     let kernel_bytes = read(&inputs.kernel, "kernel")?;
     let rootfs_bytes = read(&inputs.rootfs, "rootfs")?;
     let dtb_bytes = match &inputs.dtb {

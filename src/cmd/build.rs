@@ -66,6 +66,10 @@ pub struct BuildArgs {
     /// TFTP server address (serverip), overriding the board file.
     #[arg(long)]
     pub serverip: Option<Ipv4Addr>,
+    /// Append the DTB to the kernel image (what U-Boots that cannot pass a DTB need, e.g.
+    /// gl-ar750); needs --dtb. Overrides the board's kernel.append_dtb.
+    #[arg(long)]
+    pub append_dtb: bool,
     /// Plan and print, write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -120,6 +124,9 @@ fn hint(e: &BuildError) -> &'static str {
             "see `lmx build --help` for --phram, --root and --append"
         }
         BuildError::Output { .. } => "choose another --out",
+        BuildError::Caps(_) => {
+            "`lmx boards show BOARD` lists what its U-Boot can unpack (uboot.lzma, uboot.lzmadec)"
+        }
         _ => "run with -v for details",
     }
 }
@@ -166,6 +173,9 @@ pub fn run(args: BuildArgs) -> Result<()> {
     req.squashfs.compression = args.comp;
     req.ipaddr = args.ipaddr;
     req.serverip = args.serverip;
+    if args.append_dtb {
+        req.append_dtb = Some(true);
+    }
     let b =
         build::build(&req, &args.out, args.dry_run).map_err(|e| miette!(help = hint(&e), "{e}"))?;
     print!("{}", b.render());
