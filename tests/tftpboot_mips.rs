@@ -1,0 +1,281 @@
+//! `lmx tftpboot` end to end on the MIPS twins (QEMU malta): the real `lmx`
+//! binary builds the uImage from the cached `vmlinux` (LZMA, or gzip for
+//! Debian's stock U-Boot), plans command-line phram with `mem=`, starts the
+//! board in its own private network namespace, verifies every load with
+//! U-Boot's `crc32`, and `bootm` reaches the test rootfs's marker: the
+//! static `/init` on big-endian `qemu-mips` (the gl-ar750 path), busybox on
+//! little-endian `qemu-mipsel` and `qemu-mipsel-stock`. The refusals come
+//! before anything is loaded: an LZMA uImage for the stock U-Boot (which
+//! has no LZMA), a big-endian kernel for a little-endian board.
+//!
+//! Needs `scripts/deps.sh virtual` and the caches of `testbed/kernel.sh
+//! mips|mipsel` and `testbed/uboot.sh malta|maltael` (built on first use;
+//! `scripts/test.sh` builds them first), and root or unprivileged user
+//! namespaces with an openable /dev/net/tun. A missing QEMU fails the test
+//! with that hint. One VM at a time (in-process mutex and the host-wide
+//! flock shared with tests/tftpboot_e2e.rs); after every run the test
+//! checks that no process started by it is left.
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const MARKER: &str = "LMX-USERLAND-READY";
+static ONE_VM: Mutex<()> = Mutex::new(());
+
+/// Holds the in-process and the host-wide VM lock.
+struct VmLock {
+    _guard: std::sync::MutexGuard<'static, ()>,
+    _file: std::fs::File,
+}
+
+fn one_vm() -> VmLock {
+    let guard = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("lmx-virtual-board.lock"))
+        .expect("lock file");
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+    VmLock {
+        _guard: guard,
+        _file: file,
+    }
+}
+
+fn require_qemu(binary: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(binary).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{binary} is not installed: run `scripts/deps.sh virtual` (QEMU from bookworm-backports, the MIPS cross compilers, U-Boot's source package)"
+    );
+}
+
+/// Processes whose environment carries `tag` (QEMU inherits lmx's).
+fn processes_tagged(tag: &str) -> Vec<String> {
+    let needle = format!("LMX_E2E_TAG={tag}");
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let p = e.path();
+        if let Ok(env) = std::fs::read(p.join("environ")) {
+            if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+                let cmd = std::fs::read_to_string(p.join("cmdline")).unwrap_or_default();
+                found.push(format!("{}: {}", p.display(), cmd.replace('\0', " ")));
+            }
+        }
+    }
+    found
+}
+
+struct Run {
+    out: Output,
+}
+
+impl Run {
+    fn all(&self) -> String {
+        format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&self.out.stdout),
+            String::from_utf8_lossy(&self.out.stderr)
+        )
+    }
+    fn success(&self) -> bool {
+        self.out.status.success()
+    }
+}
+
+/// Runs `lmx ARGS` with a hard limit, then checks nothing it started is left.
+fn lmx(args: &[&str], limit: Duration) -> Run {
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lmx"))
+        .args(args)
+        .env("LMX_E2E_TAG", &tag)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting lmx");
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    };
+    // QEMU has PDEATHSIG; give the kernel a moment to deliver it.
+    let mut left = processes_tagged(&tag);
+    for _ in 0..40 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        left = processes_tagged(&tag);
+    }
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    let r = Run { out };
+    eprintln!("--- lmx {} ---\n{}", args.join(" "), r.all());
+    r
+}
+
+/// Load lines verified by `filesize and crc32 ... match`.
+fn verified_loads(all: &str) -> usize {
+    all.lines()
+        .filter(|l| l.contains("filesize and crc32") && l.contains("match"))
+        .count()
+}
+
+/// The checks every MIPS twin boot shares; returns the marker line.
+fn assert_booted(r: &Run, compression: &str) -> String {
+    let all = r.all();
+    assert!(r.success(), "lmx tftpboot failed:\n{all}");
+    assert!(
+        all.contains(&format!("userland marker \"{MARKER}\" seen")),
+        "{all}"
+    );
+    // The uImage and the rootfs, both checked by crc32; no DTB on MIPS.
+    assert_eq!(verified_loads(&all), 2, "{all}");
+    assert!(all.contains("==> bootm 0x8"), "KSEG0 load address: {all}");
+    assert!(all.contains(compression), "{all}");
+    assert!(all.contains("MIPS Linux Kernel Image"), "{all}");
+    // Command-line phram at a physical address, the kernel kept below it.
+    let cmdline = all
+        .lines()
+        .find(|l| l.contains("Kernel command line:"))
+        .unwrap_or_else(|| panic!("no kernel command line in\n{all}"));
+    assert!(cmdline.contains(" mem="), "{cmdline}");
+    assert!(cmdline.contains("phram.phram=phram0,0x"), "{cmdline}");
+    assert!(
+        !cmdline.contains("phram0,0x8"),
+        "KSEG0 address given to phram: {cmdline}"
+    );
+    all.lines()
+        .find(|l| l.contains(MARKER) && l.contains("root="))
+        .unwrap_or_else(|| panic!("no marker line in\n{all}"))
+        .to_owned()
+}
+
+#[test]
+fn a_big_endian_lzma_uimage_boots_on_qemu_mips() {
+    require_qemu("qemu-system-mips");
+    let _vm = one_vm();
+    let r = lmx(
+        &["tftpboot", "--board", "qemu-mips", "--no-console"],
+        Duration::from_secs(600),
+    );
+    let marker = assert_booted(&r, "lzma compressed");
+    assert!(marker.contains(" mips root=/dev/mtdblock0"), "{marker}");
+    assert!(r.all().contains("malta # "), "{}", r.all());
+}
+
+#[test]
+fn b_little_endian_lzma_uimage_boots_on_qemu_mipsel() {
+    require_qemu("qemu-system-mipsel");
+    let _vm = one_vm();
+    let r = lmx(
+        &["tftpboot", "--board", "qemu-mipsel", "--no-console"],
+        Duration::from_secs(600),
+    );
+    let marker = assert_booted(&r, "lzma compressed");
+    assert!(marker.contains(" mips root=/dev/mtdblock0"), "{marker}");
+    assert!(r.all().contains("maltael # "), "{}", r.all());
+}
+
+#[test]
+fn c_gzip_uimage_boots_on_debians_stock_uboot() {
+    require_qemu("qemu-system-mipsel");
+    let _vm = one_vm();
+    let r = lmx(
+        &["tftpboot", "--board", "qemu-mipsel-stock", "--no-console"],
+        Duration::from_secs(600),
+    );
+    let marker = assert_booted(&r, "gzip compressed");
+    assert!(marker.contains(" mips root=/dev/mtdblock0"), "{marker}");
+    // Debian's build, not the test bed's LZMA one.
+    assert!(r.all().contains("U-Boot 2023.01+dfsg"), "{}", r.all());
+}
+
+#[test]
+fn d_lzma_for_the_stock_uboot_is_refused_before_loading() {
+    require_qemu("qemu-system-mipsel");
+    let _vm = one_vm();
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-mipsel-stock",
+            "--no-console",
+            "--format",
+            "uimage-lzma",
+        ],
+        Duration::from_secs(600),
+    );
+    let all = r.all();
+    assert!(!r.success(), "{all}");
+    assert!(all.to_lowercase().contains("lzma"), "{all}");
+    // Nothing was loaded, nothing was booted.
+    assert_eq!(verified_loads(&all), 0, "{all}");
+    assert!(!all.contains("==> tftpboot"), "{all}");
+    assert!(!all.contains("Unimplemented compression"), "{all}");
+    assert!(!all.contains("Starting kernel"), "{all}");
+}
+
+#[test]
+fn e_a_big_endian_kernel_for_a_little_endian_board_is_refused() {
+    require_qemu("qemu-system-mipsel");
+    let _vm = one_vm();
+    let vmlinux = lmx_testbed::kernel(lmx_testbed::Arch::Mips)
+        .unwrap_or_else(|e| panic!("needs the big-endian kernel: {e}"));
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-mipsel",
+            "--no-console",
+            "--kernel",
+            vmlinux.to_str().unwrap(),
+        ],
+        Duration::from_secs(600),
+    );
+    let all = r.all();
+    assert!(!r.success(), "{all}");
+    assert!(
+        all.contains("big-endian") || all.contains("big endian"),
+        "{all}"
+    );
+    assert_eq!(verified_loads(&all), 0, "{all}");
+    assert!(!all.contains("starting virtual board"), "{all}");
+}
