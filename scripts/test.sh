@@ -24,7 +24,8 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # the first time); their VMs run one at a time inside `cargo test`.
 # tests/tftpboot_e2e.rs drives the real `lmx tftpboot --board qemu-aarch64`
 # (one VM at a time: an in-process mutex plus a flock on
-# $TMPDIR/lmx-virtual-board.lock).
+# $TMPDIR/lmx-virtual-board.lock); tests/env_live.rs drives `lmx env`
+# against the same U-Boot and its pflash files, under the same lock.
 echo "== virtual board: packages and kernel"
 scripts/deps.sh virtual
 testbed/kernel.sh aarch64 >/dev/null
