@@ -208,6 +208,89 @@ fn gl_ar750_memmap_golden_plan() {
     );
 }
 
+/// The big-endian MIPS twin with a kernel the size of the test bed's
+/// 6.1 malta build (an LZMA uImage of about 2 MiB that unpacks to 6 MiB).
+fn malta(name: &str, method: PhramMethod) -> Case {
+    Case {
+        board: board(name),
+        method,
+        kernel: KernelFacts {
+            file_size: 2 << 20,
+            run: KernelRun::Unpacked {
+                load: 0x8010_0000,
+                size: 6 << 20,
+            },
+            size_known: true,
+        },
+        kernel_file: "uImage",
+        rootfs: 1 << 20,
+        dtb: None,
+        root: None,
+        append: None,
+    }
+}
+
+#[test]
+fn qemu_mips_golden_plan_is_the_verified_malta_boot() {
+    // shared/design/testbed.md "MIPS twins": rootfs at KSEG0 0x8A000000,
+    // mem=160M, phram at physical 0xA000000, 1 MiB, erase 65536. The
+    // uImage is staged right above the unpacked kernel's span
+    // (0x100000 + 6 MiB), 1 MiB aligned.
+    for name in ["qemu-mips", "qemu-mipsel", "qemu-mipsel-stock"] {
+        let p = plan(&malta(name, PhramMethod::Cmdline)).unwrap();
+        assert_eq!(
+            p.commands(),
+            [
+                "setenv ipaddr 192.168.77.2",
+                "setenv serverip 192.168.77.1",
+                "tftpboot 0x8a000000 rootfs.squashfs",
+                "tftpboot 0x80700000 uImage",
+                "setenv bootargs 'console=ttyS0,115200 mem=160M phram.phram=phram0,0xa000000,0x100000,65536 mtdparts=phram0:0x100000(rootfs) root=/dev/mtdblock0 rootfstype=squashfs'",
+                "bootm 0x80700000",
+            ],
+            "{name}"
+        );
+        assert!(p.dialect.hush);
+        let k = p.layout.region(RegionKind::Kernel).unwrap();
+        assert_eq!((k.phys, k.uboot), (0x10_0000, Some(0x8010_0000)));
+        let r = p.layout.region(RegionKind::Rootfs).unwrap();
+        assert_eq!((r.phys, r.uboot), (0x0A00_0000, Some(0x8A00_0000)));
+    }
+}
+
+#[test]
+fn qemu_mips_memmap_is_single_quoted_so_hush_keeps_the_dollar() {
+    let p = plan(&malta("qemu-mips", PhramMethod::Memmap)).unwrap();
+    let line = p
+        .commands()
+        .into_iter()
+        .find(|c| c.starts_with("setenv bootargs"))
+        .unwrap();
+    assert_eq!(
+        line,
+        "setenv bootargs 'console=ttyS0,115200 mem=256M memmap=1M$0xa000000 phram.phram=phram0,0xa000000,0x100000,65536 mtdparts=phram0:0x100000(rootfs) root=/dev/mtdblock0 rootfstype=squashfs'"
+    );
+}
+
+#[test]
+fn qemu_mips_refuses_a_kernel_reaching_the_rootfs() {
+    // 170 MiB unpacked from 0x100000 runs past mem=160M into the rootfs.
+    let mut c = malta("qemu-mips", PhramMethod::Cmdline);
+    c.kernel.run = KernelRun::Unpacked {
+        load: 0x8010_0000,
+        size: 170 << 20,
+    };
+    let e = plan(&c).unwrap_err();
+    assert!(e.contains("rootfs"), "{e}");
+    let mut c = malta("qemu-mips", PhramMethod::Cmdline);
+    c.append = Some("mem=256M");
+    let e = plan(&c).unwrap_err();
+    assert!(
+        e.contains("mem=256M") && e.contains("covers the rootfs"),
+        "{e}"
+    );
+}
+
 #[test]
 fn cmdline_refuses_a_kernel_above_the_mem_limit() {
     let mut c = ar750(PhramMethod::Cmdline);

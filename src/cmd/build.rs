@@ -118,6 +118,12 @@ fn hint(e: &BuildError) -> &'static str {
         BuildError::Layout { .. } => {
             "the table shows every region; a kernel or rootfs too large for this board's RAM needs a smaller build"
         }
+        BuildError::Kernel(lmx_builder::kernel::KernelError::WrongTarget { .. }) => {
+            "build the kernel for the board's CPU and byte order (`lmx boards show BOARD`: cpu.arch, cpu.endian)"
+        }
+        BuildError::Kernel(lmx_builder::kernel::KernelError::Address { .. }) => {
+            "on MIPS, U-Boot and the image header take KSEG0 addresses (0x80000000 + physical)"
+        }
         BuildError::Kernel(_) => "see `lmx boards show BOARD` for the kernel format this board boots",
         BuildError::Format { .. } => "choose one of the formats listed, or add it to kernel.also_boots in the board file",
         BuildError::Bootargs(_) | BuildError::NeedDtb { .. } => {

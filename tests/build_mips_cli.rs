@@ -1,0 +1,314 @@
+//! `lmx build` and `lmx tftpboot --dry-run` for the MIPS twins, driven as a
+//! user runs them: the real binary on a `vmlinux` compiled here with
+//! Debian's MIPS cross compilers (`builder/tests/fixtures/elf/kernel.c`,
+//! linked at KSEG0 0x80100000 as the malta kernel is), a rootfs directory,
+//! and the outputs read back by `mkimage -l`, `dumpimage`, `xz`,
+//! `unsquashfs -lln` and the cross `objcopy`. Then the refusals a user
+//! meets first: the wrong byte order, LZMA for Debian's U-Boot without
+//! it, an `lzmadec` rootfs there. A missing tool fails the test naming
+//! its Debian package.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn lmx(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lmx"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env_remove("LMX_BOARDS_DIR")
+        .output()
+        .expect("run lmx")
+}
+
+/// stdout and stderr, with miette's line wrapping and frame undone.
+fn text(o: &Output) -> String {
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    all.replace(['│', '×'], " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn package_of(tool: &str) -> String {
+    match tool {
+        "mkimage" | "dumpimage" => "u-boot-tools".into(),
+        "unsquashfs" => "squashfs-tools".into(),
+        "xz" => "xz-utils".into(),
+        t if t.ends_with("-gcc") => format!("gcc-{}", t.trim_end_matches("-gcc")),
+        t => format!("binutils-{}", t.rsplit_once('-').map(|x| x.0).unwrap_or(t)),
+    }
+}
+
+fn tool(name: &str, args: &[&str]) -> String {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{name}` is missing: install the Debian package {} (scripts/deps.sh virtual)",
+        package_of(name)
+    );
+    let out = Command::new(name)
+        .args(args)
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The kernel-like ELF of the builder's oracle test, for `triple`.
+fn vmlinux(dir: &Path, triple: &str) -> PathBuf {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("builder/tests/fixtures/elf");
+    let out = dir.join(format!("vmlinux-{triple}"));
+    tool(
+        &format!("{triple}-gcc"),
+        &[
+            "-O2",
+            "-fno-pic",
+            "-mno-abicalls",
+            "-nostdlib",
+            "-static",
+            "-Wl,--build-id=none",
+            &format!("-Wl,-T,{}", fx.join("kernel.lds").display()),
+            "-o",
+            s(&out),
+            s(&fx.join("kernel.c")),
+        ],
+    );
+    out
+}
+
+fn rootfs(dir: &Path) -> PathBuf {
+    let r = dir.join("rootfs");
+    std::fs::create_dir_all(r.join("bin")).unwrap();
+    std::fs::write(r.join("init"), "#!/bin/sh\necho LMX-USERLAND-READY\n").unwrap();
+    std::fs::write(r.join("bin/tool"), vec![9u8; 50_000]).unwrap();
+    r
+}
+
+#[test]
+fn qemu_mips_build_is_an_lzma_mips_uimage_with_cmdline_phram() {
+    let t = tempfile::tempdir().unwrap();
+    let k = vmlinux(t.path(), "mips-linux-gnu");
+    let out = t.path().join("out");
+    let o = lmx(&[
+        "build",
+        "--board",
+        "qemu-mips",
+        "--kernel",
+        s(&k),
+        "--rootfs",
+        s(&rootfs(t.path())),
+        "--out",
+        s(&out),
+    ]);
+    let printed = text(&o);
+    assert!(o.status.success(), "{printed}");
+    for want in [
+        "tftpboot 0x8a000000 rootfs.squashfs",
+        "mem=160M phram.phram=phram0,0xa000000,0x10000,65536 mtdparts=phram0:0x10000(rootfs) root=/dev/mtdblock0 rootfstype=squashfs",
+        "setenv bootargs 'console=ttyS0,115200 mem=160M",
+        "bootm 0x80",
+    ] {
+        assert!(printed.contains(want), "{want:?} not in\n{printed}");
+    }
+    // The kernel: a MIPS LZMA uImage at the ELF's address, readable by
+    // both reference tools, whose payload is objcopy's binary.
+    let uimage = out.join("uImage");
+    for t in ["mkimage", "dumpimage"] {
+        let info = tool(t, &["-l", s(&uimage)]);
+        for want in [
+            "MIPS Linux Kernel Image (lzma compressed)",
+            "Load Address: 80100000",
+            "Entry Point:  80100000",
+        ] {
+            assert!(info.contains(want), "{want:?} not in {t} -l:\n{info}");
+        }
+    }
+    let payload = t.path().join("k.lzma");
+    tool(
+        "dumpimage",
+        &["-T", "kernel", "-p", "0", "-o", s(&payload), s(&uimage)],
+    );
+    tool("xz", &["--format=lzma", "-d", "-k", s(&payload)]);
+    let bin = t.path().join("vmlinux.bin");
+    tool("mips-linux-gnu-objcopy", &["-O", "binary", s(&k), s(&bin)]);
+    assert!(std::fs::read(t.path().join("k")).unwrap() == std::fs::read(&bin).unwrap());
+    let listing = tool("unsquashfs", &["-lln", s(&out.join("rootfs.squashfs"))]);
+    assert!(listing.contains("squashfs-root/init"), "{listing}");
+    // The manifest: physical phram, KSEG0 loads, the firmware partition
+    // between U-Boot and the environment, through KSEG1.
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["phram"], "cmdline");
+    assert_eq!(m["kernel_format"], "uimage-lzma");
+    let fw = &m["firmware"];
+    assert_eq!(fw["partition_offset"], 0x4_0000);
+    assert_eq!(fw["uboot_addr"], 0xBE04_0000u64);
+    let loads: Vec<(String, u64)> = m["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|st| st["op"] == "load")
+        .map(|st| {
+            (
+                st["file"].as_str().unwrap().to_string(),
+                st["addr"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(loads[0], ("rootfs.squashfs".into(), 0x8A00_0000));
+    assert!(loads[1].1 >= 0x8000_0000 && loads[1].1 < 0xA000_0000);
+}
+
+#[test]
+fn qemu_mipsel_stock_builds_gzip_and_tftpboot_dry_run_prints_the_plan() {
+    let t = tempfile::tempdir().unwrap();
+    let k = vmlinux(t.path(), "mipsel-linux-gnu");
+    let out = t.path().join("out");
+    let o = lmx(&[
+        "build",
+        "--board",
+        "qemu-mipsel-stock",
+        "--kernel",
+        s(&k),
+        "--rootfs",
+        s(&rootfs(t.path())),
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let info = tool("mkimage", &["-l", s(&out.join("uImage"))]);
+    assert!(
+        info.contains("MIPS Linux Kernel Image (gzip compressed)"),
+        "{info}"
+    );
+    // The dry run plans from the same inputs and starts no board.
+    let o = lmx(&[
+        "tftpboot",
+        "--board",
+        "qemu-mipsel-stock",
+        "--dry-run",
+        "--kernel",
+        s(&k),
+        "--rootfs",
+        s(&out.join("rootfs.squashfs")),
+    ]);
+    let printed = text(&o);
+    assert!(o.status.success(), "{printed}");
+    for want in [
+        "tftpboot 0x8a000000 rootfs.squashfs",
+        "setenv bootargs 'console=ttyS0,115200 mem=160M phram.phram=phram0,0xa000000,",
+        "bootm 0x80",
+        "setenv serverip 192.168.77.1",
+    ] {
+        assert!(printed.contains(want), "{want:?} not in\n{printed}");
+    }
+}
+
+#[test]
+fn mips_refusals_come_before_anything_is_sent() {
+    let t = tempfile::tempdir().unwrap();
+    let be = vmlinux(t.path(), "mips-linux-gnu");
+    let le = vmlinux(t.path(), "mipsel-linux-gnu");
+    let root = rootfs(t.path());
+    let out = t.path().join("out");
+    // A big-endian vmlinux for the little-endian twin.
+    let o = lmx(&[
+        "build",
+        "--board",
+        "qemu-mipsel",
+        "--kernel",
+        s(&be),
+        "--rootfs",
+        s(&root),
+        "--out",
+        s(&out),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o)
+            .contains("the ELF is mips big-endian, but board qemu-mipsel is mips little-endian"),
+        "{}",
+        text(&o)
+    );
+    assert!(!out.exists());
+    // A ready LZMA uImage for Debian's U-Boot, which has no LZMA.
+    let lzma_out = t.path().join("lzma");
+    let o = lmx(&[
+        "build",
+        "--board",
+        "qemu-mipsel",
+        "--kernel",
+        s(&le),
+        "--rootfs",
+        s(&root),
+        "--out",
+        s(&lzma_out),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let squash = lzma_out.join("rootfs.squashfs");
+    let o = lmx(&[
+        "tftpboot",
+        "--board",
+        "qemu-mipsel-stock",
+        "--dry-run",
+        "--kernel",
+        s(&lzma_out.join("uImage")),
+        "--rootfs",
+        s(&squash),
+    ]);
+    assert!(!o.status.success());
+    let msg = text(&o);
+    assert!(
+        msg.contains("has no LZMA") && msg.contains("Unimplemented compression type 3"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("tftpboot 0x"),
+        "no plan may be printed:\n{msg}"
+    );
+    // An lzmadec rootfs there.
+    let o = lmx(&[
+        "tftpboot",
+        "--board",
+        "qemu-mipsel-stock",
+        "--dry-run",
+        "--lzma-rootfs",
+        "--kernel",
+        s(&le),
+        "--rootfs",
+        s(&squash),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no `lzmadec` command"), "{}", text(&o));
+    // The appended-DTB variant needs the DTB.
+    let o = lmx(&[
+        "build",
+        "--board",
+        "qemu-mips",
+        "--append-dtb",
+        "--kernel",
+        s(&be),
+        "--rootfs",
+        s(&root),
+        "--out",
+        s(&t.path().join("app")),
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--dtb"), "{}", text(&o));
+}
