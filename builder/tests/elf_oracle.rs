@@ -67,7 +67,9 @@ fn kernel_elf(dir: &Path, triple: &str, flags: &[&str], out: &str) -> PathBuf {
 }
 
 fn objcopy_binary(triple: &str, elf: &Path) -> Vec<u8> {
-    let bin = elf.with_extension("bin");
+    // Into a directory of our own: `elf` may be in the test bed's cache.
+    let t = tempfile::tempdir().unwrap();
+    let bin = t.path().join("vmlinux.bin");
     run(cross(triple, "objcopy")
         .args(["-O", "binary"])
         .arg(elf)
@@ -351,4 +353,47 @@ fn wrong_byte_order_and_missing_lzma_are_refused() {
     stock.kernel.format = lmx_boards::KernelFormat::UimageLzma;
     let e = build(&stock, &le, None).unwrap_err().to_string();
     assert!(e.contains("no LZMA") && e.contains("uimage-gzip"), "{e}");
+}
+
+/// Every MIPS `vmlinux` the test bed has cached (`testbed/kernel.sh`,
+/// `$LMX_CACHE_DIR/kernel/*/vmlinux`): real 6.1 malta kernels. Returns
+/// how many were checked; none is fine on a machine that has not built
+/// them (the compiled ELFs above always run).
+#[test]
+fn cached_test_bed_kernels_flatten_as_objcopy_does() {
+    let cache = std::env::var_os("LMX_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("lmx")))
+        .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/lmx")));
+    let Some(dir) = cache.map(|c| c.join("kernel")) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let mut checked = 0;
+    for e in entries.flatten() {
+        let v = e.path().join("vmlinux");
+        let Ok(bytes) = std::fs::read(&v) else {
+            continue;
+        };
+        if bytes.len() < 20
+            || !bytes.starts_with(b"\x7fELF")
+            || bytes[18..20] != [0, 8] && bytes[18..20] != [8, 0]
+        {
+            continue;
+        }
+        let big = bytes[5] == 2;
+        let triple = if big {
+            "mips-linux-gnu"
+        } else {
+            "mipsel-linux-gnu"
+        };
+        check_against_objcopy(triple, &v, big);
+        checked += 1;
+    }
+    eprintln!(
+        "{checked} cached MIPS vmlinux file(s) compared with objcopy under {}",
+        dir.display()
+    );
 }
