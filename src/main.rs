@@ -34,6 +34,8 @@ enum Command {
     Console(cmd::console::ConsoleArgs),
     /// Build what a board boots from RAM: kernel image, patched DTB, rootfs, boot plan, manifest.
     Build(cmd::build::BuildArgs),
+    /// Write a firmware into the board's flash from U-Boot: planned from the board file, refused when unsafe, verified by CRC32.
+    Flash(cmd::flash::FlashArgs),
 }
 
 fn main() -> miette::Result<()> {
@@ -47,6 +49,7 @@ fn main() -> miette::Result<()> {
         Command::Console(args) => cmd::console::run(args),
         Command::Tftpboot(args) => cmd::tftpboot::run(args),
         Command::Build(args) => cmd::build::run(args),
+        Command::Flash(args) => cmd::flash::run(args),
     }
 }
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds the U-Boot of a MIPS twin (QEMU malta) with LZMA and caches it.
 #
-#   testbed/uboot.sh malta|maltael
+#   testbed/uboot.sh malta|maltael|qemu_arm64
+#
+# (qemu_arm64: Debian's qemu_arm64_defconfig plus testbed/uboot/tftpput.config,
+# the aarch64 virtual board's U-Boot with `tftpput` for lmx flash --backup.)
 #
 # Debian's own malta U-Boot (u-boot-qemu, little-endian only) has no LZMA,
 # lzmadec or FIT, and real MIPS routers boot LZMA uImages; so the twins run
@@ -22,14 +25,16 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 defconfig="${1:-}"
 case "$defconfig" in
-  malta) cross=mips-linux-gnu- ;;
-  maltael) cross=mipsel-linux-gnu- ;;
+  malta) cross=mips-linux-gnu- fragment="$here/uboot/lzma.config" ;;
+  maltael) cross=mipsel-linux-gnu- fragment="$here/uboot/lzma.config" ;;
+  # The aarch64 virtual board's U-Boot plus tftpput, for lmx flash --backup
+  # (Debian's qemu_arm64 build has no tftpput).
+  qemu_arm64) cross=aarch64-linux-gnu- fragment="$here/uboot/tftpput.config" ;;
   *)
-    echo "usage: $0 malta|maltael" >&2
+    echo "usage: $0 malta|maltael|qemu_arm64" >&2
     exit 2
     ;;
 esac
-fragment="$here/uboot/lzma.config"
 
 die() {
   echo "lmx testbed u-boot: $*" >&2
@@ -68,7 +73,7 @@ trap 'rm -rf "$work"' EXIT
 log="$out/build.log"
 : >"$log"
 start=$(date +%s)
-echo "lmx testbed u-boot: building ${defconfig}_defconfig + LZMA from Debian's u-boot $src_version (about a minute; log: $log)" >&2
+echo "lmx testbed u-boot: building ${defconfig}_defconfig + $(basename "$fragment") from Debian's u-boot $src_version (about a minute; log: $log)" >&2
 
 # apt-get source run as root downloads as the _apt user.
 [ "$(id -u)" -ne 0 ] || chown _apt "$work" 2>/dev/null || true

@@ -5,6 +5,7 @@ pub mod boards;
 pub mod build;
 pub mod console;
 pub mod env;
+pub mod flash;
 pub mod image;
 pub mod serve;
 pub mod tftpboot;
