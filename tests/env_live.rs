@@ -92,7 +92,11 @@ fn ok(args: &[&str]) -> String {
 /// gutter undone (words joined by single blanks).
 fn fails(args: &[&str]) -> String {
     let o = lmx(args);
-    assert!(!o.status.success(), "lmx {args:?} should fail:\n{}", text(&o));
+    assert!(
+        !o.status.success(),
+        "lmx {args:?} should fail:\n{}",
+        text(&o)
+    );
     String::from_utf8_lossy(&o.stderr)
         .split_whitespace()
         .filter(|w| !matches!(*w, "│" | "×" | "╰─▶" | "├─▶"))
@@ -381,4 +385,86 @@ fn unsafe_values_are_refused_per_dialect_before_touching_the_board() {
     }
     let e = fails(&["env", "set", "--board", "qemu-aarch64", "--save", "x", "1"]);
     assert!(e.contains("give --flash-dir"), "{e}");
+}
+
+/// The real-board path (`--port`, the board left at its prompt): the
+/// virtual board's U-Boot on a unix socket, described by a board file
+/// that is not virtual, so lmx opens the port instead of starting QEMU.
+#[test]
+fn a_board_at_its_prompt_over_a_port() {
+    let _one = one_vm();
+    let uboot_bin = require_board();
+    let dir = tempfile::tempdir().unwrap();
+    // qemu-aarch64 as a plain serial board: no `virtual`, no [qemu].
+    let shown = ok(&["boards", "show", "qemu-aarch64"]);
+    // The first line of the file ensures `\nname =` finds only the board's name.
+    let mut toml = String::from("# qemu-aarch64 as a serial board\n");
+    for line in shown.lines() {
+        if line.starts_with("[qemu]") {
+            break;
+        }
+        if line.starts_with('#') || line.starts_with("extends") || line.starts_with("virtual") {
+            continue;
+        }
+        if line.starts_with("name =") && !toml.contains("\nname =") {
+            toml.push_str("name = \"qemu-serial\"\n");
+            continue;
+        }
+        toml.push_str(line);
+        toml.push('\n');
+    }
+    let boards = dir.path().join("boards");
+    std::fs::create_dir_all(&boards).unwrap();
+    std::fs::write(boards.join("qemu-serial.toml"), toml).unwrap();
+    let bd = s(&boards);
+
+    let flash = Pflash::create(&dir.path().join("flash"), &uboot_bin, true).unwrap();
+    let mut b = boot(dir.path(), &flash);
+    // Leave U-Boot at its prompt and hang up, as a person would.
+    drop(b.con);
+    let port = format!("unix:{}", dir.path().join("console.sock").display());
+    let o = lmx(&[
+        "env",
+        "set",
+        "--boards-dir",
+        bd,
+        "--board",
+        "qemu-serial",
+        "--port",
+        &port,
+        "--save",
+        "lmxport",
+        "over the port; $x",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(!t.contains("starting virtual board"), "{t}");
+    assert!(t.contains("saved (saveenv)"), "{t}");
+    let got = ok(&[
+        "env",
+        "get",
+        "--boards-dir",
+        bd,
+        "--board",
+        "qemu-serial",
+        "--port",
+        &port,
+        "lmxport",
+    ]);
+    assert_eq!(got, "over the port; $x\n");
+    // The board is still at its prompt, and holds the value.
+    b.con = b.vm.open_console().unwrap();
+    assert_eq!(b.printenv("lmxport").as_deref(), Some("over the port; $x"));
+    b.power_off();
+    let image = s(&flash.flash1);
+    let stored = ok(&[
+        "env",
+        "get",
+        "--image",
+        image,
+        "--board",
+        "qemu-aarch64",
+        "lmxport",
+    ]);
+    assert_eq!(stored, "over the port; $x\n");
 }

@@ -269,7 +269,7 @@ fn live_board(loc: &Location) -> miette::Result<Board> {
     }
     Ok(crate::cmd::boards::catalog(loc.boards_dir.as_deref())
         .resolve(name)
-        .map_err(|e| miette!("{e}"))?
+        .map_err(Report::new)?
         .board)
 }
 
