@@ -144,6 +144,11 @@ pub struct FlashArgs {
     #[arg(long, value_name = "DIR")]
     pub flash_dir: Option<PathBuf>,
 
+    /// Virtual board: start flash bank 0 read-only (QEMU `readonly=on`), as
+    /// a write-protected chip; shows what lmx does when writes do not stick.
+    #[arg(long)]
+    pub write_protect: bool,
+
     /// Seconds to wait for the first TFTP request of the load.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub timeout: u64,
@@ -424,7 +429,7 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
             None => default_flash_dir(&board)?,
         };
         let uboot = lmx_testbed::uboot_firmware(arch).map_err(|e| miette!("{e}"))?;
-        let pflash = lmx_testbed::Pflash::create(&dir, &uboot, true)
+        let mut pflash = lmx_testbed::Pflash::create(&dir, &uboot, true)
             .map_err(|e| miette!("{e}"))
             .wrap_err_with(|| format!("flash bank files in {}", dir.display()))?;
         eprintln!(
@@ -434,6 +439,7 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
         );
         let sock = tmp.path().join("console.sock");
         let mut cfg = virt::vm_config(arch, lmx_testbed::Console::Unix(sock.clone()), true);
+        pflash.readonly0 = args.write_protect;
         cfg.firmware = lmx_testbed::Firmware::Pflash(pflash);
         let vm = virt::start(&cfg)?;
         _vm = Some(vm);
@@ -441,6 +447,12 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
         rt.block_on(Endpoint::Unix(sock).open(&sc))
             .map_err(|e| miette!("{e}"))?
     } else {
+        if args.write_protect {
+            return Err(miette!(
+                "--write-protect starts a virtual board read-only; board {} is real",
+                board.name
+            ));
+        }
         let port = args.port.as_deref().ok_or_else(|| {
             miette!(
                 help = "e.g. --port /dev/ttyUSB0, --port unix:/tmp/console.sock or --port tcp:host:2000",
@@ -568,8 +580,9 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
     Ok(())
 }
 
-/// `$LMX_CACHE_DIR` or `~/.cache/lmx`, then `virtual/<board>`.
-fn default_flash_dir(board: &Board) -> miette::Result<PathBuf> {
+/// `$LMX_CACHE_DIR` or `~/.cache/lmx`, then `virtual/<board>` (also
+/// `lmx env`'s default, so both see the same virtual flash).
+pub(crate) fn default_flash_dir(board: &Board) -> miette::Result<PathBuf> {
     let base = std::env::var_os("LMX_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|x| PathBuf::from(x).join("lmx")))

@@ -47,6 +47,9 @@ pub struct Pflash {
     /// Bank 1 at 0x4000000: the environment at its start
     /// (`CONFIG_ENV_ADDR=0x4000000`, `CONFIG_ENV_SIZE=0x40000`).
     pub flash1: PathBuf,
+    /// Bank 0 read-only (`readonly=on`): a write-protected chip. U-Boot
+    /// still runs from it; erases and writes do not stick.
+    pub readonly0: bool,
 }
 
 impl Pflash {
@@ -65,6 +68,7 @@ impl Pflash {
         let pflash = Pflash {
             flash0: dir.join("flash0.img"),
             flash1: dir.join("flash1.img"),
+            readonly0: false,
         };
         let reusable = |p: &Path| {
             keep_existing
@@ -208,7 +212,12 @@ impl VmConfig {
             }
             Firmware::Pflash(f) => {
                 for (i, file) in [&f.flash0, &f.flash1].into_iter().enumerate() {
-                    let mut d = OsString::from(format!("if=pflash,format=raw,index={i},file="));
+                    let ro = if i == 0 && f.readonly0 {
+                        "readonly=on,"
+                    } else {
+                        ""
+                    };
+                    let mut d = OsString::from(format!("if=pflash,format=raw,index={i},{ro}file="));
                     d.push(escape_commas(file));
                     a.push("-drive".into());
                     a.push(d);
@@ -642,6 +651,7 @@ mod tests {
         cfg.firmware = Firmware::Pflash(Pflash {
             flash0: "/x/flash0.img".into(),
             flash1: "/x/flash1.img".into(),
+            readonly0: false,
         });
         let a = strings(&cfg.qemu_args()).join(" ");
         assert!(a.contains("-cpu cortex-a15"));
