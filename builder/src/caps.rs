@@ -20,6 +20,9 @@ use std::collections::BTreeSet;
 
 use lmx_boards::Board;
 
+use crate::plan::{BootPlan, Step};
+use crate::uimage;
+
 /// Whether a feature is there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Support {
@@ -139,6 +142,30 @@ pub struct Needs {
     pub lzma_kernel: bool,
     /// The rootfs is unpacked with `lzmadec`.
     pub lzmadec: bool,
+}
+
+impl Needs {
+    /// What `plan` needs: `lzmadec` for an unpack step, LZMA when the
+    /// kernel file it loads is a legacy uImage with an LZMA payload.
+    /// `kernel_head` is the start of that file (its 64-byte header is
+    /// enough); `None` or another format counts as no LZMA.
+    pub fn of_plan(plan: &BootPlan, kernel_head: Option<&[u8]>) -> Needs {
+        let lzma_kernel = kernel_head
+            .and_then(|b| b.get(..uimage::HEADER_LEN))
+            .and_then(|h| uimage::HeaderRepr::parse(&uimage::Header::new_unchecked(h)).ok())
+            .is_some_and(|h| h.compression == uimage::Compression::Lzma);
+        Needs {
+            lzma_kernel,
+            lzmadec: plan.steps.iter().any(|s| matches!(s, Step::Unpack(_))),
+        }
+    }
+}
+
+/// Whether asking U-Boot (`help`) can tell more than the board file:
+/// the plan needs something the board file leaves unknown.
+pub fn probe_wanted(board: &Board, needs: Needs) -> bool {
+    (needs.lzma_kernel && board.uboot.lzma.is_none())
+        || (needs.lzmadec && board.uboot.lzmadec.is_none())
 }
 
 /// A boot that this U-Boot cannot do.
@@ -382,6 +409,67 @@ mod tests {
             ),
             Ok(vec![])
         );
+    }
+
+    #[test]
+    fn needs_come_from_the_kernel_header_and_the_unpack_steps() {
+        use crate::uimage::{Arch, Compression, UImageSpec};
+        let lzma = UImageSpec::kernel("k", Arch::Mips, Compression::Lzma, 0x8010_0000, 0x8010_0000)
+            .build(&[0u8; 16])
+            .unwrap();
+        let gzip = UImageSpec::kernel("k", Arch::Mips, Compression::Gzip, 0x8010_0000, 0x8010_0000)
+            .build(&[0u8; 16])
+            .unwrap();
+        let plan = |unpack: bool| {
+            let mut steps = vec![Step::Boot {
+                command: "bootm 0x80700000".into(),
+            }];
+            if unpack {
+                steps.insert(
+                    0,
+                    Step::Unpack(crate::plan::UnpackStep {
+                        artifact: "rootfs".into(),
+                        src: 0x8b00_0000,
+                        dst: 0x8a00_0000,
+                        size: 1,
+                        crc32: 0,
+                    }),
+                );
+            }
+            steps
+        };
+        let b = board("qemu-mips");
+        let mut p = crate::plan::BootPlan {
+            board: b.name.clone(),
+            dialect: crate::bootargs::Dialect::of(&b),
+            layout: serde_json::from_value(serde_json::json!({
+                "ram": {"base": 0, "size": 0x1000_0000u64},
+                "regions": [], "phram_erase": 65536, "kernel_image": 0
+            }))
+            .unwrap(),
+            bootargs: String::new(),
+            steps: plan(false),
+        };
+        assert_eq!(
+            Needs::of_plan(&p, Some(&lzma)),
+            Needs {
+                lzma_kernel: true,
+                lzmadec: false
+            }
+        );
+        assert_eq!(Needs::of_plan(&p, Some(&gzip)), Needs::default());
+        assert_eq!(Needs::of_plan(&p, Some(&lzma[..40])), Needs::default());
+        assert_eq!(Needs::of_plan(&p, None), Needs::default());
+        p.steps = plan(true);
+        assert!(Needs::of_plan(&p, None).lzmadec);
+        // The probe is only worth it where the board file does not know.
+        let all = Needs {
+            lzma_kernel: true,
+            lzmadec: true,
+        };
+        assert!(!probe_wanted(&b, all));
+        assert!(probe_wanted(&board("gl-ar750"), all));
+        assert!(!probe_wanted(&board("gl-ar750"), Needs::default()));
     }
 
     #[test]

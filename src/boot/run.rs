@@ -17,6 +17,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lmx_boards::Board;
+use lmx_builder::caps;
 use lmx_builder::plan::{BootPlan, LoadStep, Step, UnpackStep};
 use lmx_console::{ShellError, Tail, Transport, UBootShell};
 use lmx_tftpd::Event;
@@ -206,6 +208,56 @@ impl<T: Transport> Runner<T> {
             d.as_secs_f64()
         ));
         self.timings.add("console open to U-Boot prompt", d);
+        Ok(())
+    }
+
+    /// Asks U-Boot what it can unpack (`help`) when `plan` needs LZMA or
+    /// `lzmadec` and the board file does not say whether this U-Boot has
+    /// them; refuses the plan before any load when it cannot be done
+    /// (see `lmx_builder::caps`). Does nothing when the board file knows.
+    pub async fn check_caps(&mut self, board: &Board, plan: &BootPlan) -> Result<(), BootFailure> {
+        let kernel_head = plan
+            .loads()
+            .find(|l| l.artifact == "kernel")
+            .and_then(|l| self.files.iter().find(|(name, _)| *name == l.file))
+            .and_then(|(_, path)| {
+                let mut head = vec![0u8; lmx_builder::uimage::HEADER_LEN];
+                let mut f = std::fs::File::open(path).ok()?;
+                std::io::Read::read_exact(&mut f, &mut head).ok()?;
+                Some(head)
+            });
+        let needs = caps::Needs::of_plan(plan, kernel_head.as_deref());
+        if !caps::probe_wanted(board, needs) {
+            return Ok(());
+        }
+        say("==> what this U-Boot can unpack (help)");
+        let out = self
+            .shell
+            .exec("help", Duration::from_secs(10))
+            .await
+            .map_err(|e| BootFailure::shell("asking U-Boot for its commands", "help", e))?;
+        let fail = |reason: String, hint: &str| BootFailure {
+            step: "U-Boot capabilities".into(),
+            command: "help".into(),
+            reason,
+            tail: TailText(None),
+            hint: hint.into(),
+        };
+        let commands = caps::Commands::from_help(&out.text).map_err(|e| {
+            fail(
+                e.to_string(),
+                "set uboot.lzma / uboot.lzmadec in the board file to skip this question",
+            )
+        })?;
+        let notes = caps::check(board, Some(&commands), needs).map_err(|e| {
+            fail(
+                e.to_string(),
+                "nothing was loaded; record the answer as uboot.lzma / uboot.lzmadec in the board file",
+            )
+        })?;
+        for n in notes {
+            say(&format!("    note: {n}"));
+        }
         Ok(())
     }
 

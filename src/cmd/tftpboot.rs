@@ -322,6 +322,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
     let mut runner = Runner::new(shell, ev_rx, opts, net, prepared.files.clone());
     let result = rt.block_on(async {
         runner.attach(power_on).await?;
+        runner.check_caps(&board, &prepared.plan).await?;
         runner.run(&prepared.plan).await
     });
     timings.0.extend(runner.timings.0.iter().cloned());
