@@ -328,17 +328,19 @@ fn drive(
         "ERROR: ",
         "Unimplemented compression",
     ];
-    let mut needles = vec!["Starting kernel"];
+    // ARM U-Boot says "Starting kernel"; MIPS U-Boot jumps without a word
+    // after "Uncompressing Kernel Image", so the kernel's banner counts too.
+    let mut needles = vec!["Starting kernel", "Linux version"];
     needles.extend(failures);
     let (i, out) = con.expect_any(&needles, Duration::from_secs(20))?;
-    if i != 0 {
+    if i > 1 {
         return Err(Error::UBoot {
             command: boot.clone(),
             reason: format!("{:?} before the kernel started", needles[i]),
             output: out,
         });
     }
-    t.add("boot command to \"Starting kernel\"", s);
+    t.add("boot command to kernel start", s);
     let k = Instant::now();
     let mut needles = vec![args.expect.as_str()];
     needles.extend(failures);
