@@ -210,6 +210,11 @@ fn mips_twins_facts() {
         (Some(false), Some(false))
     );
     assert!(stock.qemu.as_ref().unwrap().firmware_word_swap);
+    assert!(board("qemu-mipsel").qemu.as_ref().unwrap().firmware_word_swap);
+    assert_eq!(
+        stock.qemu.as_ref().unwrap().firmware,
+        "/usr/lib/u-boot/maltael/u-boot.bin"
+    );
     let be = board("qemu-mips");
     assert_eq!(be.kernel.format, KernelFormat::UimageLzma);
     assert_eq!(be.uboot.lzma, Some(true));
