@@ -210,7 +210,13 @@ fn mips_twins_facts() {
         (Some(false), Some(false))
     );
     assert!(stock.qemu.as_ref().unwrap().firmware_word_swap);
-    assert!(board("qemu-mipsel").qemu.as_ref().unwrap().firmware_word_swap);
+    assert!(
+        board("qemu-mipsel")
+            .qemu
+            .as_ref()
+            .unwrap()
+            .firmware_word_swap
+    );
     assert_eq!(
         stock.qemu.as_ref().unwrap().firmware,
         "/usr/lib/u-boot/maltael/u-boot.bin"
