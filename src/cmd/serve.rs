@@ -76,6 +76,14 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 255, value_parser = clap::value_parser!(u8).range(1..))]
     pub max_timeout: u8,
 
+    /// Frames a client can hold unprocessed in its receive ring (0: no
+    /// limit). Bursts and windows are kept within it: U-Boot's virtio-net
+    /// holds 32 and stops receiving for good when a burst overflows it;
+    /// boot loaders rarely hold more. Raise it (or 0) for PC clients with
+    /// windows above 30.
+    #[arg(long, value_name = "N", default_value_t = lmx_tftpd::transfer::DEFAULT_RX_FRAMES, value_parser = clap::value_parser!(u16).range(0..=65535))]
+    pub client_rx_frames: u16,
+
     /// Most transfers at once.
     #[arg(long, default_value_t = 64)]
     pub max_transfers: usize,
@@ -164,6 +172,7 @@ pub fn run(args: ServeArgs) -> miette::Result<()> {
         transfer: TransferConfig {
             max_retries: args.retries,
             give_up_after: Duration::from_secs(args.give_up_after),
+            rx_frames: (args.client_rx_frames > 0).then_some(args.client_rx_frames),
             ..TransferConfig::default()
         },
         max_transfers: args.max_transfers,

@@ -646,11 +646,17 @@ async fn serve_read(mut ctx: TransferCtx, mut link: Link, req: Request) -> Trans
         }
     };
     let size = (req.mode == Mode::Octet).then_some(opened.size);
+    // A window larger than the client's receive ring can hold would stall
+    // at every window's end (see TransferConfig::rx_frames).
+    let mut limits = shared.config.limits.clone();
+    if let Some(w) = shared.config.transfer.max_window() {
+        limits.max_windowsize = limits.max_windowsize.min(w);
+    }
     let negotiated = match options::negotiate(
         &req.options,
         req.mode,
         options::Direction::Read { size },
-        &shared.config.limits,
+        &limits,
     ) {
         Ok(n) => n,
         Err(e) => {

@@ -43,6 +43,14 @@ pub struct TransferConfig {
     /// How long a finished write transfer keeps answering a repeated final
     /// DATA with its ACK (RFC 1350 "dallying").
     pub dally: Duration,
+    /// How many frames the client can hold unprocessed (its receive ring),
+    /// or `None` for no limit. A read transfer then never has more DATA
+    /// packets possibly waiting in that ring than it holds, with room for a
+    /// stray frame (see [`TransferConfig::rx_budget`]). U-Boot's virtio-net driver
+    /// keeps 32 receive buffers and, once QEMU finds them all full, never
+    /// receives again (it re-adds buffers without notifying the device), so
+    /// for boot loaders overflowing the ring is not a loss but a dead link.
+    pub rx_frames: Option<u16>,
 }
 
 impl Default for TransferConfig {
@@ -52,7 +60,38 @@ impl Default for TransferConfig {
             max_retries: 5,
             give_up_after: Duration::from_secs(30),
             dally: Duration::from_secs(1),
+            rx_frames: Some(DEFAULT_RX_FRAMES),
         }
+    }
+}
+
+/// Default receive ring assumed for clients: U-Boot's virtio-net holds 32
+/// frames, and boot loaders' drivers rarely hold more.
+pub const DEFAULT_RX_FRAMES: u16 = 32;
+
+/// The longest time a sender waits, with its receive budget used up and
+/// no answer, before it assumes the client's ring has drained.
+const DRAIN_WAIT_MAX: Duration = Duration::from_secs(1);
+/// The shortest such wait: far longer than a boot loader needs to process
+/// a ring of frames, even under emulation.
+const DRAIN_WAIT_MIN: Duration = Duration::from_millis(20);
+
+impl TransferConfig {
+    /// DATA packets a read transfer may have sent after the one that made
+    /// the client's latest ACK: two frames less than the ring, one for that
+    /// packet itself (a boot loader sends its ACK before it returns the
+    /// frame to the ring) and one for ARP and other stray traffic.
+    pub fn rx_budget(&self) -> Option<u64> {
+        self.rx_frames.map(|f| u64::from(f.max(3)) - 2)
+    }
+
+    /// The largest `windowsize` worth granting under the receive budget: a
+    /// window the budget cannot hold in one burst, with a packet to spare,
+    /// would stall at every window's end.
+    pub fn max_window(&self) -> Option<u16> {
+        // One packet of the budget stays free for a clock probe.
+        self.rx_budget()
+            .map(|b| b.saturating_sub(1).clamp(1, u64::from(u16::MAX)) as u16)
     }
 }
 
@@ -117,6 +156,12 @@ pub struct TransferStats {
     pub blocks: u64,
     /// Smoothed round-trip time, when measured.
     pub srtt: Option<Duration>,
+    /// Times sending waited for the client's receive ring to drain with
+    /// no answer (see [`TransferConfig::rx_frames`]).
+    pub drain_waits: u64,
+    /// Clock probes sent: a block the client already holds, sent as the
+    /// last packet the receive budget allows so that the client answers.
+    pub probes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +225,26 @@ pub struct ReadTransfer {
     /// bursts never pile up in a slow receiver's ring (U-Boot's virtio-net
     /// stops receiving for good when its 32-frame ring overflows).
     sent_since_ack: u64,
+    /// DATA packets sent so far (every transmission counts).
+    seq: u64,
+    /// Every DATA packet with a sequence number up to this one has left the
+    /// client's receive ring (processed, discarded or lost on the way). An
+    /// ACK for block `b` proves it for everything sent before the
+    /// transmission of `b` the client accepted (the link delivers in
+    /// order); see [`SentBlock::accepted_after`].
+    consumed_seq: u64,
+    /// The part of `consumed_seq` proven by ACKs (a drain wait only
+    /// assumes): the only ground for telling which transmission of a block
+    /// the client accepted.
+    proven_seq: u64,
+    /// Lower bound of the sequence number of the transmission of block
+    /// `acked` that the client accepted.
+    acked_seq: u64,
+    /// When the last DATA packet was sent.
+    last_send_at: Option<Instant>,
+    /// Sending waits for the receive budget until this time, then assumes
+    /// the ring drained.
+    blocked_until: Option<Instant>,
     last_progress: Instant,
     pending_error: Option<Vec<u8>>,
     stats: TransferStats,
@@ -188,12 +253,34 @@ pub struct ReadTransfer {
 }
 
 /// Send bookkeeping of one unconfirmed block.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct SentBlock {
     /// First transmission.
     first: Instant,
     /// Sent more than once (no RTT sample from it: Karn's rule).
     retransmitted: bool,
+    /// Send sequence number (see `ReadTransfer::seq`) of the first
+    /// transmission.
+    first_seq: u64,
+    /// Sequence numbers of the later transmissions (empty for most blocks).
+    retx: Vec<u64>,
+}
+
+impl SentBlock {
+    /// Lower bound of the sequence number of the transmission the client
+    /// accepted, given that every packet up to `consumed` had already left
+    /// its ring when it last reported a lower block: a transmission it
+    /// consumed before reaching this block was discarded, not accepted.
+    fn accepted_after(&self, consumed: u64) -> u64 {
+        if self.first_seq > consumed {
+            return self.first_seq;
+        }
+        self.retx
+            .iter()
+            .copied()
+            .find(|&s| s > consumed)
+            .unwrap_or(consumed)
+    }
 }
 
 /// Read-ahead granularity: file reads are at least this large.
@@ -235,12 +322,66 @@ impl ReadTransfer {
             limit: None,
             single: None,
             sent_since_ack: 0,
+            seq: 0,
+            consumed_seq: 0,
+            proven_seq: 0,
+            acked_seq: 0,
+            last_send_at: None,
+            blocked_until: None,
             last_progress: now,
             pending_error: None,
             stats: TransferStats::default(),
             error: None,
             now,
         }
+    }
+
+    /// Whether the receive budget allows one more DATA packet now. When it
+    /// does not, arms `blocked_until`: after a generous multiple of the
+    /// measured round trip without an answer, the ring is assumed drained
+    /// (processed, or everything in it was lost on the way).
+    fn budget_allows(&mut self) -> bool {
+        let Some(budget) = self.cfg.rx_budget() else {
+            return true;
+        };
+        if self.seq - self.consumed_seq < budget {
+            return true;
+        }
+        let wait = self
+            .rto
+            .srtt()
+            .map(|s| s * 4)
+            .unwrap_or(DRAIN_WAIT_MAX)
+            .clamp(DRAIN_WAIT_MIN, DRAIN_WAIT_MAX);
+        let until = self.last_send_at.unwrap_or(self.now) + wait;
+        if self.now >= until {
+            self.consumed_seq = self.seq;
+            self.blocked_until = None;
+            self.stats.drain_waits += 1;
+            return true;
+        }
+        self.blocked_until = Some(until);
+        false
+    }
+
+    /// Whether the DATA packet about to carry block `b` is the last one
+    /// the receive budget allows before the client answers, while the
+    /// client will not answer `b` by itself (it ACKs only at its window's
+    /// end, `acked + window`, or on a gap). Then that packet is better spent
+    /// on a *clock probe*: block `acked + 1` again, which the client, having
+    /// moved past it, answers with an ACK of the last block it holds (U-Boot
+    /// does so for any block other than the one it expects next, once per
+    /// position). The ACK frees the budget as soon as the client has worked
+    /// through the burst, instead of a drain wait.
+    fn is_probe_slot(&self, b: u64) -> bool {
+        let Some(budget) = self.cfg.rx_budget() else {
+            return false;
+        };
+        self.window > 1
+            && self.seq + 1 - self.consumed_seq == budget
+            && b >= self.acked + 2
+            && b < self.acked + self.window
+            && self.last_block().is_none_or(|l| b < l)
     }
 
     /// Whether the OACK is still to be sent first (before any data).
@@ -322,11 +463,22 @@ impl ReadTransfer {
                 }
                 let single = self.single;
                 let limit = self.limit.unwrap_or(self.acked + self.window);
-                let b = match single {
+                let mut b = match single {
                     Some(b) => b,
                     None if self.next <= limit => self.next,
                     None => return false,
                 };
+                if self.block_range(b).is_none() {
+                    return false;
+                }
+                if !self.budget_allows() {
+                    return false;
+                }
+                let probe = single.is_none() && self.is_probe_slot(b);
+                if probe {
+                    b = self.acked + 1;
+                    self.stats.probes += 1;
+                }
                 let Some(range) = self.block_range(b) else {
                     return false;
                 };
@@ -347,14 +499,20 @@ impl ReadTransfer {
                     self.stats.retransmits += 1;
                     if let Some(slot) = self.sent_at.get_mut(idx) {
                         slot.retransmitted = true;
+                        slot.retx.push(self.seq + 1);
                     }
                 } else {
                     self.sent_max = b;
                     self.sent_at.push_back(SentBlock {
                         first: self.now,
                         retransmitted: false,
+                        first_seq: self.seq + 1,
+                        retx: Vec::new(),
                     });
                 }
+                self.seq += 1;
+                self.last_send_at = Some(self.now);
+                self.blocked_until = None;
                 if b == self.acked + 1 {
                     self.head_sent_at = Some(self.now);
                 }
@@ -362,7 +520,7 @@ impl ReadTransfer {
                 if single.is_some() {
                     self.single = None;
                     self.next = self.next.max(b + 1);
-                } else {
+                } else if !probe {
                     self.next += 1;
                 }
                 if self.deadline.is_none() {
@@ -382,7 +540,10 @@ impl ReadTransfer {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Done | Phase::Failed => None,
-            _ => self.deadline,
+            _ => match (self.deadline, self.blocked_until) {
+                (Some(d), Some(b)) => Some(d.min(b)),
+                (d, b) => d.or(b),
+            },
         }
     }
 
@@ -394,6 +555,10 @@ impl ReadTransfer {
     /// Handles the expiry of the retransmission timer.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
+        if self.blocked_until.is_some_and(|b| now >= b) {
+            // poll_transmit finds the wait over and sends again.
+            self.blocked_until = None;
+        }
         match self.deadline {
             Some(d) if now >= d => {}
             _ => return,
@@ -468,13 +633,19 @@ impl ReadTransfer {
     }
 
     /// Starts a recovery round: resend from the first unconfirmed block
-    /// through the window and one block past it (a receiver whose answers
-    /// were lost may be waiting for any of them), never past the end of the
-    /// file. Never more than a window and a block: U-Boot's virtio-net
-    /// receive ring holds 32 frames and stops for good when a burst
-    /// overflows it.
+    /// through the window and one block past everything sent (a receiver
+    /// whose answers were lost may be waiting for any of them; U-Boot, once
+    /// it has answered a repeat, stays silent until it gets exactly the
+    /// block after its last), never past the end of the file. The receive
+    /// budget paces the round; without one, the round stays within a
+    /// window and a block.
     fn set_probe(&mut self) {
-        let mut lim = (self.sent_max + 1).min(self.acked + self.window + 1);
+        let mut lim = self.sent_max + 1;
+        if self.cfg.rx_budget().is_none() {
+            // Without a receive budget, bursts stay within a window and a
+            // block.
+            lim = lim.min(self.acked + self.window + 1);
+        }
         if let Some(l) = self.last_block() {
             lim = lim.min(l);
         }
@@ -531,6 +702,24 @@ impl ReadTransfer {
         if b <= self.sent_max {
             // The client spoke: it has drained its queue up to here.
             self.sent_since_ack = 0;
+            let accepted = if b == self.acked {
+                // A repeated ACK comes from a client that took something
+                // other than the block it waits for (or from its own
+                // timeout, with its ring long empty): it has also consumed
+                // the packet sent right after the one it accepted.
+                Some(self.acked_seq + 1)
+            } else {
+                self.sent_at
+                    .get((b - self.acked - 1) as usize)
+                    .map(|e| e.accepted_after(self.proven_seq))
+            };
+            if let Some(a) = accepted {
+                self.proven_seq = self.proven_seq.max(a);
+                self.consumed_seq = self.consumed_seq.max(a);
+                if b > self.acked {
+                    self.acked_seq = a;
+                }
+            }
         }
         if b > self.sent_max {
             tracing::trace!(block = w, "ACK for a block never sent, ignored");

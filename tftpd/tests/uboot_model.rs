@@ -8,7 +8,7 @@
 //! on the virtual board by the QEMU tier. Times below are virtual and
 //! deterministic (seeded), so the assertions are not wall-clock thresholds.
 
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use lmx_tftpd::options::{negotiate, Direction, Limits};
@@ -129,9 +129,16 @@ impl PartialOrd for Ev {
 }
 
 struct Outcome {
+    /// When U-Boot had the whole file.
     time: Duration,
     ok: bool,
+    /// A frame arrived with U-Boot's receive ring full.
+    ring_dead: bool,
+    /// Most frames ever waiting in the ring.
+    ring_max: usize,
     retransmits: u64,
+    drain_waits: u64,
+    probes: u64,
     dropped: u64,
 }
 
@@ -151,14 +158,28 @@ fn simulate(size: usize, window: u16, loss_per_mille: u32, seed: u64) -> Outcome
         Direction::Read {
             size: Some(size as u64),
         },
-        &Limits::default(),
+        &Limits {
+            max_windowsize: TransferConfig::default().max_window().unwrap_or(u16::MAX),
+            ..Limits::default()
+        },
     )
     .unwrap();
+    // U-Boot takes the window the OACK grants.
+    let window = n.windowsize;
     let base = Instant::now();
     let one_way = Duration::from_micros(60);
     let per_packet = Duration::from_micros(15); // U-Boot's handling time
     let mut server = ReadTransfer::new(&n, TransferConfig::default(), base);
     let mut client = UBootClient::new(blksize, window);
+    // U-Boot's virtio-net receive ring: frames wait here until U-Boot has
+    // handled the one before; a frame arriving with the ring full kills
+    // reception for good (the driver re-adds buffers without notifying the
+    // device, so QEMU never delivers again).
+    let mut ring: VecDeque<(Duration, Vec<u8>)> = VecDeque::new();
+    let mut busy_until = Duration::ZERO;
+    let mut ring_dead = false;
+    let mut ring_max = 0usize;
+    let mut client_done_at = None;
     let mut queue = BinaryHeap::new();
     let mut seq = 0u64;
     let mut rng = seed | 1;
@@ -194,10 +215,12 @@ fn simulate(size: usize, window: u16, loss_per_mille: u32, seed: u64) -> Outcome
         while server.poll_transmit(&mut out) {
             send(&mut queue, now, false, out.clone());
         }
-        if server.is_finished() || client.failed || now > limit {
+        if server.is_finished() || client.failed || ring_dead || now > limit {
             break;
         }
-        // Next event: a delivery, the server's timer or the client's timer.
+        // Next event: a delivery, the end of U-Boot's handling of the
+        // frame at the head of its ring, the server's timer or the
+        // client's timer.
         let t_server = server.poll_timeout().map(|t| t - base);
         let t_client = if client.started || !client.done {
             Some(client.deadline)
@@ -205,23 +228,37 @@ fn simulate(size: usize, window: u16, loss_per_mille: u32, seed: u64) -> Outcome
             None
         };
         let t_queue = queue.peek().map(|e| e.at);
-        let next = [t_server, t_client, t_queue]
+        let t_ring = ring
+            .front()
+            .map(|(arrived, _)| (*arrived).max(busy_until) + per_packet);
+        let next = [t_server, t_client, t_queue, t_ring]
             .into_iter()
             .flatten()
             .min()
             .expect("something must be pending");
         now = next;
-        if t_queue == Some(next) {
+        if t_ring == Some(next) {
+            let (_, bytes) = ring.pop_front().unwrap();
+            busy_until = now;
+            if !client.done {
+                for r in client.on_packet(now, &bytes) {
+                    send(&mut queue, now, true, r);
+                }
+                if client.done {
+                    client_done_at = Some(now);
+                }
+            }
+            // A finished U-Boot no longer listens; the server's last
+            // retransmissions are dropped.
+        } else if t_queue == Some(next) {
             let ev = queue.pop().unwrap();
             if ev.to_server {
                 server.handle_packet(&ev.bytes, base + now);
-            } else if !client.done {
-                for r in client.on_packet(now, &ev.bytes) {
-                    send(&mut queue, now + per_packet, true, r);
-                }
-            } else if let Ok(Packet::Data { .. }) = Packet::parse(&ev.bytes) {
-                // Finished U-Boot no longer listens; the server's last
-                // retransmissions are lost.
+            } else if ring.len() >= RX_RING {
+                ring_dead = true;
+            } else {
+                ring.push_back((now, ev.bytes));
+                ring_max = ring_max.max(ring.len());
             }
         } else if t_server == Some(next) {
             server.handle_timeout(base + now);
@@ -233,45 +270,68 @@ fn simulate(size: usize, window: u16, loss_per_mille: u32, seed: u64) -> Outcome
             client.deadline = limit * 2;
         }
     }
-    let ok = client.done && client.data == file;
+    let ok = client.done && client.data == file && !ring_dead;
     Outcome {
-        time: now,
+        time: client_done_at.unwrap_or(now),
         ok,
+        ring_dead,
+        ring_max,
         retransmits: server.stats().retransmits,
+        drain_waits: server.stats().drain_waits,
+        probes: server.stats().probes,
         dropped,
     }
 }
+
+/// Frames U-Boot's virtio-net keeps in its receive ring.
+const RX_RING: usize = 32;
 
 const SIZE: usize = 8 * 1024 * 1024;
 
 #[test]
 fn clean_link_needs_no_retransmission() {
-    for window in [1, 16] {
+    for window in [1, 16, 32] {
         let o = simulate(SIZE, window, 0, 1);
+        assert!(
+            !o.ring_dead,
+            "window {window}: U-Boot's receive ring overflowed"
+        );
         assert!(o.ok, "window {window}");
         assert_eq!(o.retransmits, 0, "window {window}");
+        assert!(
+            o.ring_max <= RX_RING - 2,
+            "window {window}: {} frames queued",
+            o.ring_max
+        );
     }
 }
 
 #[test]
 fn loss_is_recovered_without_uboot_timeouts() {
-    for window in [1u16, 16] {
+    for window in [1u16, 16, 32] {
         let clean = simulate(SIZE, window, 0, 1).time;
         for (loss, seed) in [(10u32, 7u64), (10, 8), (50, 9)] {
             let o = simulate(SIZE, window, loss, seed);
+            assert!(
+                !o.ring_dead,
+                "window {window}, loss {loss}‰: U-Boot's receive ring overflowed"
+            );
             assert!(
                 o.ok,
                 "window {window}, loss {loss}‰: transfer failed or corrupted"
             );
             assert!(o.dropped > 0);
             eprintln!(
-                "window {window:2} loss {:.1}%: {:?} vs clean {:?} (x{:.2}), {} dropped, {} retransmits",
+                "window {window:2} loss {:.1}%: {:?} vs clean {:?} (x{:.2}), {} dropped, {} retransmits, ring peak {}, {} drain waits, {} probes",
                 loss as f64 / 10.0,
                 o.time,
                 clean,
                 o.time.as_secs_f64() / clean.as_secs_f64(),
                 o.dropped,
-                o.retransmits
+                o.retransmits,
+                o.ring_max,
+                o.drain_waits,
+                o.probes
             );
             // At 1% every loss was repaired by the server's own timer and
             // the client's gap ACKs: a single U-Boot timeout (5 s of

@@ -534,3 +534,118 @@ fn windowed_timeouts_alternate_single_head_block_and_full_window_plus_one() {
     assert_eq!(sent.len(), 4, "a normal window after progress");
     assert_eq!(sent[0], data(6, &file[40..48]));
 }
+
+/// A transfer whose client holds `frames` frames, window `w`, 8-byte blocks.
+fn budgeted(frames: u16, w: u16, size: u8, t0: Instant) -> (ReadTransfer, Vec<u8>) {
+    let n = neg(
+        &[("blksize", "8"), ("windowsize", &w.to_string())],
+        size as u64,
+    );
+    let file: Vec<u8> = (0..size).collect();
+    let cfg = TransferConfig {
+        rx_frames: Some(frames),
+        ..TransferConfig::default()
+    };
+    let mut t = ReadTransfer::new(&n, cfg, t0);
+    let mut pos = 0;
+    feed(&mut t, &file, &mut pos);
+    drain(&mut t);
+    t.handle_packet(&ack(0), t0);
+    (t, file)
+}
+
+#[test]
+fn receive_budget_grants_windows_that_fit_with_a_probe_to_spare() {
+    let cfg = |f| TransferConfig {
+        rx_frames: Some(f),
+        ..TransferConfig::default()
+    };
+    // U-Boot's virtio-net ring: 32 frames, 30 packets of budget, window 29.
+    assert_eq!(cfg(32).rx_budget(), Some(30));
+    assert_eq!(cfg(32).max_window(), Some(29));
+    assert_eq!(cfg(3).max_window(), Some(1));
+    let none = TransferConfig {
+        rx_frames: None,
+        ..TransferConfig::default()
+    };
+    assert_eq!(none.rx_budget(), None);
+    assert_eq!(none.max_window(), None);
+}
+
+#[test]
+fn silent_client_never_gets_more_than_the_budget_until_the_drain_wait() {
+    let t0 = Instant::now();
+    // 8 frames: a budget of 6 packets; window 5.
+    let (mut t, _file) = budgeted(8, 5, 200, t0);
+    assert_eq!(drain(&mut t).len(), 5);
+    // One measured round trip of 1 ms, then the client goes silent.
+    let start = t0 + ms(1);
+    t.handle_packet(&ack(5), start);
+    let mut sent = drain(&mut t).len();
+    assert_eq!(sent, 5);
+    // Timeouts come and go, each may resend, but never past the budget
+    // while the ring may still be full.
+    let mut now = start;
+    while sent <= 6 {
+        let d = t.poll_timeout().expect("the transfer went quiet for good");
+        assert!(d < start + DRAIN_WAIT_MAX, "no drain wait ended");
+        now = d;
+        t.handle_timeout(now);
+        sent += drain(&mut t).len();
+        if now < start + DRAIN_WAIT_MIN {
+            assert!(sent <= 6, "{sent} packets sent into a ring of 8 frames");
+        }
+    }
+    assert!(now >= start + DRAIN_WAIT_MIN);
+    assert_eq!(t.stats().drain_waits, 1);
+}
+
+#[test]
+fn ack_frees_the_budget_for_what_was_sent_before_the_acked_block() {
+    let t0 = Instant::now();
+    let (mut t, file) = budgeted(8, 5, 200, t0);
+    assert_eq!(drain(&mut t).len(), 5); // blocks 1..=5
+                                        // Window end: everything sent before block 5 and block 5 itself are out
+                                        // of the ring, so a whole window goes out at once.
+    t.handle_packet(&ack(5), t0 + ms(1));
+    let sent = drain(&mut t);
+    assert_eq!(sent.len(), 5);
+    assert_eq!(sent[0], data(6, &file[40..48]));
+}
+
+#[test]
+fn budget_cut_recovery_burst_ends_with_a_clock_probe() {
+    let t0 = Instant::now();
+    let (mut t, file) = budgeted(8, 5, 200, t0);
+    assert_eq!(drain(&mut t).len(), 5); // blocks 1..=5, seq 1..=5
+                                        // Block 3 was lost; the client reports 2 when it meets block 4. Only
+                                        // blocks up to 2 are known to have left its ring, so blocks 4 and 5 may
+                                        // still be there: 6 - 3 = 3 packets of budget left. The client will not
+                                        // answer before block 2 + 5 = 7, so the last of them is spent on a
+                                        // probe: block 3 again, which it will take as out of order once it has
+                                        // 3 and 4 and answer at once.
+    t.handle_packet(&ack(2), t0 + ms(1));
+    let sent = drain(&mut t);
+    assert_eq!(
+        sent,
+        vec![
+            data(3, &file[16..24]),
+            data(4, &file[24..32]),
+            data(3, &file[16..24]),
+        ]
+    );
+    assert_eq!(t.stats().probes, 1);
+    // The probe's answer: the client holds 4.
+    t.handle_packet(&ack(4), t0 + ms(2));
+    // Which copy of block 4 did it take? The first one (sequence 4) may
+    // have come after everything known consumed (up to sequence 2), so
+    // sequences 5..=8 may still be queued: room for two more, the second a
+    // probe again.
+    let sent = drain(&mut t);
+    assert_eq!(sent, vec![data(5, &file[32..40]), data(5, &file[32..40])]);
+    assert_eq!(t.stats().probes, 2);
+    // A repeated ACK of 4 (the client met something other than 5 after
+    // taking 4): the packet after the copy of 4 it took is out too.
+    t.handle_packet(&ack(4), t0 + ms(3));
+    assert_eq!(t.stats().drain_waits, 0);
+}
