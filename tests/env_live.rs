@@ -13,6 +13,10 @@
 //! - `lmx env set --board qemu-aarch64 --flash-dir D --save` (live), then
 //!   a fresh boot from the same flash shows the value: spaces, quotes,
 //!   `$`, `;`, `#`, a backslash; without `--save` nothing persists;
+//! - the same through `--port` for a board left at its prompt (a board
+//!   file without `virtual`);
+//! - the big-endian MIPS twin (`qemu-mips`): saveenv read from its flash
+//!   file, an lmx-written file loaded by U-Boot, and the byte order matters;
 //! - values a dialect cannot take are refused with the reason before any
 //!   console is opened or QEMU started.
 //!
@@ -383,8 +387,10 @@ fn unsafe_values_are_refused_per_dialect_before_touching_the_board() {
         assert!(e.contains(why), "{value:?}: {e}");
         assert!(!e.contains("starting virtual board"), "{value:?}: {e}");
     }
-    let e = fails(&["env", "set", "--board", "qemu-aarch64", "--save", "x", "1"]);
-    assert!(e.contains("give --flash-dir"), "{e}");
+    // A board loaded with -bios has no flash to save into.
+    let e = fails(&["env", "set", "--board", "qemu-armv7l", "--save", "x", "1"]);
+    assert!(e.contains("no flash to save the environment in"), "{e}");
+    assert!(!e.contains("starting virtual board"), "{e}");
 }
 
 /// The real-board path (`--port`, the board left at its prompt): the
@@ -467,4 +473,92 @@ fn a_board_at_its_prompt_over_a_port() {
         "lmxport",
     ]);
     assert_eq!(stored, "over the port; $x\n");
+}
+
+/// The big-endian MIPS twin (`qemu-mips`, malta, U-Boot 2023.01 built by
+/// `testbed/uboot.sh`): the environment's CRC is stored big-endian, in
+/// the one 4 MiB flash file at 0x3E0000. Both directions against U-Boot.
+#[test]
+fn big_endian_mips_twin_round_trip() {
+    let _one = one_vm();
+    if let Err(e) = lmx_testbed::find_qemu(Arch::Mips) {
+        panic!("the MIPS twin tests need qemu-system-mips (scripts/deps.sh virtual): {e}");
+    }
+    let uboot_bin = lmx_testbed::uboot_firmware(Arch::Mips)
+        .unwrap_or_else(|e| panic!("the MIPS twin needs its U-Boot (testbed/uboot.sh malta): {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let flash_dir = dir.path().join("flash");
+    let fd = s(&flash_dir);
+
+    // U-Boot saves, lmx reads the file.
+    let o = lmx(&[
+        "env",
+        "set",
+        "--board",
+        "qemu-mips",
+        "--flash-dir",
+        fd,
+        "--save",
+        "lmxbe",
+        "big endian; $x \"q\"",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("saved (saveenv)"), "{}", text(&o));
+    let image = flash_dir.join("flash.img");
+    let loc = ["--image", s(&image), "--board", "qemu-mips"];
+    let with = |head: &[&'static str], tail: &[&str]| -> Vec<String> {
+        head.iter()
+            .chain(loc.iter())
+            .chain(tail.iter())
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let args = with(&["env", "get"], &["lmxbe"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(ok(&args), "big endian; $x \"q\"\n");
+    // The byte order matters: read as little-endian, the CRC fails.
+    let args = with(&["env", "get"], &["--little-endian", "lmxbe"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = fails(&args);
+    assert!(e.contains("no valid environment"), "{e}");
+    assert!(e.contains("--big-endian"), "suggests the right order: {e}");
+
+    // lmx writes the file, U-Boot loads it.
+    let args = with(&["env", "set"], &["lmxoff", "offline ${y}; two  blanks"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&args);
+    let flash = lmx_testbed::malta::create_flash(&flash_dir, Arch::Mips, &uboot_bin, true).unwrap();
+    assert_eq!(flash, image);
+    let cfg = VmConfig::malta(
+        Arch::Mips,
+        Console::Unix(dir.path().join("console.sock")),
+        flash,
+    );
+    let mut vm = Vm::start(&cfg).unwrap();
+    let mut con = vm.open_console().unwrap();
+    let banner =
+        uboot::interrupt_autoboot_at(&mut con, uboot::MALTA_PROMPT, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}\nQEMU stderr: {}", vm.stderr()));
+    assert!(!banner.contains(BAD_CRC), "banner: {banner}");
+    assert!(
+        banner.contains("Loading Environment from Flash... OK"),
+        "banner: {banner}"
+    );
+    for (name, value) in [
+        ("lmxoff", "offline ${y}; two  blanks"),
+        ("lmxbe", "big endian; $x \"q\""),
+    ] {
+        let out = uboot::run_at(
+            &mut con,
+            uboot::MALTA_PROMPT,
+            &format!("printenv {name}"),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(
+            out.lines().next().unwrap_or("").trim_end_matches('\r'),
+            format!("{name}={value}")
+        );
+    }
+    vm.kill();
 }

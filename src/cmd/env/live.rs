@@ -32,9 +32,10 @@ pub struct LiveOpts {
     /// starts itself.
     #[arg(long, value_name = "PORT")]
     pub port: Option<String>,
-    /// Virtual board: keep its flash banks (flash0.img with U-Boot,
-    /// flash1.img with the environment) in DIR, created when missing and
-    /// reused when present, so `--save` lasts. Default: a temporary flash.
+    /// Virtual board: its flash banks (flash0.img with U-Boot, flash1.img
+    /// with the environment) are in DIR, created when missing and reused
+    /// when present, so `--save` lasts. Default: the lmx cache's
+    /// `virtual/<board>`, the flash `lmx flash` writes too.
     #[arg(long, value_name = "DIR")]
     pub flash_dir: Option<PathBuf>,
     /// Seconds to reach the U-Boot prompt (power the board on or reset
@@ -374,8 +375,8 @@ fn serial_config(board: &Board) -> miette::Result<SerialConfig> {
 }
 
 /// Starts a virtual board with its console on a unix socket in `tmp`.
-/// With pflash firmware the banks are files in `--flash-dir` (kept) or
-/// in `tmp` (gone afterwards, so `--save` is refused there).
+/// With pflash firmware the banks are files in `--flash-dir`, else in
+/// the lmx cache (kept either way).
 fn start_virtual(
     board: &Board,
     opts: &LiveOpts,
@@ -400,32 +401,41 @@ fn start_virtual(
             board.name
         ));
     }
-    if pflash && save && opts.flash_dir.is_none() {
-        return Err(miette!(
-            help = "give --flash-dir DIR: flash0.img and flash1.img are kept there, and the next \
-                    run with the same DIR boots with the saved environment",
-            "--save on virtual board {}: its flash would be a temporary file, deleted afterwards",
-            board.name
-        ));
-    }
     let arch = virt::arch(board)?;
     virt::check_host(arch)?;
     let sock = tmp.join("console.sock");
+    let flash_dir = || match &opts.flash_dir {
+        Some(d) => Ok(d.clone()),
+        None => crate::cmd::flash::default_flash_dir(board),
+    };
+    if arch.is_malta() {
+        // The MIPS twins: one 4 MiB flash file, U-Boot at 0, the
+        // environment inside it (`[flash.env]`).
+        let dir = flash_dir()?;
+        let uboot = virt::prepare_firmware(board, arch)?;
+        let flash = lmx_testbed::malta::create_flash(&dir, arch, &uboot, true)
+            .map_err(|e| miette!("{e}"))
+            .wrap_err_with(|| format!("preparing the flash file in {}", dir.display()))?;
+        eprintln!("==> flash of {}: {}", board.name, flash.display());
+        let cfg =
+            lmx_testbed::VmConfig::malta(arch, lmx_testbed::Console::Unix(sock.clone()), flash);
+        eprintln!("==> starting virtual board {} (QEMU)", board.name);
+        let vm = virt::start(&cfg)?;
+        return Ok((vm, Endpoint::Unix(sock)));
+    }
     let mut cfg = virt::vm_config(arch, lmx_testbed::Console::Unix(sock.clone()), false);
     if pflash {
-        let dir = opts.flash_dir.clone().unwrap_or_else(|| tmp.join("flash"));
+        let dir = flash_dir()?;
         let uboot = lmx_testbed::uboot_firmware(arch).map_err(|e| miette!("{e}"))?;
         let banks = lmx_testbed::Pflash::create(&dir, &uboot, true)
             .map_err(|e| miette!("{e}"))
             .wrap_err_with(|| format!("preparing the flash files in {}", dir.display()))?;
-        if opts.flash_dir.is_some() {
-            eprintln!(
-                "==> flash of {}: {} and {} (environment at the start of the second)",
-                board.name,
-                banks.flash0.display(),
-                banks.flash1.display()
-            );
-        }
+        eprintln!(
+            "==> flash of {}: {} and {} (environment at the start of the second)",
+            board.name,
+            banks.flash0.display(),
+            banks.flash1.display()
+        );
         cfg.firmware = lmx_testbed::Firmware::Pflash(banks);
     }
     eprintln!("==> starting virtual board {} (QEMU)", board.name);
