@@ -57,6 +57,7 @@ pub struct Location {
     /// Take the location from this board's `[flash.env]`; FILE is then a
     /// dump of the whole flash (or, on a virtual board, one pflash bank
     /// file such as flash1.img). The flags below override the board.
+    /// Without --image: the board whose running U-Boot is read or changed.
     #[arg(long, value_name = "NAME")]
     pub board: Option<String>,
     /// Look here for board files before ./boards/, ~/.config/lmx/boards/
@@ -198,7 +199,8 @@ pub struct SetArgs {
     save: bool,
     /// Variable name.
     name: String,
-    /// New value (quote it for the host shell; it is stored as given).
+    /// New value (quote it for the host shell; it is stored as given, and
+    /// on the board lmx quotes it for U-Boot's parser).
     value: String,
 }
 

@@ -162,7 +162,7 @@ pub fn set(args: &SetArgs) -> miette::Result<()> {
     let saved: miette::Result<Option<(SaveVerdict, String)>> = s.rt.block_on(async {
         let before = shell.printenv(name).await.map_err(Report::new)?;
         if before.as_deref() == Some(value) && !save {
-            eprintln!("{name} already has this value; nothing sent");
+            eprintln!("{name} already has this value; nothing changed");
             return Ok(None);
         }
         if before.as_deref() != Some(value) {
