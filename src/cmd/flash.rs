@@ -310,7 +310,15 @@ fn build_plan(board: &Board, req: &FlashRequest) -> miette::Result<FlashPlan> {
 pub fn run(args: FlashArgs) -> miette::Result<()> {
     let board = crate::cmd::boards::catalog(args.boards_dir.as_deref())
         .resolve(&args.board)
-        .map_err(|e| miette!("{e}"))?
+        .map_err(|e| {
+            // Every problem with its rule, not only the count.
+            let details: Vec<String> = e.errors.iter().map(|p| p.to_string()).collect();
+            miette!(
+                help = "fix the board file (lmx boards check FILE); nothing was sent to the board",
+                "{e}:\n{}",
+                details.join("\n")
+            )
+        })?
         .board;
     let src = source(&args, &board)?;
     let mut plan = build_plan(&board, &request(&args, &src, BackupVia::Tftpput))?;
@@ -865,7 +873,7 @@ impl Executor {
                 self.save_backup(plan, step, &bytes, *size)?;
             }
         }
-        tracing::debug!(elapsed = ?t.elapsed(), "step done");
+        eprintln!("    ok in {:.3} s", t.elapsed().as_secs_f64());
         Ok(())
     }
 

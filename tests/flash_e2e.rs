@@ -1,0 +1,564 @@
+//! `lmx flash` end to end on the virtual board: the real `lmx` binary
+//! starts QEMU with both CFI flash banks backed by files in a test
+//! directory (`--flash-dir`), serves the image with its TFTP server and
+//! drives Debian's U-Boot through `erase`/`cp.b`/`crc32`. The flash files
+//! are then read on the host, so every claim is checked against the bytes
+//! QEMU really stored.
+//!
+//! Needs the virtual package set (`scripts/deps.sh virtual`), the cached
+//! test bed kernel (`testbed/kernel.sh aarch64`), for the backup test the
+//! U-Boot with `tftpput` (`testbed/uboot.sh qemu_arm64`, built from
+//! Debian's source package the first time, about three minutes) and root
+//! or unprivileged user namespaces with an openable /dev/net/tun. One VM
+//! at a time (the same host-wide lock as the other virtual-board tests).
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const MARKER: &str = "LMX-USERLAND-READY";
+const MIB: usize = 1 << 20;
+static ONE_VM: Mutex<()> = Mutex::new(());
+
+struct VmLock {
+    _guard: std::sync::MutexGuard<'static, ()>,
+    _file: std::fs::File,
+}
+
+fn one_vm() -> VmLock {
+    let guard = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("lmx-virtual-board.lock"))
+        .expect("lock file");
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+    VmLock {
+        _guard: guard,
+        _file: file,
+    }
+}
+
+fn require_qemu() {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("qemu-system-aarch64").is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "qemu-system-aarch64 is not installed: run `scripts/deps.sh virtual`"
+    );
+}
+
+fn processes_tagged(tag: &str) -> Vec<String> {
+    let needle = format!("LMX_E2E_TAG={tag}");
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let p = e.path();
+        if let Ok(env) = std::fs::read(p.join("environ")) {
+            if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+                let cmd = std::fs::read_to_string(p.join("cmdline")).unwrap_or_default();
+                found.push(format!("{}: {}", p.display(), cmd.replace('\0', " ")));
+            }
+        }
+    }
+    found
+}
+
+struct Run {
+    out: Output,
+    /// Whether a QEMU process was seen while lmx ran.
+    qemu_seen: bool,
+}
+
+impl Run {
+    /// stdout and stderr, with miette's wrapping and box drawing undone
+    /// (whitespace runs become one space) so phrases match across lines.
+    fn all(&self) -> String {
+        let raw = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&self.out.stdout),
+            String::from_utf8_lossy(&self.out.stderr)
+        );
+        raw.replace(['│', '╰', '─', '▶'], " ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+    fn success(&self) -> bool {
+        self.out.status.success()
+    }
+}
+
+/// Runs `lmx ARGS` with a hard limit, then checks nothing it started is left.
+fn lmx(args: &[&str], limit: Duration) -> Run {
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lmx"))
+        .args(args)
+        .env("LMX_E2E_TAG", &tag)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting lmx");
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let mut qemu_seen = false;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if !qemu_seen {
+            qemu_seen = processes_tagged(&tag)
+                .iter()
+                .any(|p| p.contains("qemu-system"));
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    };
+    let mut left = processes_tagged(&tag);
+    for _ in 0..40 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        left = processes_tagged(&tag);
+    }
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    Run { out, qemu_seen }
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("lmx-flash-e2e-")
+        .tempdir()
+        .unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Pseudo-random bytes (xorshift), different per seed.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn bank0(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("flash0.img")).expect("flash0.img")
+}
+
+fn flash_args<'a>(board: &'a str, flash_dir: &'a Path) -> Vec<&'a str> {
+    vec![
+        "flash",
+        "--board",
+        board,
+        "--yes",
+        "--flash-dir",
+        s(flash_dir),
+    ]
+}
+
+#[test]
+fn a_fit_and_rootfs_flashed_from_lmx_build_boot_from_flash() {
+    require_qemu();
+    let _vm = one_vm();
+    // The test bed's kernel, rootfs and machine DTB, then lmx build with a FIT.
+    let inputs = tmp();
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-aarch64",
+            "--dry-run",
+            "--out",
+            s(inputs.path()),
+        ],
+        Duration::from_secs(600),
+    );
+    assert!(r.success(), "{}", r.all());
+    let out = tmp();
+    let i = inputs.path();
+    let r = lmx(
+        &[
+            "build",
+            "--board",
+            "qemu-aarch64",
+            "--format",
+            "fit",
+            "--kernel",
+            s(&i.join("Image")),
+            "--rootfs",
+            s(&i.join("rootfs.squashfs")),
+            "--dtb",
+            s(&i.join("virt.dtb")),
+            "--append",
+            "init=/init",
+            "--out",
+            s(out.path()),
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(r.success(), "lmx build: {}", r.all());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("manifest.json")).unwrap())
+            .unwrap();
+    let fw = &manifest["firmware"];
+    assert_eq!(fw["partition"], "firmware");
+    let parts = fw["parts"].as_array().unwrap();
+    let (k, rfs) = (&parts[0], &parts[1]);
+    assert_eq!(k["name"], "kernel");
+    assert_eq!(rfs["name"], "rootfs");
+    let k_off = k["flash_offset"].as_u64().unwrap();
+    let (r_off, r_size) = (
+        rfs["flash_offset"].as_u64().unwrap(),
+        rfs["padded_size"].as_u64().unwrap(),
+    );
+    // The rootfs as a partition of the CFI flash Linux calls 0.flash.
+    let bootargs = format!(
+        "console=ttyAMA0,115200 mtdparts=0.flash:{r_size:#x}@{r_off:#x}(rootfs) root=/dev/mtdblock0 rootfstype=squashfs init=/init"
+    );
+    let bootcmd = format!("bootm {k_off:#x}");
+    let flash = tmp();
+    let mut args = flash_args("qemu-aarch64", flash.path());
+    args.extend([
+        "--from",
+        s(out.path()),
+        "--bootcmd",
+        &bootcmd,
+        "--bootargs",
+        &bootargs,
+        "--boot",
+        "--show-console",
+    ]);
+    let r = lmx(&args, Duration::from_secs(300));
+    let all = r.all();
+    assert!(r.success(), "{all}");
+    assert!(all.contains("==> [erase] erase 0x400000 +0x"), "{all}");
+    assert!(all.contains("flashed and verified: firmware.bin"), "{all}");
+    // The kernel mounted its root from the flash partition, not from RAM.
+    assert!(
+        all.contains("Creating 1 MTD partitions on \"0.flash\""),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!("{MARKER} aarch64 root=/dev/mtdblock0")),
+        "{all}"
+    );
+    assert!(
+        all.contains("booted from flash: userland marker seen"),
+        "{all}"
+    );
+    // What QEMU stored is the firmware image, byte for byte.
+    let image = std::fs::read(out.path().join("firmware.bin")).unwrap();
+    let b0 = bank0(flash.path());
+    assert_eq!(&b0[0x40_0000..0x40_0000 + image.len()], &image[..]);
+    // U-Boot's own area is untouched: the start of the bank is still u-boot.bin.
+    let uboot = std::fs::read("/usr/lib/u-boot/qemu_arm64/u-boot.bin").unwrap();
+    assert_eq!(&b0[..uboot.len()], &uboot[..]);
+}
+
+#[test]
+fn b_write_protected_flash_fails_verification_with_the_flash_state() {
+    require_qemu();
+    let _vm = one_vm();
+    let work = tmp();
+    let image = work.path().join("image.bin");
+    std::fs::write(&image, pattern(MIB + 4321, 7)).unwrap();
+    let flash = work.path().join("flash");
+    let mut args = flash_args("qemu-aarch64", &flash);
+    args.extend(["--image", s(&image), "--write-protect"]);
+    let r = lmx(&args, Duration::from_secs(180));
+    let all = r.all();
+    assert!(!r.success(), "{all}");
+    assert!(
+        all.contains("verification failed: the flash reads back crc32"),
+        "{all}"
+    );
+    assert!(all.contains("was written but does not read back"), "{all}");
+    assert!(all.contains("write-protected"), "{all}");
+    // QEMU kept nothing: the region is still erased.
+    let b0 = bank0(&flash);
+    assert!(b0[0x40_0000..0x40_0000 + MIB].iter().all(|b| *b == 0xff));
+}
+
+#[test]
+fn c_a_region_corrupted_after_the_write_fails_verify_only() {
+    require_qemu();
+    let _vm = one_vm();
+    let work = tmp();
+    let image = work.path().join("image.bin");
+    let bytes = pattern(3 * MIB / 2, 11);
+    std::fs::write(&image, &bytes).unwrap();
+    let flash = work.path().join("flash");
+    let mut args = flash_args("qemu-aarch64", &flash);
+    args.extend(["--image", s(&image)]);
+    let r = lmx(&args, Duration::from_secs(180));
+    assert!(r.success(), "{}", r.all());
+    // Verify-only on intact flash passes and erases nothing.
+    let mut verify = flash_args("qemu-aarch64", &flash);
+    verify.extend(["--image", s(&image), "--verify-only"]);
+    let r = lmx(&verify, Duration::from_secs(120));
+    let all = r.all();
+    assert!(r.success(), "{all}");
+    assert!(all.contains("==> verified: flash at 0x400000"), "{all}");
+    assert!(!all.contains("[erase]"), "{all}");
+    // One flipped byte in the middle of the region, on the host.
+    let path = flash.join("flash0.img");
+    let mut b0 = bank0(&flash);
+    b0[0x40_0000 + 0x1_2345] ^= 0x20;
+    std::fs::write(&path, &b0).unwrap();
+    let r = lmx(&verify, Duration::from_secs(120));
+    let all = r.all();
+    assert!(!r.success(), "{all}");
+    assert!(
+        all.contains("verification failed: the flash reads back crc32"),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!("the image has {:08x}", crc32fast::hash(&bytes))),
+        "{all}"
+    );
+}
+
+/// A board directory with qemu-aarch64 variants that differ in one fact.
+fn variant_boards(dir: &Path) {
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/qemu-aarch64.toml"),
+    )
+    .unwrap();
+    // The firmware partition moved over U-Boot's area (the map of a careless port).
+    let overlap = base.replace("name = \"qemu-aarch64\"", "name = \"qemu-overlap\"")
+        + "\n[[flash.partitions]]\nname = \"u-boot\"\noffset = 0x0\nsize = 0x400000\nprotected = true\nrole = \"bootloader\"\n\n[[flash.partitions]]\nname = \"firmware\"\noffset = 0x300000\nsize = 0x1D00000\nrole = \"firmware\"\n";
+    std::fs::write(dir.join("qemu-overlap.toml"), overlap).unwrap();
+    // The same flash declared as SPI-NOR: the plan needs `sf`, which this U-Boot lacks.
+    let spi = base.replace("name = \"qemu-aarch64\"", "name = \"qemu-spi\"")
+        + "\n[flash]\ntype = \"spi-nor\"\n";
+    std::fs::write(dir.join("qemu-spi.toml"), spi).unwrap();
+}
+
+#[test]
+fn d_a_plan_overlapping_u_boot_is_refused_before_anything_is_sent() {
+    let boards = tmp();
+    variant_boards(boards.path());
+    let work = tmp();
+    let image = work.path().join("image.bin");
+    std::fs::write(&image, pattern(MIB, 3)).unwrap();
+    let flash = work.path().join("flash");
+    // Straight at U-Boot's partition.
+    let mut args = flash_args("qemu-aarch64", &flash);
+    args.extend(["--image", s(&image), "--partition", "u-boot"]);
+    let r = lmx(&args, Duration::from_secs(60));
+    let all = r.all();
+    assert!(!r.success(), "{all}");
+    assert!(
+        all.contains("refused: nothing was sent to board qemu-aarch64"),
+        "{all}"
+    );
+    assert!(
+        all.contains("partition u-boot is protected (boot loader)"),
+        "{all}"
+    );
+    assert!(!r.qemu_seen, "QEMU ran: {all}");
+    assert!(!flash.exists(), "no flash file is even created");
+    // Through a board file whose firmware partition covers U-Boot's area.
+    let mut args = flash_args("qemu-overlap", &flash);
+    args.extend(["--boards-dir", s(boards.path()), "--image", s(&image)]);
+    let r = lmx(&args, Duration::from_secs(60));
+    let all = r.all();
+    assert!(!r.success(), "{all}");
+    assert!(all.contains("[partition-overlap]"), "{all}");
+    assert!(all.contains("[protected-in-firmware]"), "{all}");
+    assert!(all.contains("nothing was sent to the board"), "{all}");
+    assert!(!r.qemu_seen, "QEMU ran: {all}");
+    assert!(!flash.exists());
+}
+
+#[test]
+fn e_a_u_boot_without_sf_is_caught_before_anything_is_erased() {
+    require_qemu();
+    let _vm = one_vm();
+    let boards = tmp();
+    variant_boards(boards.path());
+    let work = tmp();
+    let image = work.path().join("image.bin");
+    std::fs::write(&image, pattern(MIB, 5)).unwrap();
+    let flash = work.path().join("flash");
+    let mut args = flash_args("qemu-spi", &flash);
+    args.extend(["--boards-dir", s(boards.path()), "--image", s(&image)]);
+    let r = lmx(&args, Duration::from_secs(120));
+    let all = r.all();
+    assert!(!r.success(), "{all}");
+    assert!(all.contains("U-Boot lacks the command(s) sf"), "{all}");
+    assert!(all.contains("Flash state: untouched"), "{all}");
+    assert!(all.contains("try --method mapped"), "{all}");
+    assert!(!all.contains("[erase]"), "{all}");
+    let b0 = bank0(&flash);
+    assert!(b0[0x40_0000..0x50_0000].iter().all(|b| *b == 0xff));
+    // The suggested method works on the same flash.
+    args.extend(["--method", "mapped"]);
+    let r = lmx(&args, Duration::from_secs(120));
+    assert!(r.success(), "{}", r.all());
+    assert_eq!(&bank0(&flash)[0x40_0000..0x50_0000], &pattern(MIB, 5)[..]);
+}
+
+/// The virtual board's U-Boot built with tftpput (cached by the script).
+fn uboot_with_tftpput() -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/uboot.sh");
+    let out = Command::new(&script)
+        .arg("qemu_arm64")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running testbed/uboot.sh");
+    assert!(
+        out.status.success(),
+        "testbed/uboot.sh qemu_arm64 failed (scripts/deps.sh virtual adds the deb-src entry it needs)"
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+#[test]
+fn f_backup_round_trip_is_byte_identical() {
+    require_qemu();
+    let uboot = uboot_with_tftpput();
+    let _vm = one_vm();
+    let work = tmp();
+    let flash = work.path().join("flash");
+    std::fs::create_dir_all(&flash).unwrap();
+    // Bank 0: this U-Boot at offset 0, erased after it (what Pflash::create does).
+    let mut b0 = std::fs::read(&uboot).unwrap();
+    b0.resize(64 * MIB, 0xff);
+    std::fs::write(flash.join("flash0.img"), &b0).unwrap();
+
+    let first = work.path().join("first.bin");
+    std::fs::write(&first, pattern(3 * MIB / 2 + 777, 21)).unwrap();
+    let mut args = flash_args("qemu-aarch64", &flash);
+    args.extend(["--image", s(&first)]);
+    let r = lmx(&args, Duration::from_secs(180));
+    assert!(r.success(), "{}", r.all());
+    let before = bank0(&flash);
+
+    // Flash a second image, saving what it replaces.
+    let second = work.path().join("second.bin");
+    std::fs::write(&second, pattern(3 * MIB / 2 + 777, 22)).unwrap();
+    let backup = work.path().join("backup.bin");
+    let mut args = flash_args("qemu-aarch64", &flash);
+    args.extend(["--image", s(&second), "--backup", s(&backup)]);
+    let r = lmx(&args, Duration::from_secs(180));
+    let all = r.all();
+    assert!(r.success(), "{all}");
+    assert!(
+        all.contains("==> [backup] tftpput 0x400000 0x1c0000"),
+        "{all}"
+    );
+    assert!(all.contains("matches the board's"), "{all}");
+    let saved = std::fs::read(&backup).unwrap();
+    // The whole erase region (1.5 MiB + 777 rounded to 256 KiB), as it was.
+    assert_eq!(saved.len(), 0x1C_0000);
+    assert_eq!(&saved[..], &before[0x40_0000..0x5C_0000]);
+
+    // Restoring the backup brings back exactly the first flash contents.
+    let mut args = flash_args("qemu-aarch64", &flash);
+    args.extend(["--image", s(&backup), "--partition", "firmware"]);
+    let r = lmx(&args, Duration::from_secs(180));
+    assert!(r.success(), "{}", r.all());
+    assert_eq!(bank0(&flash), before);
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_a_too_large_image_is_refused() {
+    let work = tmp();
+    let image = work.path().join("image.bin");
+    std::fs::write(&image, pattern(MIB, 1)).unwrap();
+    let r = lmx(
+        &[
+            "flash",
+            "--board",
+            "qemu-aarch64",
+            "--image",
+            s(&image),
+            "--dry-run",
+        ],
+        Duration::from_secs(30),
+    );
+    let all = r.all();
+    assert!(r.success(), "{all}");
+    for line in [
+        "tftpboot 0x44000000 image.bin",
+        "crc32 0x44000000 0x100000",
+        "erase 0x400000 +0x100000",
+        "cp.b 0x44000000 0x400000 0x100000",
+        "crc32 0x400000 0x100000",
+    ] {
+        assert!(all.contains(line), "{line}: {all}");
+    }
+    assert!(!r.qemu_seen);
+    // 28 MiB + 1 byte: one more than the firmware partition.
+    let big = work.path().join("big.bin");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(0x1C0_0001).unwrap();
+    let r = lmx(
+        &[
+            "flash",
+            "--board",
+            "qemu-aarch64",
+            "--image",
+            s(&big),
+            "--yes",
+        ],
+        Duration::from_secs(30),
+    );
+    let all = r.all();
+    assert!(!r.success(), "{all}");
+    assert!(all.contains("partition firmware holds 0x1c00000"), "{all}");
+    assert!(all.contains("nothing was sent"), "{all}");
+    assert!(!r.qemu_seen);
+    // Without --yes and without a terminal answer, nothing happens either.
+    let r = lmx(
+        &["flash", "--board", "qemu-aarch64", "--image", s(&image)],
+        Duration::from_secs(30),
+    );
+    let all = r.all();
+    assert!(!r.success(), "{all}");
+    assert!(all.contains("About to flash board qemu-aarch64"), "{all}");
+    assert!(all.contains("not confirmed: nothing was sent"), "{all}");
+    assert!(!r.qemu_seen);
+}
