@@ -89,6 +89,10 @@ pub fn check_host(arch: Arch) -> miette::Result<()> {
 /// which needs the package archive: call this before [`enter_network`]).
 /// For the ARM boards Debian's `u-boot-qemu` build.
 pub fn prepare_firmware(board: &Board, arch: Arch) -> miette::Result<PathBuf> {
+    firmware(board, arch, true)
+}
+
+fn firmware(board: &Board, arch: Arch, announce: bool) -> miette::Result<PathBuf> {
     let given = board
         .qemu
         .as_ref()
@@ -103,7 +107,7 @@ pub fn prepare_firmware(board: &Board, arch: Arch) -> miette::Result<PathBuf> {
             p.display()
         )),
         None => {
-            if arch.is_malta() {
+            if arch.is_malta() && announce {
                 eprintln!(
                     "==> test bed U-Boot with LZMA (testbed/uboot.sh {}; cached after the first build)",
                     arch.uboot_build()
@@ -137,7 +141,7 @@ pub fn vm_config_for(
     if !arch.is_malta() {
         return Ok(vm_config(arch, console, network));
     }
-    let uboot = prepare_firmware(board, arch)?;
+    let uboot = firmware(board, arch, false)?;
     let flash = lmx_testbed::malta::create_flash(dir, arch, &uboot, false).map_err(testbed_err)?;
     let mut cfg = VmConfig::malta(arch, console, flash);
     if network {

@@ -521,7 +521,7 @@ fn plan(
             kernel = Some(virt::default_kernel(arch)?);
         }
         if rootfs.is_none() {
-            eprintln!("==> test rootfs (busybox, /init prints {DEFAULT_MARKER})");
+            eprintln!("==> test rootfs (busybox, or a static /init on big-endian MIPS; /init prints {DEFAULT_MARKER})");
             rootfs = Some(virt::default_rootfs(arch, out)?);
             // The test rootfs's /init is a script the kernel does not look for by itself.
             let mut a = append.unwrap_or_default();
