@@ -247,6 +247,38 @@ fn mips_refusals_come_before_anything_is_sent() {
         text(&o)
     );
     assert!(!out.exists());
+    // A ready big-endian uImage for it: the header has no byte order,
+    // the code does.
+    let be_out = t.path().join("be");
+    let o = lmx(&[
+        "build",
+        "--board",
+        "qemu-mips",
+        "--kernel",
+        s(&be),
+        "--rootfs",
+        s(&root),
+        "--out",
+        s(&be_out),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = lmx(&[
+        "tftpboot",
+        "--board",
+        "qemu-mipsel",
+        "--dry-run",
+        "--kernel",
+        s(&be_out.join("uImage")),
+        "--rootfs",
+        s(&be_out.join("rootfs.squashfs")),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("the uImage holds big-endian MIPS code"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("tftpboot 0x"), "{}", text(&o));
     // A ready LZMA uImage for Debian's U-Boot, which has no LZMA.
     let lzma_out = t.path().join("lzma");
     let o = lmx(&[

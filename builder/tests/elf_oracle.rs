@@ -347,6 +347,45 @@ fn wrong_byte_order_and_missing_lzma_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("the ELF is mips little-endian"), "{e}");
+    // A ready uImage carries no byte order, but its code does: a
+    // big-endian kernel's uImage is refused by the little-endian twin,
+    // for gzip and LZMA payloads alike.
+    for (maker, taker) in [("qemu-mips", "qemu-mipsel"), ("qemu-mipsel", "qemu-mips")] {
+        let elf = if maker == "qemu-mips" { &be } else { &le };
+        let mut b = board(maker);
+        for format in [
+            lmx_boards::KernelFormat::UimageLzma,
+            lmx_boards::KernelFormat::UimageGzip,
+        ] {
+            b.kernel.format = format;
+            let img = build(&b, elf, None).unwrap();
+            let e = build(&board(taker), &img, None).unwrap_err().to_string();
+            let want = if maker == "qemu-mips" {
+                "holds big-endian MIPS code (20 function returns read big-endian, 0 little-endian)"
+            } else {
+                "holds little-endian MIPS code (0 function returns read big-endian, 20 little-endian)"
+            };
+            assert!(e.contains(want), "{maker} -> {taker}: {e}");
+            // The right board takes it as is.
+            let same = build_kernel(
+                &board(maker),
+                &KernelInput {
+                    input: "uImage",
+                    bytes: &img,
+                    dtb: None,
+                    name: "Linux",
+                    timestamp: 0,
+                },
+            )
+            .unwrap();
+            assert_eq!(same.bytes, img);
+            assert!(
+                same.notes.iter().all(|n| !n.contains("byte order")),
+                "{:?}",
+                same.notes
+            );
+        }
+    }
     // Debian's maltael U-Boot has no LZMA: an LZMA format is refused
     // before anything is built, with the way out.
     let mut stock = board("qemu-mipsel-stock");
