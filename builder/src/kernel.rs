@@ -4,9 +4,9 @@
 //! span once started.
 //!
 //! This exists so that `lmx build` needs no `objcopy`, `lzma` or `mkimage`:
-//! a MIPS `vmlinux` becomes its loadable bytes (the `PT_LOAD` segments laid
-//! out by address, as `objcopy -O binary` does) with the entry point from
-//! the ELF header, is compressed and wrapped as a legacy uImage, with the
+//! a MIPS `vmlinux` becomes exactly the bytes `objcopy -O binary` writes
+//! (its allocated sections laid out by load address) with the entry point
+//! from the ELF header, is compressed and wrapped as a legacy uImage, with the
 //! DTB appended first for U-Boots that cannot pass one. The run-size facts
 //! it returns feed the [RAM layout planner](crate::layout). Everything here
 //! is a pure function of bytes and the board.
