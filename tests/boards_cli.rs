@@ -230,7 +230,7 @@ fn check_accepts_every_shipped_file() {
         .map(|p| p.display().to_string())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 16);
+    assert_eq!(files.len(), 20);
     let mut args = vec!["boards", "check"];
     args.extend(files.iter().map(String::as_str));
     let out = lmx(cwd.path(), cfg.path(), &args);
@@ -240,7 +240,7 @@ fn check_accepts_every_shipped_file() {
             .lines()
             .filter(|l| l.starts_with("ok: "))
             .count(),
-        16
+        20
     );
 }
 
