@@ -562,3 +562,44 @@ fn dry_run_prints_the_plan_and_a_too_large_image_is_refused() {
     assert!(all.contains("not confirmed: nothing was sent"), "{all}");
     assert!(!r.qemu_seen);
 }
+
+#[test]
+fn g_a_u_boot_error_mid_run_names_the_flash_state_and_recovery() {
+    require_qemu();
+    let _vm = one_vm();
+    // A board file that forgot flash.usable: it claims 60 MiB of bank 0
+    // while this U-Boot addresses only the first 32 MiB of each bank.
+    let boards = tmp();
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/qemu-aarch64.toml"),
+    )
+    .unwrap();
+    let wrong = base.replace("name = \"qemu-aarch64\"", "name = \"qemu-nousable\"")
+        + "\n[flash]\nusable = []\n\n[[flash.partitions]]\nname = \"u-boot\"\noffset = 0x0\nsize = 0x400000\nprotected = true\nrole = \"bootloader\"\n\n[[flash.partitions]]\nname = \"firmware\"\noffset = 0x400000\nsize = 0x3C00000\nrole = \"firmware\"\n\n[[flash.partitions]]\nname = \"u-boot-env\"\noffset = 0x4000000\nsize = 0x40000\nprotected = true\nrole = \"env\"\n";
+    std::fs::write(boards.path().join("qemu-nousable.toml"), wrong).unwrap();
+    let work = tmp();
+    let image = work.path().join("image.bin");
+    std::fs::write(&image, pattern(0x1E4_0000, 9)).unwrap();
+    let flash = work.path().join("flash");
+    let mut args = flash_args("qemu-nousable", &flash);
+    args.extend(["--boards-dir", s(boards.path()), "--image", s(&image)]);
+    let r = lmx(&args, Duration::from_secs(300));
+    let all = r.all();
+    assert!(!r.success(), "{all}");
+    // The load and its check passed; U-Boot's erase failed.
+    assert!(
+        all.contains("==> [erase] erase 0x400000 +0x1e40000"),
+        "{all}"
+    );
+    assert!(all.contains("not in flash"), "{all}");
+    assert!(all.contains("Flash state: 0x400000..0x2240000"), "{all}");
+    assert!(
+        all.contains("were never addressed, so U-Boot still starts"),
+        "{all}"
+    );
+    assert!(
+        all.contains("flash.usable or partition map disagrees"),
+        "{all}"
+    );
+    assert!(!all.contains("[write]"), "{all}");
+}

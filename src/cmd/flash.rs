@@ -774,11 +774,18 @@ impl Executor {
                     .clone()
                     .or(out.status.map(|s| format!("status {s}")))
                     .unwrap_or_default();
+                let hint = if out.text.contains("not in flash")
+                    || out.text.contains("Outside available Flash")
+                {
+                    "U-Boot does not address this flash range: the board file's flash.usable or partition map disagrees with what U-Boot sees (flinfo on the board shows its banks and sectors); fix the board file before retrying"
+                } else {
+                    default_hint
+                };
                 return Err(self.failure(
                     plan,
                     step,
                     format!("U-Boot reported {what}: {}", last_lines(&out.text)),
-                    default_hint,
+                    hint,
                 ));
             }
             _ => {}
