@@ -148,10 +148,6 @@ pub struct FlashArgs {
     /// a write-protected chip; shows what lmx does when writes do not stick.
     #[arg(long)]
     pub write_protect: bool,
-
-    /// Seconds to wait for the first TFTP request of the load.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub timeout: u64,
 }
 
 fn parse_method(s: &str) -> Result<Method, String> {
