@@ -79,94 +79,23 @@ echo "### 32 MiB into U-Boot (seconds, median of $RUNS; MiB/s in parentheses)"
 echo
 UNSHARE=(unshare -n)
 [ "$(id -u)" = 0 ] || UNSHARE=(unshare -rn)
-"${UNSHARE[@]}" python3 - "$WORK" "$SRV" "$CRC" "$RUNS" "$LMX" "$HPA" <<'PY'
-import atexit, os, re, socket, statistics, subprocess, sys, time
+BENCH_DIR="$ROOT_DIR/bench" "${UNSHARE[@]}" python3 - "$WORK" "$SRV" "$CRC" "$RUNS" "$LMX" "$HPA" <<'PY'
+import os, statistics, subprocess, sys, time
+sys.path.insert(0, os.environ["BENCH_DIR"])
+from vboard import Board, setup_tap, servers as peer_servers
+
 work, srv, crc, runs, lmx, hpa = sys.argv[1:7]
 runs = int(runs)
-HOST, BOARD = "192.168.77.1", "192.168.77.2"
-
-def sh(*a):
-    subprocess.run(a, check=True)
-
-sh("ip", "link", "set", "lo", "up")
-sh("ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
-sh("ip", "addr", "add", HOST + "/24", "dev", "tap0")
-sh("ip", "link", "set", "tap0", "up")
-
-servers = {
-    "lmx": [lmx, "serve", "--bind", HOST, "--port", "69", "--allow", BOARD, srv],
-    "dnsmasq": ["dnsmasq", "-d", "-p", "0", "--enable-tftp", f"--tftp-root={srv}",
-                f"--listen-address={HOST}", "--bind-interfaces", "--user=root",
-                "--conf-file=/dev/null"],
-    "tftpd-hpa": [hpa, "-L", "-a", f"{HOST}:69", "-u", "root", "-s", srv],
-}
+setup_tap()
+servers = peer_servers(srv, lmx, hpa)
 windows = [1, 8, 16, 32]
 size = os.path.getsize(os.path.join(srv, "file32"))
 results = {}
-LIVE = []  # QEMUs to kill however this script ends
-atexit.register(lambda: [q.kill() for q in LIVE])
-
-
-class Board:
-    """A fresh U-Boot per cell: a NIC wedged by one server cannot spoil the next."""
-
-    def __init__(self):
-        self.sock_path = os.path.join(work, "console.sock")
-        if os.path.exists(self.sock_path):
-            os.unlink(self.sock_path)
-        self.qemu = subprocess.Popen([
-            "qemu-system-aarch64", "-machine", "virt", "-cpu", "cortex-a57", "-m", "512",
-            "-nodefaults", "-display", "none", "-bios", "/usr/lib/u-boot/qemu_arm64/u-boot.bin",
-            "-monitor", "none", "-serial", f"unix:{self.sock_path},server=on,wait=on",
-            "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-            "-device", "virtio-net-pci,netdev=n0,romfile=",
-        ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        LIVE.append(self.qemu)
-        for _ in range(500):
-            if os.path.exists(self.sock_path):
-                break
-            time.sleep(0.02)
-        time.sleep(0.2)
-        self.con = socket.socket(socket.AF_UNIX)
-        self.con.connect(self.sock_path)
-        self.buf = b""
-        self.until(rb"Hit any key to stop autoboot", 60)
-        self.con.sendall(b" ")
-        self.until(rb"\n=> ", 10)
-        self.cmd(f"setenv ipaddr {BOARD}; setenv serverip {HOST}")
-
-    def until(self, pattern, timeout):
-        end = time.monotonic() + timeout
-        rx = re.compile(pattern)
-        while True:
-            m = rx.search(self.buf)
-            if m:
-                out, self.buf = self.buf[:m.end()], self.buf[m.end():]
-                return out
-            left = end - time.monotonic()
-            if left <= 0:
-                raise SystemExit(f"timeout waiting for {pattern!r}; console tail: {self.buf[-400:]!r}")
-            self.con.settimeout(left)
-            try:
-                d = self.con.recv(65536)
-            except socket.timeout:
-                continue
-            if not d:
-                raise SystemExit("console closed")
-            self.buf += d
-
-    def cmd(self, line, timeout=10):
-        self.con.sendall(line.encode() + b"\r")
-        return self.until(rb"\n=> ", timeout)
-
-    def close(self):
-        self.qemu.kill()
-        self.qemu.wait()
 
 
 for name, argv in servers.items():
     for w in windows:
-        board = Board()
+        board = Board(work)
         p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
         try:
