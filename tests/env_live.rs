@@ -215,6 +215,7 @@ fn an_image_lmx_wrote_boots_without_bad_crc() {
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
     set("bootdelay", "1", &["--create"]);
+    set("lmxmulti", "line one\nline=two", &[]);
     set("lmxoff", "a  b;c $d ${e} 'f' \"g\"", &[]);
     let warned = set("lmxslash", "p\\q\\\\r", &[]);
     assert!(warned.contains("drops a backslash"), "{warned}");
@@ -232,6 +233,35 @@ fn an_image_lmx_wrote_boots_without_bad_crc() {
     // Nothing else was in the new environment.
     assert_eq!(b.printenv("bootcmd"), None);
     b.power_off();
+
+    // A value with a newline: U-Boot prints it raw over two lines; the
+    // live listing joins them again and prints what the offline one does.
+    let fd = dir.path().join("flash");
+    let live = |names: &[&str]| {
+        let mut args = vec![
+            "env",
+            "print",
+            "--board",
+            "qemu-aarch64",
+            "--flash-dir",
+            s(&fd),
+        ];
+        args.extend(names);
+        ok(&args)
+    };
+    let offline = |names: &[&str]| {
+        let mut args = vec!["env", "print"];
+        args.extend(loc);
+        args.extend(names);
+        ok(&args)
+    };
+    let all = live(&[]);
+    assert!(all.contains("\nlmxmulti=line one\\\nline=two\n"), "{all}");
+    assert!(all.contains("\nlmxoff=a  b;c $d ${e} 'f' \"g\"\n"), "{all}");
+    // Mainline escapes its listing (`pq\\r`); lmx reads such values again.
+    assert!(all.contains("\nlmxslash=pq\\r\n"), "{all}");
+    let names = ["lmxmulti", "lmxoff", "bootdelay"];
+    assert_eq!(live(&names), offline(&names));
 }
 
 #[test]

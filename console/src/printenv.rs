@@ -1,9 +1,15 @@
 //! Reading what U-Boot's `printenv` and `saveenv` print (sans-I/O).
 //!
-//! `printenv` writes each variable as `name=value` and a newline, values
-//! raw (a value holding a newline continues on the next line), then, for
-//! the whole environment, an empty line and `Environment size: USED/TOTAL
-//! bytes`. Mainline sorts by name; old builds keep the stored order.
+//! `printenv NAME` writes `NAME=value` with the value raw (a newline in
+//! it continues on the next line). `printenv` alone writes every variable
+//! that way, then an empty line and `Environment size: USED/TOTAL bytes`;
+//! mainline sorts by name and escapes the listing as its text format does
+//! (a newline in a value as `\` at the end of the line, a backslash as
+//! `\\`), old builds keep the stored order and print values raw. The text
+//! alone cannot say which, so [`UBootShell::printenv_all`] reads every
+//! value holding a backslash or newline again with `printenv NAME`.
+//!
+//! [`UBootShell::printenv_all`]: crate::UBootShell::printenv_all
 //! `printenv NAME` of a missing variable prints `## Error: "NAME" not
 //! defined` and sets `$?` to 1.
 //!
@@ -21,6 +27,13 @@ pub struct Listing {
     pub size: Option<(u64, u64)>,
     /// Lines before the first variable that are not `name=value` (warnings).
     pub other: Vec<String>,
+    /// Indices into `vars` of entries whose name sorts below the one
+    /// before. Mainline prints sorted, so such an entry is most likely a
+    /// line of the previous value that looks like `name=value`; ask
+    /// U-Boot (`printenv NAME`) and [`merge_into_previous`] if so.
+    ///
+    /// [`merge_into_previous`]: Listing::merge_into_previous
+    pub out_of_order: Vec<usize>,
 }
 
 impl Listing {
@@ -30,6 +43,25 @@ impl Listing {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Turns entry `i` back into a line of entry `i - 1`'s value.
+    pub fn merge_into_previous(&mut self, i: usize) {
+        if i == 0 || i >= self.vars.len() {
+            return;
+        }
+        let (name, value) = self.vars.remove(i);
+        let prev = &mut self.vars[i - 1].1;
+        prev.push('\n');
+        prev.push_str(&name);
+        prev.push('=');
+        prev.push_str(&value);
+        self.out_of_order.retain(|&j| j != i);
+        for j in &mut self.out_of_order {
+            if *j > i {
+                *j -= 1;
+            }
+        }
     }
 }
 
@@ -49,9 +81,11 @@ fn size_line(line: &str) -> Option<(u64, u64)> {
 
 /// Parses `printenv` output (the command's output lines, without echo or
 /// prompt). A line that does not start with a plausible `name=` continues
-/// the previous value (U-Boot prints embedded newlines raw); a
+/// the previous value (U-Boot prints embedded newlines raw). A
 /// continuation line that itself looks like `name=value` cannot be told
-/// apart from a new variable, by lmx or by a person reading the console.
+/// apart from a new variable from the text alone: such entries are listed
+/// in [`Listing::out_of_order`] when they break the sorted order, for the
+/// caller to check with `printenv NAME`.
 pub fn parse_listing(text: &str) -> Listing {
     let mut listing = Listing::default();
     let lines: Vec<&str> = text
@@ -75,6 +109,12 @@ pub fn parse_listing(text: &str) -> Listing {
     for line in &lines[..end] {
         match line.split_once('=') {
             Some((name, value)) if plausible_name(name) => {
+                // U-Boot sorts with strcmp: compare bytes.
+                if let Some((prev, _)) = listing.vars.last() {
+                    if name.as_bytes() < prev.as_bytes() {
+                        listing.out_of_order.push(listing.vars.len());
+                    }
+                }
                 listing.vars.push((name.to_string(), value.to_string()));
             }
             _ => match listing.vars.last_mut() {
@@ -101,14 +141,18 @@ pub enum Lookup {
     Unexpected,
 }
 
-/// Reads the output and status of `printenv NAME`.
+/// Reads the output and status of `printenv NAME`. It prints only that
+/// variable, so every line after `NAME=` belongs to the value.
 pub fn parse_lookup(name: &str, text: &str, status: Option<i32>) -> Lookup {
-    let listing = parse_listing(text);
-    if let Some(v) = listing.get(name) {
-        return Lookup::Set(v.to_string());
+    let text = text.strip_prefix('\n').unwrap_or(text);
+    if let Some(value) = text.strip_prefix(name).and_then(|t| t.strip_prefix('=')) {
+        let value: Vec<&str> = value
+            .split('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .collect();
+        return Lookup::Set(value.join("\n"));
     }
-    let not_defined = text.contains("not defined");
-    if not_defined || (status.is_some_and(|s| s != 0) && listing.vars.is_empty()) {
+    if text.contains("not defined") || (status.is_some_and(|s| s != 0) && text.trim().is_empty()) {
         return Lookup::NotSet;
     }
     Lookup::Unexpected
@@ -209,6 +253,20 @@ mod tests {
     }
 
     #[test]
+    fn continuation_lines_that_look_like_variables_are_flagged() {
+        // `lmxmulti` holds "line one\nline=two"; `line` sorts below it.
+        let mut l = parse_listing("bootdelay=1\nlmxmulti=line one\nline=two\nlmxoff=x\n");
+        assert_eq!(l.out_of_order, [2]);
+        l.merge_into_previous(2);
+        assert_eq!(l.get("lmxmulti"), Some("line one\nline=two"));
+        assert_eq!(l.get("line"), None);
+        assert_eq!(l.vars.len(), 3);
+        assert!(l.out_of_order.is_empty());
+        // Sorted listings flag nothing.
+        assert!(parse_listing(LISTING).out_of_order.is_empty());
+    }
+
+    #[test]
     fn warnings_before_the_first_variable_are_kept_apart() {
         let l = parse_listing("*** Warning - bad CRC, using default environment\n\nbootdelay=1\n");
         assert_eq!(
@@ -236,6 +294,12 @@ mod tests {
         assert_eq!(parse_lookup("x", "", Some(1)), Lookup::NotSet);
         assert_eq!(parse_lookup("x", "y=1", Some(0)), Lookup::Unexpected);
         assert_eq!(parse_lookup("x", "x=", Some(0)), Lookup::Set(String::new()));
+        // Every line belongs to the one variable printed.
+        assert_eq!(
+            parse_lookup("m", "m=line one\r\nline=two", Some(0)),
+            Lookup::Set("line one\nline=two".into())
+        );
+        assert_eq!(parse_lookup("x", "xy=1", Some(0)), Lookup::Unexpected);
     }
 
     #[test]

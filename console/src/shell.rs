@@ -228,10 +228,39 @@ impl<T: Transport> UBootShell<T> {
         }
     }
 
-    /// `printenv`: every variable, as U-Boot lists them.
+    /// `printenv`: every variable, with its exact value. The listing
+    /// alone is ambiguous: mainline U-Boot escapes it (a newline in a
+    /// value as `\` at the end of the line, a backslash as `\\`) while
+    /// old builds print values raw, and a line of a value may look like
+    /// `name=value`. So an entry that breaks the sorted order is kept only
+    /// when `printenv NAME` finds it (else it is folded back into the
+    /// value before it), and every value that holds a backslash or a
+    /// newline is read again with `printenv NAME`, which prints it raw on
+    /// every build.
     pub async fn printenv_all(&mut self) -> Result<printenv::Listing, ShellError> {
         let out = self.run("printenv", Duration::from_secs(10)).await?;
-        Ok(printenv::parse_listing(&out.text))
+        let mut listing = printenv::parse_listing(&out.text);
+        for i in listing.out_of_order.clone().into_iter().rev() {
+            let name = listing.vars[i].0.clone();
+            let real = match quote::printenv_line(&name) {
+                Ok(_) => self.printenv(&name).await?.is_some(),
+                Err(_) => false,
+            };
+            if !real {
+                listing.merge_into_previous(i);
+            }
+        }
+        for i in 0..listing.vars.len() {
+            let (name, value) = &listing.vars[i];
+            if !value.contains(['\\', '\n']) || quote::printenv_line(name).is_err() {
+                continue;
+            }
+            let name = name.clone();
+            if let Some(exact) = self.printenv(&name).await? {
+                listing.vars[i].1 = exact;
+            }
+        }
+        Ok(listing)
     }
 
     /// `saveenv`, judged by its output ([`printenv::judge_saveenv`]):
