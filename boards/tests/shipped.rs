@@ -184,6 +184,7 @@ fn mips_twins_facts() {
         assert_eq!(b.cpu.arch, Arch::Mips);
         assert_eq!(b.cpu.endian, endian, "{name}");
         assert_eq!(b.uboot.prompt, prompt, "{name}");
+        assert_eq!(b.uboot.cbsize, Some(256), "{name}: CONFIG_SYS_CBSIZE");
         assert_eq!(b.kernel.load, Some(0x8010_0000));
         assert_eq!(b.kernel.entry, None, "{name}: the entry comes from the ELF");
         assert_eq!(b.ram_boot.phram, Some(PhramMethod::Cmdline));
