@@ -603,3 +603,39 @@ fn g_a_u_boot_error_mid_run_names_the_flash_state_and_recovery() {
     );
     assert!(!all.contains("[write]"), "{all}");
 }
+
+#[test]
+fn h_without_tftpput_the_backup_comes_over_the_console_byte_identical() {
+    require_qemu();
+    let _vm = one_vm();
+    let work = tmp();
+    let flash = work.path().join("flash");
+    // Something to back up: a first image of 100 KB (one 256 KiB erase unit).
+    let first = work.path().join("first.bin");
+    std::fs::write(&first, pattern(100_000, 31)).unwrap();
+    let mut args = flash_args("qemu-aarch64", &flash);
+    args.extend(["--image", s(&first)]);
+    let r = lmx(&args, Duration::from_secs(180));
+    assert!(r.success(), "{}", r.all());
+    let before = bank0(&flash);
+    // Debian's U-Boot has no tftpput: lmx falls back to md.b.
+    let second = work.path().join("second.bin");
+    std::fs::write(&second, pattern(100_000, 32)).unwrap();
+    let backup = work.path().join("backup.bin");
+    let mut args = flash_args("qemu-aarch64", &flash);
+    args.extend(["--image", s(&second), "--backup", s(&backup)]);
+    let r = lmx(&args, Duration::from_secs(600));
+    let all = r.all();
+    assert!(r.success(), "{all}");
+    assert!(all.contains("this U-Boot has no tftpput"), "{all}");
+    assert!(all.contains("==> [backup] md.b 0x400000 0x40000"), "{all}");
+    assert!(all.contains("matches the board's"), "{all}");
+    assert_eq!(
+        std::fs::read(&backup).unwrap(),
+        &before[0x40_0000..0x44_0000]
+    );
+    assert_eq!(
+        &bank0(&flash)[0x40_0000..0x40_0000 + 100_000],
+        &pattern(100_000, 32)[..]
+    );
+}

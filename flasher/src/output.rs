@@ -57,12 +57,11 @@ pub fn md_dump(text: &str, addr: u64, len: u64) -> Result<Vec<u8>, String> {
                 "dump line at {at:#x}, expected {expect:#x}: console bytes were lost"
             ));
         }
-        // Up to 16 two-digit fields, then the ASCII column after a wide gap.
-        let hexpart = rest.split("    ").next().unwrap_or(rest);
-        for w in hexpart.split_whitespace() {
-            if out.len() as u64 == len {
-                break;
-            }
+        // At most 16 two-digit fields (md.b's line), and never more than
+        // the bytes still expected: the ASCII column that follows may hold
+        // words like `ab` that look like hex.
+        let take = (len - out.len() as u64).min(16) as usize;
+        for w in rest.split_whitespace().take(take) {
             if w.len() != 2 {
                 break;
             }
@@ -115,14 +114,15 @@ mod tests {
 
     #[test]
     fn md_dump_roundtrip() {
-        let t = "00400000: 27 05 19 56 ff ff ff ff 00 01 02 03 04 05 06 07    '..V............\n\
-                 00400010: 41 42                                            AB";
+        let t = "00400000: 27 05 19 56 ff ff ff ff 00 01 02 03 04 05 06 07  '..V............\n\
+                 00400010: 41 42                                            ab";
         let b = md_dump(t, 0x40_0000, 18).unwrap();
         assert_eq!(&b[..4], &[0x27, 0x05, 0x19, 0x56]);
         assert_eq!(&b[16..], b"AB");
+        // A dump shorter than asked for is an error, whatever the ASCII column holds.
         assert!(md_dump(t, 0x40_0000, 20)
             .unwrap_err()
-            .contains("0x12 bytes"));
+            .contains("0x14 expected"));
         let gap = "00400000: 00 01\n00400020: 02";
         assert!(md_dump(gap, 0x40_0000, 3).unwrap_err().contains("lost"));
     }
