@@ -25,11 +25,15 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # tests/tftpboot_e2e.rs drives the real `lmx tftpboot --board qemu-aarch64`
 # (one VM at a time: an in-process mutex plus a flock on
 # $TMPDIR/lmx-virtual-board.lock); tests/env_live.rs drives `lmx env`
-# against the same U-Boot and its pflash files, under the same lock.
+# against the same U-Boot and its pflash files, under the same lock;
+# tests/flash_e2e.rs drives `lmx flash` on pflash files of its own.
 echo "== virtual board: packages and kernel"
 scripts/deps.sh virtual
 testbed/kernel.sh aarch64 >/dev/null
 testbed/kernel.sh armv7l >/dev/null
+# tests/flash_e2e.rs's tftpput backup boots the virtual board's U-Boot
+# rebuilt with tftpput (Debian source, about 3 min the first time, cached).
+testbed/uboot.sh qemu_arm64 >/dev/null
 
 echo "== cargo test"
 cargo test --workspace --no-fail-fast
