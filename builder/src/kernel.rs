@@ -665,6 +665,11 @@ pub fn build_kernel(board: &Board, k: &KernelInput) -> Result<KernelArtifact, Ke
                     (elf.data, elf.load, elf.entry, span, true)
                 }
                 KernelKind::Raw => {
+                    if board.cpu.arch == BoardArch::Mips && board.kernel.entry.is_none() {
+                        return Err(wrong(
+                            "a raw MIPS binary does not say where it starts and the board has no kernel.entry: give the vmlinux ELF (its header has the entry point), or set kernel.entry",
+                        ));
+                    }
                     let (l, e) = board_load(board, k.input)?;
                     check_ram_addrs(board, k.input, "board kernel.load/entry:", l, e)?;
                     notes.extend(check_mips_code(board, k.input, "raw kernel", k.bytes)?);
@@ -990,6 +995,34 @@ pub(crate) mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("build/vmlinux"), "{e}");
+    }
+
+    #[test]
+    fn raw_mips_binary_needs_an_entry_point() {
+        let mut b = lmx_boards::Catalog::builtin()
+            .resolve("qemu-mips")
+            .unwrap()
+            .board;
+        let raw = vec![0u8; 4096];
+        let input = KernelInput {
+            input: "vmlinux.bin",
+            bytes: &raw,
+            dtb: None,
+            name: "Linux",
+            timestamp: 0,
+        };
+        let e = build_kernel(&b, &input).unwrap_err().to_string();
+        assert!(e.contains("give the vmlinux ELF"), "{e}");
+        b.kernel.entry = Some(0x8010_0400);
+        let k = build_kernel(&b, &input).unwrap();
+        let h = UImage::parse(&k.bytes).unwrap().header;
+        assert_eq!((h.load_addr, h.entry_point), (0x8010_0000, 0x8010_0400));
+        // Its byte order cannot be told from zeros: a note, not a refusal.
+        assert!(
+            k.notes.iter().any(|n| n.contains("could not be told")),
+            "{:?}",
+            k.notes
+        );
     }
 
     #[test]
