@@ -142,15 +142,21 @@ pub enum Lookup {
 }
 
 /// Reads the output and status of `printenv NAME`. It prints only that
-/// variable, so every line after `NAME=` belongs to the value.
+/// variable, so every line from the one starting `NAME=` on belongs to
+/// the value (lines before it, e.g. a warning, are skipped).
 pub fn parse_lookup(name: &str, text: &str, status: Option<i32>) -> Lookup {
-    let text = text.strip_prefix('\n').unwrap_or(text);
-    if let Some(value) = text.strip_prefix(name).and_then(|t| t.strip_prefix('=')) {
-        let value: Vec<&str> = value
-            .split('\n')
-            .map(|l| l.strip_suffix('\r').unwrap_or(l))
-            .collect();
-        return Lookup::Set(value.join("\n"));
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
+    let prefix = format!("{name}=");
+    if let Some(first) = lines.iter().position(|l| l.starts_with(&prefix)) {
+        let mut value = lines[first][prefix.len()..].to_string();
+        for line in &lines[first + 1..] {
+            value.push('\n');
+            value.push_str(line);
+        }
+        return Lookup::Set(value);
     }
     if text.contains("not defined") || (status.is_some_and(|s| s != 0) && text.trim().is_empty()) {
         return Lookup::NotSet;
@@ -300,6 +306,10 @@ mod tests {
             Lookup::Set("line one\nline=two".into())
         );
         assert_eq!(parse_lookup("x", "xy=1", Some(0)), Lookup::Unexpected);
+        assert_eq!(
+            parse_lookup("filesize", "warning: something\nfilesize=c9000", Some(0)),
+            Lookup::Set("c9000".into())
+        );
     }
 
     #[test]
