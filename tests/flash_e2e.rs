@@ -357,6 +357,7 @@ fn c_a_region_corrupted_after_the_write_fails_verify_only() {
         all.contains(&format!("the image has {:08x}", crc32fast::hash(&bytes))),
         "{all}"
     );
+    assert!(all.contains("unchanged by this run"), "{all}");
 }
 
 /// A board directory with qemu-aarch64 variants that differ in one fact.

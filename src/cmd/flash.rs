@@ -481,6 +481,7 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
         backup_saved: None,
         recorded_crc: None,
         bad_blocks: Vec::new(),
+        verify_only: args.verify_only,
     };
     let started = Instant::now();
     let result = rt.block_on(async {
@@ -656,6 +657,7 @@ struct Executor {
     backup_saved: Option<String>,
     recorded_crc: Option<u32>,
     bad_blocks: Vec<u64>,
+    verify_only: bool,
 }
 
 /// Time for a command over `bytes` of flash: generous, the console driver
@@ -704,7 +706,11 @@ impl Executor {
         reason: String,
         hint: &str,
     ) -> Box<FlashFailure> {
-        let state = FlashState::after(step.phase).explain(plan, self.backup_saved.as_deref());
+        let state = if self.verify_only {
+            "Flash state: unchanged by this run (--verify-only erases and writes nothing); what the flash holds differs from the image. Flash it again without --verify-only.".to_string()
+        } else {
+            FlashState::after(step.phase).explain(plan, self.backup_saved.as_deref())
+        };
         Box::new(FlashFailure {
             step: format!("{} ({})", step.phase.as_str(), step.what),
             command: step.command.clone(),
