@@ -319,26 +319,15 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
     let src = source(&args, &board)?;
     let mut plan = build_plan(&board, &request(&args, &src, BackupVia::Tftpput))?;
 
-    let board_ip = args.board_ip.or(board.network.ip).ok_or_else(|| {
-        miette!(
-            help = "give --board-ip, or add network.ip to the board file",
-            "board {}: no board address",
-            board.name
-        )
-    })?;
-    let server_ip = args.server_ip.or(board.network.server_ip).ok_or_else(|| {
-        miette!(
-            help = "give --server-ip (this host's address on the board's network)",
-            "board {}: no server address",
-            board.name
-        )
-    })?;
-    let net = NetSetup {
-        board_ip,
-        server_ip,
-        blocksize: board.uboot.tftp_blocksize,
-        windowsize: board.uboot.tftp_windowsize,
-    };
+    let board_ip = args.board_ip.or(board.network.ip);
+    // A real board's server address: the host's address on the route toward it.
+    let server_ip = args.server_ip.or_else(|| {
+        if board.is_virtual {
+            board.network.server_ip
+        } else {
+            board_ip.and_then(route_source).or(board.network.server_ip)
+        }
+    });
 
     if args.dry_run {
         if args.verify_only {
@@ -346,11 +335,30 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
         }
         print!("{}", plan.render());
         println!("\nNetwork settings, sent first:");
-        for (name, value) in net.vars() {
-            println!("  setenv {name} {value}");
+        match (board_ip, server_ip) {
+            (Some(b), Some(srv)) => {
+                let net = NetSetup {
+                    board_ip: b,
+                    server_ip: srv,
+                    blocksize: board.uboot.tftp_blocksize,
+                    windowsize: board.uboot.tftp_windowsize,
+                };
+                for (name, value) in net.vars() {
+                    println!("  setenv {name} {value}");
+                }
+            }
+            _ => println!(
+                "  ipaddr {}, serverip {} (give --board-ip / --server-ip)",
+                board_ip
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                server_ip
+                    .map(|i| i.to_string())
+                    .unwrap_or_else(|| "unknown".into())
+            ),
         }
         println!(
-            "\nServed over TFTP (only to {board_ip}): {} ({} bytes, {})",
+            "\nServed over TFTP: {} ({} bytes, {})",
             src.image.file,
             src.image.size,
             src.path.display()
@@ -360,6 +368,27 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
         }
         return Ok(());
     }
+
+    let board_ip = board_ip.ok_or_else(|| {
+        miette!(
+            help = "give --board-ip, or add network.ip to the board file",
+            "board {}: no board address",
+            board.name
+        )
+    })?;
+    let server_ip = server_ip.ok_or_else(|| {
+        miette!(
+            help = "give --server-ip (this host's address on the board's network)",
+            "no route toward {board_ip} and no network.server_ip in board {}",
+            board.name
+        )
+    })?;
+    let net = NetSetup {
+        board_ip,
+        server_ip,
+        blocksize: board.uboot.tftp_blocksize,
+        windowsize: board.uboot.tftp_windowsize,
+    };
 
     if !args.yes && !args.verify_only {
         confirm(&board, &plan, &args)?;
@@ -1059,4 +1088,15 @@ fn boot_error(all: &str, what: &str) -> miette::Report {
         help = "the flash was written and verified; check bootcmd/bootargs (root= must name the flash partition) with --dry-run and the console",
         "booting from flash failed: {what}\n{tail}"
     )
+}
+
+/// The host's address on the route toward `board` (no packet is sent:
+/// connecting a UDP socket only asks the routing table).
+fn route_source(board: Ipv4Addr) -> Option<Ipv4Addr> {
+    let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    s.connect((board, 69)).ok()?;
+    match s.local_addr().ok()?.ip() {
+        IpAddr::V4(a) if !a.is_unspecified() => Some(a),
+        _ => None,
+    }
 }
