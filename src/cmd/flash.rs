@@ -891,6 +891,14 @@ impl Executor {
             }
             Check::Upload { file, size } => {
                 let path = self.upload_dir.join(file);
+                // The server renames the upload into place once its last
+                // block is acknowledged, which can trail U-Boot's prompt.
+                for _ in 0..40 {
+                    if path.is_file() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 let bytes = std::fs::read(&path).map_err(|e| {
                     self.failure(
                         plan,
