@@ -14,14 +14,16 @@
 //!   a fresh boot from the same flash shows the value: spaces, quotes,
 //!   `$`, `;`, `#`, a backslash; without `--save` nothing persists;
 //! - the same through `--port` for a board left at its prompt (a board
-//!   file without `virtual`);
+//!   file without `virtual`), directly and through the share socket of
+//!   an `lmx console` holding the port (in tmux);
 //! - the big-endian MIPS twin (`qemu-mips`): saveenv read from its flash
 //!   file, an lmx-written file loaded by U-Boot, and the byte order matters;
 //! - values a dialect cannot take are refused with the reason before any
 //!   console is opened or QEMU started.
 //!
-//! Needs QEMU and u-boot-qemu (`scripts/deps.sh virtual`); a missing QEMU
-//! fails with that hint. One VM at a time, shared with the other
+//! Needs QEMU and u-boot-qemu (`scripts/deps.sh virtual`), the MIPS
+//! twin's U-Boot (`testbed/uboot.sh`, built and cached on first use) and
+//! tmux; a missing piece fails with a hint, nothing is skipped. One VM at a time, shared with the other
 //! virtual-board tests through the same in-process mutex pattern and
 //! host-wide `flock` as `tests/tftpboot_e2e.rs`.
 
@@ -67,8 +69,13 @@ fn require_board() -> PathBuf {
 }
 
 fn lmx(args: &[&str]) -> Output {
+    lmx_with(args, &[])
+}
+
+fn lmx_with(args: &[&str], envs: &[(&str, &Path)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lmx"))
         .args(args)
+        .envs(envs.iter().map(|(k, v)| (*k, *v)))
         .env("NO_COLOR", "1")
         .env_remove("LMX_LOG")
         .env_remove("LMX_BOARDS_DIR")
@@ -423,15 +430,9 @@ fn unsafe_values_are_refused_per_dialect_before_touching_the_board() {
     assert!(!e.contains("starting virtual board"), "{e}");
 }
 
-/// The real-board path (`--port`, the board left at its prompt): the
-/// virtual board's U-Boot on a unix socket, described by a board file
-/// that is not virtual, so lmx opens the port instead of starting QEMU.
-#[test]
-fn a_board_at_its_prompt_over_a_port() {
-    let _one = one_vm();
-    let uboot_bin = require_board();
-    let dir = tempfile::tempdir().unwrap();
-    // qemu-aarch64 as a plain serial board: no `virtual`, no [qemu].
+/// A boards directory with `qemu-serial`: qemu-aarch64 as a plain serial
+/// board (no `virtual`, no `[qemu]`), so lmx opens `--port` itself.
+fn serial_board(dir: &Path) -> PathBuf {
     let shown = ok(&["boards", "show", "qemu-aarch64"]);
     // The first line of the file ensures `\nname =` finds only the board's name.
     let mut toml = String::from("# qemu-aarch64 as a serial board\n");
@@ -449,9 +450,21 @@ fn a_board_at_its_prompt_over_a_port() {
         toml.push_str(line);
         toml.push('\n');
     }
-    let boards = dir.path().join("boards");
+    let boards = dir.join("boards");
     std::fs::create_dir_all(&boards).unwrap();
     std::fs::write(boards.join("qemu-serial.toml"), toml).unwrap();
+    boards
+}
+
+/// The real-board path (`--port`, the board left at its prompt): the
+/// virtual board's U-Boot on a unix socket, described by a board file
+/// that is not virtual, so lmx opens the port instead of starting QEMU.
+#[test]
+fn a_board_at_its_prompt_over_a_port() {
+    let _one = one_vm();
+    let uboot_bin = require_board();
+    let dir = tempfile::tempdir().unwrap();
+    let boards = serial_board(dir.path());
     let bd = s(&boards);
 
     let flash = Pflash::create(&dir.path().join("flash"), &uboot_bin, true).unwrap();
@@ -591,4 +604,146 @@ fn big_endian_mips_twin_round_trip() {
         );
     }
     vm.kill();
+}
+
+/// A tmux session (a real terminal for `lmx console`), killed on drop.
+struct Tmux(String);
+
+impl Tmux {
+    fn new(name: &str) -> Tmux {
+        let ok = Command::new("tmux")
+            .args(["new-session", "-d", "-s", name, "-x", "160", "-y", "50"])
+            .args(["bash", "--norc", "--noprofile"])
+            .status()
+            .expect("tmux is needed for this test (scripts/deps.sh test)")
+            .success();
+        assert!(ok, "tmux new-session failed");
+        Tmux(name.to_string())
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let ok = Command::new("tmux")
+            .args(["send-keys", "-t", &self.0])
+            .args(keys)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-S", "-200", "-t", &self.0])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, text: &str) {
+        let end = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "waited for {text:?}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+/// `lmx console` holds the port (in a real terminal): `lmx env` drives
+/// U-Boot through its share socket, and the console shows what it typed.
+#[test]
+fn through_the_share_socket_of_lmx_console() {
+    let _one = one_vm();
+    let uboot_bin = require_board();
+    let dir = tempfile::tempdir().unwrap();
+    let boards = serial_board(dir.path());
+    let xdg = dir.path().join("xdg");
+    std::fs::create_dir_all(&xdg).unwrap();
+    let flash = Pflash::create(&dir.path().join("flash"), &uboot_bin, true).unwrap();
+    let mut b = boot(dir.path(), &flash);
+    drop(b.con);
+    let sock = dir.path().join("console.sock");
+
+    let t = Tmux::new(&format!("lmx-env-live-{}", std::process::id()));
+    t.keys(&[
+        "-l",
+        &format!(
+            "XDG_RUNTIME_DIR={} {} console --port unix:{}",
+            xdg.display(),
+            env!("CARGO_BIN_EXE_lmx"),
+            sock.display()
+        ),
+    ]);
+    t.keys(&["Enter"]);
+    // The share socket appears once lmx console holds the port.
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while !xdg
+        .join("lmx")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some())
+    {
+        assert!(
+            std::time::Instant::now() < end,
+            "no share socket; screen:\n{}",
+            t.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let port = format!("unix:{}", sock.display());
+    let envs = [("XDG_RUNTIME_DIR", xdg.as_path())];
+    let common = [
+        "--boards-dir",
+        s(&boards),
+        "--board",
+        "qemu-serial",
+        "--port",
+        &port,
+    ];
+    let mut args = vec!["env", "set"];
+    args.extend(common);
+    args.extend(["lmxshare", "through the share; $x"]);
+    let o = lmx_with(&args, &envs);
+    assert!(o.status.success(), "{}", text(&o));
+    // The holder's terminal showed the line lmx typed.
+    t.wait_for("setenv lmxshare 'through the share; $x'");
+    let mut args = vec!["env", "get"];
+    args.extend(common);
+    args.push("lmxshare");
+    let o = lmx_with(&args, &envs);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "through the share; $x\n"
+    );
+    // Leave lmx console (its exit key), then check on the board directly.
+    t.keys(&["C-]"]);
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while xdg
+        .join("lmx")
+        .read_dir()
+        .is_ok_and(|mut d| d.next().is_some())
+    {
+        assert!(std::time::Instant::now() < end, "lmx console did not exit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    b.con = b.vm.open_console().unwrap();
+    assert_eq!(
+        b.printenv("lmxshare").as_deref(),
+        Some("through the share; $x")
+    );
+    b.power_off();
 }
