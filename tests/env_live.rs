@@ -23,8 +23,9 @@
 //!
 //! Needs QEMU and u-boot-qemu (`scripts/deps.sh virtual`), the MIPS
 //! twin's U-Boot (`testbed/uboot.sh`, built and cached on first use) and
-//! tmux; a missing piece fails with a hint, nothing is skipped. One VM at a time, shared with the other
-//! virtual-board tests through the same in-process mutex pattern and
+//! tmux; a missing piece fails with a hint, nothing is skipped. One VM
+//! at a time, shared with the other virtual-board tests through the same
+//! in-process mutex pattern and
 //! host-wide `flock` as `tests/tftpboot_e2e.rs`.
 
 use std::os::fd::AsRawFd;
