@@ -25,8 +25,8 @@
 //! twin's U-Boot (`testbed/uboot.sh`, built and cached on first use) and
 //! tmux; a missing piece fails with a hint, nothing is skipped. One VM
 //! at a time, shared with the other virtual-board tests through the same
-//! in-process mutex pattern and
-//! host-wide `flock` as `tests/tftpboot_e2e.rs`.
+//! in-process mutex pattern and host-wide `flock` as
+//! `tests/tftpboot_e2e.rs`.
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
