@@ -196,6 +196,8 @@ struct Source {
     image: FlashImage,
     path: PathBuf,
     partition: Option<String>,
+    /// The build's parts (name, flash offset, padded size), for the boot hint.
+    parts: Vec<(String, u64, u64)>,
 }
 
 fn source(args: &FlashArgs, board: &Board) -> miette::Result<Source> {
@@ -240,6 +242,11 @@ fn source(args: &FlashArgs, board: &Board) -> miette::Result<Source> {
             },
             path: dir.join(&fw.image),
             partition: Some(fw.partition),
+            parts: fw
+                .parts
+                .iter()
+                .map(|p| (p.name.clone(), p.flash_offset, p.padded_size))
+                .collect(),
         });
     }
     let path = args.image.clone().expect("clap requires --from or --image");
@@ -255,6 +262,7 @@ fn source(args: &FlashArgs, board: &Board) -> miette::Result<Source> {
         },
         path,
         partition: args.partition.clone(),
+        parts: Vec::new(),
     })
 }
 
@@ -365,6 +373,17 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
         );
         if args.backup.is_some() {
             println!("If this U-Boot has no tftpput, the backup is read with md.b over the console instead.");
+        }
+        if !src.parts.is_empty() {
+            println!("\nWhere the build's parts land (for --bootcmd/--bootargs):");
+            for (name, off, size) in &src.parts {
+                let mapped = board
+                    .flash_uboot_addr(*off)
+                    .and_then(Result::ok)
+                    .map(|a| format!(", U-Boot address {a:#x}"))
+                    .unwrap_or_default();
+                println!("  {name:<8} flash offset {off:#x}, {size:#x} bytes{mapped}");
+            }
         }
         return Ok(());
     }
