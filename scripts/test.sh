@@ -21,7 +21,8 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # The QEMU tier: lmx-testbed's tests boot the virtual board (U-Boot, then
 # a kernel from RAM over TFTP in a private network namespace). They need
 # the virtual package set and the cached kernels (about 5 + 4 min to build
-# the first time); their VMs run one at a time inside `cargo test`.
+# the first time, plus the MIPS twins' kernels and U-Boots below); their
+# VMs run one at a time inside `cargo test`.
 # tests/tftpboot_e2e.rs drives the real `lmx tftpboot --board qemu-aarch64`
 # (one VM at a time: an in-process mutex plus a flock on
 # $TMPDIR/lmx-virtual-board.lock); tests/env_live.rs drives `lmx env`
@@ -31,6 +32,13 @@ echo "== virtual board: packages and kernel"
 scripts/deps.sh virtual
 testbed/kernel.sh aarch64 >/dev/null
 testbed/kernel.sh armv7l >/dev/null
+# The MIPS twins (testbed/tests/malta.rs, tests/tftpboot_mips.rs): the
+# malta kernels and U-Boot with LZMA from Debian's source package. First
+# build about 3 + 3 + 1 + 1 min on 2 idle cores (28 min here under load).
+testbed/kernel.sh mips >/dev/null
+testbed/kernel.sh mipsel >/dev/null
+testbed/uboot.sh malta >/dev/null
+testbed/uboot.sh maltael >/dev/null
 # tests/flash_e2e.rs's tftpput backup boots the virtual board's U-Boot
 # rebuilt with tftpput (Debian source, about 3 min the first time, cached).
 testbed/uboot.sh qemu_arm64 >/dev/null
