@@ -571,8 +571,29 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
         } else {
             plan.steps.clone()
         };
+        // Ctrl-C ends lmx but not the command U-Boot is running: say what
+        // state that leaves the flash in.
+        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(|e| fail_untouched(&plan, "installing the Ctrl-C handler", "", e.to_string(), "retry"))?;
         for step in &steps {
-            exec.step(&plan, step).await.map_err(|f| *f)?;
+            tokio::select! {
+                r = exec.step(&plan, step) => r.map_err(|f| *f)?,
+                _ = interrupt.recv() => {
+                    let state = if exec.verify_only {
+                        "Flash state: unchanged by this run (--verify-only).".to_string()
+                    } else {
+                        FlashState::after(step.phase).explain(&plan, exec.backup_saved.as_deref())
+                    };
+                    return Err(FlashFailure {
+                        step: format!("{} ({})", step.phase.as_str(), step.what),
+                        command: step.command.clone(),
+                        reason: "interrupted (Ctrl-C); U-Boot may still be running the command".into(),
+                        tail: String::new(),
+                        state,
+                        hint: "wait for U-Boot's prompt on the console, then run lmx flash again".into(),
+                    });
+                }
+            }
         }
         if !args.verify_only {
             exec.boot_env(&plan, args.bootcmd.as_deref(), args.bootargs.as_deref()).await.map_err(|f| *f)?;
