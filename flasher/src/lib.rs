@@ -32,6 +32,8 @@
 //! into a UBI-managed region; each refusal is a [`PlanError`] that says
 //! what was expected, what was seen and what to try.
 
+#![warn(missing_docs)]
+
 pub mod output;
 pub mod plan;
 pub mod state;
