@@ -357,3 +357,74 @@ fn e_a_big_endian_kernel_for_a_little_endian_board_is_refused() {
     );
     assert_nothing_loaded(&all);
 }
+
+/// The appended-DTB image that gl-ar750-class U-Boots need (`lmx build
+/// --append-dtb`) boots on the big-endian twin, but the twin cannot prove
+/// the DTB is used: malta's kernel always takes its built-in DTB
+/// (`plat_get_fdt()` in arch/mips/mti-malta/malta-setup.c). The kernel
+/// names the machine from the built-in tree's model, not the appended one.
+#[test]
+fn f_an_appended_dtb_image_boots_and_malta_ignores_the_dtb() {
+    require_qemu("qemu-system-mips");
+    let _vm = one_vm();
+    let dir = tempfile::Builder::new()
+        .prefix("lmx-e2e-")
+        .tempdir()
+        .unwrap();
+    let dts = dir.path().join("appended.dts");
+    std::fs::write(
+        &dts,
+        "/dts-v1/;\n/ {\n\t#address-cells = <1>;\n\t#size-cells = <1>;\n\tcompatible = \"mti,malta\";\n\tmodel = \"lmx appended DTB\";\n\tchosen { };\n\tmemory@0 { device_type = \"memory\"; reg = <0x0 0x10000000>; };\n};\n",
+    )
+    .unwrap();
+    let dtb = dir.path().join("appended.dtb");
+    let dtc = Command::new("dtc")
+        .args(["-I", "dts", "-O", "dtb", "-o"])
+        .arg(&dtb)
+        .arg(&dts)
+        .output()
+        .expect("dtc (package device-tree-compiler)");
+    assert!(dtc.status.success(), "{dtc:?}");
+    let vmlinux = lmx_testbed::kernel(lmx_testbed::Arch::Mips)
+        .unwrap_or_else(|e| panic!("needs the big-endian kernel: {e}"));
+    let rootfs = dir.path().join("rootfs.squashfs");
+    lmx_testbed::rootfs::build_for(lmx_testbed::Arch::Mips, &rootfs)
+        .unwrap_or_else(|e| panic!("needs the test rootfs: {e}"));
+    let out = dir.path().join("out");
+    let built = lmx(
+        &[
+            "build",
+            "--board",
+            "qemu-mips",
+            "--kernel",
+            vmlinux.to_str().unwrap(),
+            "--rootfs",
+            rootfs.to_str().unwrap(),
+            "--dtb",
+            dtb.to_str().unwrap(),
+            "--append-dtb",
+            "--append",
+            "init=/init",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(600),
+    );
+    assert!(built.success(), "{}", built.all());
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-mips",
+            "--manifest",
+            out.join("manifest.json").to_str().unwrap(),
+            "--no-console",
+            "--show-console",
+        ],
+        Duration::from_secs(600),
+    );
+    assert_booted(&r, "lzma compressed");
+    let all = r.all();
+    assert!(all.contains("MIPS: machine is mti,malta"), "{all}");
+    assert!(!all.contains("lmx appended DTB"), "{all}");
+}
