@@ -61,7 +61,7 @@ struct Args {
     netns_exec: Vec<String>,
 }
 
-const USAGE: &str = "usage: lmx-testbed-run --arch aarch64|armv7l --serve DIR [--load ADDR:FILE]... [--boot CMD] [--expect TEXT] [--then SHELL-CMD]... [--cmd U-BOOT-CMD]... [--console unix|pty] [--pflash DIR] [--uboot FILE] [--host IP/PREFIX] [--board-ip IP] [--tap NAME] [--timeout SECS] [--quiet] [--netns-exec SHELL-CMD]...";
+const USAGE: &str = "usage: lmx-testbed-run --arch aarch64|armv7l|mips|mipsel --serve DIR [--load ADDR:FILE]... [--boot CMD] [--expect TEXT] [--then SHELL-CMD]... [--cmd U-BOOT-CMD]... [--console unix|pty] [--pflash DIR] [--uboot FILE] [--host IP/PREFIX] [--board-ip IP] [--tap NAME] [--timeout SECS] [--quiet] [--netns-exec SHELL-CMD]...";
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
