@@ -195,13 +195,19 @@ impl<T: Transport> Runner<T> {
         &mut self.shell
     }
 
-    /// Stops autoboot and reaches the prompt.
-    pub async fn attach(&mut self, since: Instant) -> Result<(), BootFailure> {
+    /// Stops autoboot and reaches the prompt. `at_power_on`: the board was
+    /// just powered on (a VM lmx started), so stay silent until it prints
+    /// anything; a key sent before U-Boot listens is lost, and then it
+    /// ignores the countdown keys and boots through.
+    pub async fn attach(&mut self, since: Instant, at_power_on: bool) -> Result<(), BootFailure> {
         say("==> waiting for U-Boot (stopping autoboot)");
-        self.shell
-            .attach(self.opts.attach_timeout)
-            .await
-            .map_err(|e| BootFailure::shell("reaching the U-Boot prompt", "(attach)", e))?;
+        let t = self.opts.attach_timeout;
+        let r = if at_power_on {
+            self.shell.attach_at_power_on(t).await
+        } else {
+            self.shell.attach(t).await
+        };
+        r.map_err(|e| BootFailure::shell("reaching the U-Boot prompt", "(attach)", e))?;
         let d = since.elapsed();
         say(&format!(
             "    at the U-Boot prompt after {:.3} s",

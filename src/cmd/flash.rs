@@ -534,9 +534,14 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
     let started = Instant::now();
     let result = rt.block_on(async {
         eprintln!("==> waiting for U-Boot (stopping autoboot)");
-        exec.shell
-            .attach(Duration::from_secs(30))
-            .await
+        // A VM lmx just started: silent until U-Boot speaks (a key sent
+        // earlier is lost and U-Boot then boots through its countdown).
+        let attach = if _vm.is_some() {
+            exec.shell.attach_at_power_on(Duration::from_secs(30)).await
+        } else {
+            exec.shell.attach(Duration::from_secs(30)).await
+        };
+        attach
             .map_err(|e| fail_untouched(&plan, "reaching the U-Boot prompt", "(attach)", e.to_string(), "check the console port and that the board is powered"))?;
         // Which commands does this U-Boot have? Decided before anything is erased.
         let mut needed = plan.required_commands();

@@ -321,7 +321,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
     let shell = UBootShell::for_board(transport, &board).map_err(|e| miette!("{e}"))?;
     let mut runner = Runner::new(shell, ev_rx, opts, net, prepared.files.clone());
     let result = rt.block_on(async {
-        runner.attach(power_on).await?;
+        runner.attach(power_on, _vm.is_some()).await?;
         runner.check_caps(&board, &prepared.plan).await?;
         runner.run(&prepared.plan).await
     });
@@ -401,7 +401,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
             }
             runner.timings = Timings::default();
             let result = rt.block_on(async {
-                runner.attach(cycle).await?;
+                runner.attach(cycle, false).await?;
                 runner.run(&again.plan).await
             });
             let table = runner.timings.table();
