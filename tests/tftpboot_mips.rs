@@ -428,3 +428,122 @@ fn f_an_appended_dtb_image_boots_and_malta_ignores_the_dtb() {
     assert!(all.contains("MIPS: machine is mti,malta"), "{all}");
     assert!(!all.contains("lmx appended DTB"), "{all}");
 }
+
+/// `--watch` on the big-endian twin: after a change lmx types `reboot -f`
+/// on the running system (the static `/init` reboots, the kernel resets
+/// malta through its syscon-reboot driver), U-Boot comes back, and the
+/// board boots again. Ctrl-C ends the watch and QEMU with it.
+#[test]
+fn g_watch_reboots_the_big_endian_twin_and_boots_again() {
+    require_qemu("qemu-system-mips");
+    let _vm = one_vm();
+    let dir = tempfile::Builder::new()
+        .prefix("lmx-e2e-")
+        .tempdir()
+        .unwrap();
+    let planned = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-mips",
+            "--dry-run",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+        Duration::from_secs(600),
+    );
+    assert!(planned.success(), "{}", planned.all());
+    let uimage = dir.path().join("uImage");
+    let rootfs = dir.path().join("rootfs.squashfs");
+    let tag = format!("{}-watch", std::process::id());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lmx"))
+        .args([
+            "tftpboot",
+            "--board",
+            "qemu-mips",
+            "--no-console",
+            "--kernel",
+        ])
+        .arg(&uimage)
+        .arg("--rootfs")
+        .arg(&rootfs)
+        .args(["--append", "init=/init", "--watch"])
+        .arg(&rootfs)
+        .env("LMX_E2E_TAG", &tag)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |text: &str, limit: Duration| -> bool {
+        let end = Instant::now() + limit;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(l) => {
+                    let hit = l.contains(text);
+                    seen.push(l);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    };
+    let first = wait_for("==> booted: qemu-mips is up", Duration::from_secs(300));
+    let watching = first && wait_for("==> watching", Duration::from_secs(10));
+    if watching {
+        // Same content, new mtime: a rebuild that produced the same bytes.
+        let bytes = std::fs::read(&rootfs).unwrap();
+        std::fs::write(&rootfs, bytes).unwrap();
+    }
+    let again = watching
+        && wait_for("==> booted again", Duration::from_secs(180))
+        && wait_for("==> watching", Duration::from_secs(10));
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let stopped = wait_for("==> stopped watching", Duration::from_secs(10));
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let transcript = seen.join("\n");
+    assert!(first, "first boot:\n{transcript}");
+    assert!(again, "second boot after the change:\n{transcript}");
+    assert!(stopped, "Ctrl-C:\n{transcript}");
+    assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
+    for _ in 0..40 {
+        if processes_tagged(&tag).is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        processes_tagged(&tag).is_empty(),
+        "{:?}",
+        processes_tagged(&tag)
+    );
+}
