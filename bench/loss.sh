@@ -2,8 +2,9 @@
 # TFTP into the real U-Boot of the virtual board over a lossy link: lmx
 # against dnsmasq, atftpd and tftpd-hpa (issue 9's benchmark).
 #
-#   bench/loss.sh [RUNS] [SIZES_MIB] [LOSS_PCTS] [WINDOWS] [CAP_S]
-#   bench/loss.sh 3 "8 32" "0 1 5" "1 16" 240      (the defaults)
+#   bench/loss.sh [RUNS] [SIZES_MIB] [LOSS_PCTS] [WINDOWS] [CAP_S] [SERVERS]
+#   bench/loss.sh 3 "8 32" "0 1 5" "1 16" 240 "lmx dnsmasq atftpd tftpd-hpa"
+#                                                   (the defaults)
 #
 # For each server, loss and window: a fresh U-Boot (a NIC wedged by one
 # server cannot spoil the next cell), nftables in the private namespace
@@ -26,6 +27,7 @@ SIZES="${2:-8 32}"
 LOSSES="${3:-0 1 5}"
 WINDOWS="${4:-1 16}"
 CAP="${5:-240}"
+SERVERS="${6:-lmx dnsmasq atftpd tftpd-hpa}"
 ROOT_DIR="$(pwd)"
 
 scripts/deps.sh virtual >&2
@@ -57,12 +59,12 @@ done
 
 UNSHARE=(unshare -n)
 [ "$(id -u)" = 0 ] || UNSHARE=(unshare -rn)
-BENCH_DIR="$ROOT_DIR/bench" "${UNSHARE[@]}" python3 - "$WORK" "$SRV" "$RUNS" "$LMX" "$HPA" "$SIZES" "$LOSSES" "$WINDOWS" "$CAP" <<'PY'
+BENCH_DIR="$ROOT_DIR/bench" "${UNSHARE[@]}" python3 - "$WORK" "$SRV" "$RUNS" "$LMX" "$HPA" "$SIZES" "$LOSSES" "$WINDOWS" "$CAP" "$SERVERS" <<'PY'
 import os, statistics, subprocess, sys, time, zlib
 sys.path.insert(0, os.environ["BENCH_DIR"])
 from vboard import Board, setup_tap, servers as peer_servers, sh
 
-work, srv, runs, lmx, hpa, sizes, losses, windows, cap = sys.argv[1:10]
+work, srv, runs, lmx, hpa, sizes, losses, windows, cap, only = sys.argv[1:11]
 runs, cap = int(runs), float(cap)
 sizes = [int(s) for s in sizes.split()]
 losses = [int(x) for x in losses.split()]
@@ -74,7 +76,8 @@ for s in sizes:
     with open(os.path.join(srv, f"file{s}"), "rb") as f:
         crcs[s] = "%08x" % (zlib.crc32(f.read()) & 0xFFFFFFFF)
 
-servers = peer_servers(srv, lmx, hpa, atftpd=True)
+servers = {k: v for k, v in peer_servers(srv, lmx, hpa, atftpd=True).items()
+           if k in only.split()}
 
 
 def set_loss(pct):
@@ -140,14 +143,13 @@ for s in sizes:
     print()
     print(f"#### {s} MiB (seconds, median; runs in brackets when fewer than {runs})")
     print()
-    print("| loss | window | " + " | ".join(names) + " | " +
-          " | ".join(f"{n} / lmx" for n in names[1:]) + " |")
-    print("| ---: | ---: | " + " | ".join("---:" for _ in names) + " | " +
-          " | ".join("---:" for _ in names[1:]) + " |")
+    heads = names + [f"{n} / lmx" for n in names if n != "lmx"]
+    print("| loss | window | " + " | ".join(heads) + " |")
+    print("| ---: | ---: | " + " | ".join("---:" for _ in heads) + " |")
     for pct in losses:
         for w in windows:
             cells, ratios = [], []
-            base = results[("lmx", w, pct, s)][0]
+            base = results.get(("lmx", w, pct, s), (None,))[0]
             for n in names:
                 med, note, k = results[(n, w, pct, s)]
                 c = "-" if med is None else f"{med:.2f}"
@@ -156,7 +158,7 @@ for s in sizes:
                 if note:
                     c = note if med is None else f"{c}, then {note}"
                 cells.append(c)
-            for n in names[1:]:
+            for n in [n for n in names if n != "lmx"]:
                 med, note, _ = results[(n, w, pct, s)]
                 if med is not None and base:
                     ratios.append(f"{med / base:.1f}")
@@ -164,5 +166,5 @@ for s in sizes:
                     ratios.append(f"> {cap / base:.0f}")
                 else:
                     ratios.append("-")
-            print(f"| {pct}% | {w} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+            print(f"| {pct}% | {w} | " + " | ".join(cells + ratios) + " |")
 PY
