@@ -34,7 +34,10 @@ testbed/kernel.sh aarch64 >/dev/null
 testbed/kernel.sh armv7l >/dev/null
 # The MIPS twins (testbed/tests/malta.rs, tests/tftpboot_mips.rs): the
 # malta kernels and U-Boot with LZMA from Debian's source package. First
-# build about 3 + 3 + 1 + 1 min on 2 idle cores (28 min here under load).
+# build measured on this 2-core machine with other builds running: kernels
+# 330 + 338 s (load ~4; 823 + 660 s at load 8), U-Boots 129 + 45 s, so
+# about 14 min (up to 28); cached afterwards. The MIPS tests then take
+# about 1.5 min.
 testbed/kernel.sh mips >/dev/null
 testbed/kernel.sh mipsel >/dev/null
 testbed/uboot.sh malta >/dev/null
