@@ -149,6 +149,7 @@ add_deb_src() {
   printf 'Types: deb-src\nURIs: %s\nSuites: %s %s-updates\nComponents: main\nSigned-By: %s\n' \
     "$uri" "$suite" "$suite" "$key" | $SUDO tee "$src" >/dev/null
   updated=0
+  apt_update
 }
 
 missing=()
@@ -170,5 +171,4 @@ if [ "$virtual" -eq 1 ]; then
   install_busybox armhf
   install_busybox mipsel
   add_deb_src
-  apt_update
 fi
