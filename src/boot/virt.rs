@@ -118,7 +118,8 @@ fn firmware(board: &Board, arch: Arch, announce: bool) -> miette::Result<PathBuf
     }
 }
 
-/// The machine lmx runs for `board`.
+/// The machine lmx runs for an ARM `virt` board (`-bios` Debian's U-Boot).
+/// The MIPS twins need a flash image made per run: use [`vm_config_for`].
 pub fn vm_config(arch: Arch, console: Console, network: bool) -> VmConfig {
     let mut cfg = VmConfig::new(arch, console);
     if network {
