@@ -4,46 +4,11 @@
 //! `fdtget`, `unsquashfs -lln`). A missing tool fails the test naming its
 //! Debian package.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn lmx(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lmx"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env_remove("LMX_BOARDS_DIR")
-        .output()
-        .expect("run lmx")
-}
-
-fn package_of(tool: &str) -> &'static str {
-    match tool {
-        "mkimage" | "dumpimage" => "u-boot-tools",
-        "dtc" | "fdtget" => "device-tree-compiler",
-        "unsquashfs" => "squashfs-tools",
-        _ => "?",
-    }
-}
-
-fn tool(name: &str, args: &[&str]) -> String {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{name}` is missing: install the Debian package {} (apt-get install {})",
-        package_of(name),
-        package_of(name)
-    );
-    let out = Command::new(name).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{name} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{lmx_output as lmx, s, tool};
 
 struct Inputs {
     kernel: PathBuf,
@@ -89,10 +54,6 @@ fn inputs(dir: &Path) -> Inputs {
         dtb,
         rootfs,
     }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

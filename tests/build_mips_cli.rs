@@ -8,88 +8,20 @@
 //! it, an `lzmadec` rootfs there. A missing tool fails the test naming
 //! its Debian package.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn lmx(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lmx"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env_remove("LMX_BOARDS_DIR")
-        .output()
-        .expect("run lmx")
-}
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{lmx_output as lmx, s, tool, vmlinux};
 
 /// stdout and stderr, with miette's line wrapping and frame undone.
 fn text(o: &Output) -> String {
-    let all = format!(
+    common::flat(&format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
-    );
-    all.replace(['│', '×'], " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn package_of(tool: &str) -> String {
-    match tool {
-        "mkimage" | "dumpimage" => "u-boot-tools".into(),
-        "unsquashfs" => "squashfs-tools".into(),
-        "xz" => "xz-utils".into(),
-        t if t.ends_with("-gcc") => format!("gcc-{}", t.trim_end_matches("-gcc")),
-        t => format!("binutils-{}", t.rsplit_once('-').map(|x| x.0).unwrap_or(t)),
-    }
-}
-
-fn tool(name: &str, args: &[&str]) -> String {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{name}` is missing: install the Debian package {} (scripts/deps.sh virtual)",
-        package_of(name)
-    );
-    let out = Command::new(name)
-        .args(args)
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{name} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// The kernel-like ELF of the builder's oracle test, for `triple`.
-fn vmlinux(dir: &Path, triple: &str) -> PathBuf {
-    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("builder/tests/fixtures/elf");
-    let out = dir.join(format!("vmlinux-{triple}"));
-    tool(
-        &format!("{triple}-gcc"),
-        &[
-            "-O2",
-            "-fno-pic",
-            "-mno-abicalls",
-            "-nostdlib",
-            "-static",
-            "-Wl,--build-id=none",
-            &format!("-Wl,-T,{}", fx.join("kernel.lds").display()),
-            "-o",
-            s(&out),
-            s(&fx.join("kernel.c")),
-        ],
-    );
-    out
+    ))
 }
 
 fn rootfs(dir: &Path) -> PathBuf {

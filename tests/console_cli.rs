@@ -4,11 +4,14 @@
 //! comes back, and the terminal restored after the exit key and SIGTERM.
 //! Needs tmux and `scripts/deps.sh virtual`; fails (never skips) without.
 
+mod common;
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Tmux;
 use lmx_console::share;
 use lmx_console::{Dialect, Endpoint, SerialConfig, UBootShell};
 
@@ -71,70 +74,6 @@ fn qemu(sock: &Path) -> Qemu {
         std::thread::sleep(Duration::from_millis(20));
     }
     q
-}
-
-/// A tmux session killed on drop.
-struct Tmux(String);
-
-impl Tmux {
-    fn new(name: &str) -> Tmux {
-        let ok = Command::new("tmux")
-            .args(["new-session", "-d", "-s", name, "-x", "160", "-y", "50"])
-            .args(["bash", "--norc", "--noprofile"])
-            .status()
-            .expect("tmux is needed for this test (apt-get install tmux)")
-            .success();
-        assert!(ok);
-        Tmux(name.to_string())
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let ok = Command::new("tmux")
-            .args(["send-keys", "-t", &self.0])
-            .args(keys)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    fn line(&self, text: &str) {
-        self.keys(&["-l", text]);
-        self.keys(&["Enter"]);
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-S", "-200", "-t", &self.0])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Waits until `pred` holds for the screen.
-    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) {
-        let end = Instant::now() + Duration::from_secs(30);
-        loop {
-            let s = self.screen();
-            if pred(&s) {
-                return;
-            }
-            assert!(Instant::now() < end, "waited for {what}; screen:\n{s}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn wait_for(&self, text: &str) {
-        self.wait(text, |s| s.contains(text));
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .status();
-    }
 }
 
 fn count(s: &str, needle: &str) -> usize {

@@ -1,0 +1,434 @@
+//! Helpers shared by the root package's integration tests: tool checks,
+//! the one-VM-at-a-time lock, running the real `lmx` binary under a
+//! watchdog with a check that nothing it started is left, temp dirs and
+//! output flattening. Each test file is its own crate and uses only some
+//! of these, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// What the test rootfs's init prints once userland runs.
+pub const MARKER: &str = "LMX-USERLAND-READY";
+
+/// Whether `tool` is an executable file in a `PATH` directory.
+pub fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+/// Fails the test (never skips it) when `tool` is not on `PATH`; `hint`
+/// says what to install.
+pub fn need(tool: &str, hint: &str) {
+    assert!(on_path(tool), "`{tool}` is missing: {hint}");
+}
+
+static ONE_VM: Mutex<()> = Mutex::new(());
+
+/// Holds the in-process and the host-wide VM lock.
+pub struct VmLock {
+    _guard: std::sync::MutexGuard<'static, ()>,
+    _file: std::fs::File,
+}
+
+/// One VM at a time: an in-process mutex plus a host-wide `flock` on the
+/// lock file every virtual-board test (and other suites) shares, so
+/// parallel test binaries wait for each other.
+pub fn one_vm() -> VmLock {
+    let guard = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("lmx-virtual-board.lock"))
+        .expect("lock file");
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+    VmLock {
+        _guard: guard,
+        _file: file,
+    }
+}
+
+/// Processes whose environment carries `tag` (QEMU inherits lmx's).
+pub fn processes_tagged(tag: &str) -> Vec<String> {
+    let needle = format!("LMX_E2E_TAG={tag}");
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let p = e.path();
+        if let Ok(env) = std::fs::read(p.join("environ")) {
+            if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+                let cmd = std::fs::read_to_string(p.join("cmdline")).unwrap_or_default();
+                found.push(format!("{}: {}", p.display(), cmd.replace('\0', " ")));
+            }
+        }
+    }
+    found
+}
+
+/// A tag for `LMX_E2E_TAG`, unique to this process and moment.
+pub fn new_tag() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+/// Fails the test when a process tagged `tag` is still there.
+pub fn assert_nothing_left(tag: &str) {
+    // QEMU has PDEATHSIG; give the kernel a moment to deliver it.
+    let mut left = processes_tagged(tag);
+    for _ in 0..40 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        left = processes_tagged(tag);
+    }
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+}
+
+/// A finished `lmx` run.
+pub struct Run {
+    pub out: Output,
+    pub elapsed: Duration,
+    /// Whether a QEMU process was seen while lmx ran.
+    pub qemu_seen: bool,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    /// stdout, a newline, stderr.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout(), self.stderr())
+    }
+    /// [`Run::all`] flattened by [`flat`], so phrases match across lines.
+    pub fn flat(&self) -> String {
+        flat(&self.all())
+    }
+    pub fn success(&self) -> bool {
+        self.out.status.success()
+    }
+}
+
+/// Runs `lmx ARGS` with a hard limit (a watchdog against hangs, not a
+/// performance threshold), then checks nothing it started is left.
+pub fn lmx_watched(args: &[&str], limit: Duration) -> Run {
+    let tag = new_tag();
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lmx"))
+        .args(args)
+        .env("LMX_E2E_TAG", &tag)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting lmx");
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let mut qemu_seen = false;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if !qemu_seen {
+            qemu_seen = processes_tagged(&tag)
+                .iter()
+                .any(|p| p.contains("qemu-system"));
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let elapsed = start.elapsed();
+    let out = Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    };
+    assert_nothing_left(&tag);
+    Run {
+        out,
+        elapsed,
+        qemu_seen,
+    }
+}
+
+/// Text with miette's line wrapping, gutter and arrows undone: every
+/// whitespace run becomes one blank, so phrases match across lines.
+pub fn flat(text: &str) -> String {
+    text.replace(['│', '×', '╰', '├', '─', '▶'], " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A fresh temp dir named `PREFIX…`, removed when dropped.
+pub fn tmp(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(prefix).tempdir().unwrap()
+}
+
+/// A path as `&str`, for argument lists.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs `cmd`, failing the test with its stderr when it fails; its stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A long-running `lmx ARGS` (`--watch`) whose stderr is read line by line.
+pub struct Watch {
+    child: std::process::Child,
+    tag: String,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every stderr line read so far.
+    pub seen: Vec<String>,
+}
+
+impl Watch {
+    /// Starts `lmx ARGS`, tagged, stdout discarded.
+    pub fn start(args: &[&str]) -> Watch {
+        let tag = new_tag();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lmx"))
+            .args(args)
+            .env("LMX_E2E_TAG", &tag)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watch {
+            child,
+            tag,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads lines until one contains `text` (true) or `limit` passes or
+    /// stderr ends (false).
+    pub fn wait_for(&mut self, text: &str, limit: Duration) -> bool {
+        let end = Instant::now() + limit;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    let hit = l.contains(text);
+                    self.seen.push(l);
+                    if hit {
+                        return true;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        false
+    }
+
+    /// Ctrl-C: SIGINT to lmx.
+    pub fn interrupt(&self) {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+    }
+
+    /// Waits up to `limit` for lmx to exit (killed after that: `None`).
+    pub fn exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The stderr lines read so far, one a line.
+    pub fn transcript(&self) -> String {
+        self.seen.join("\n")
+    }
+
+    /// Fails the test when a process lmx started is still there.
+    pub fn assert_nothing_left(&self) {
+        assert_nothing_left(&self.tag);
+    }
+}
+
+/// A tmux session (a real terminal for `lmx console`), killed on drop.
+pub struct Tmux(String);
+
+impl Tmux {
+    pub fn new(name: &str) -> Tmux {
+        let ok = Command::new("tmux")
+            .args(["new-session", "-d", "-s", name, "-x", "160", "-y", "50"])
+            .args(["bash", "--norc", "--noprofile"])
+            .status()
+            .expect("tmux is needed for this test (scripts/deps.sh test)")
+            .success();
+        assert!(ok);
+        Tmux(name.to_string())
+    }
+
+    pub fn keys(&self, keys: &[&str]) {
+        let ok = Command::new("tmux")
+            .args(["send-keys", "-t", &self.0])
+            .args(keys)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    pub fn line(&self, text: &str) {
+        self.keys(&["-l", text]);
+        self.keys(&["Enter"]);
+    }
+
+    pub fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-S", "-200", "-t", &self.0])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until `pred` holds for the screen.
+    pub fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) {
+        let end = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "waited for {what}; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn wait_for(&self, text: &str) {
+        self.wait(text, |s| s.contains(text));
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+/// `lmx ARGS` run to completion as a user runs it: no colour, a fixed
+/// `SOURCE_DATE_EPOCH`, the built-in boards.
+pub fn lmx_output(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lmx"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env_remove("LMX_BOARDS_DIR")
+        .output()
+        .expect("run lmx")
+}
+
+/// The Debian package that has `tool`.
+pub fn package_of(tool: &str) -> String {
+    match tool {
+        "mkimage" | "dumpimage" => "u-boot-tools".into(),
+        "dtc" | "fdtget" => "device-tree-compiler".into(),
+        "unsquashfs" | "mksquashfs" => "squashfs-tools".into(),
+        "xz" => "xz-utils".into(),
+        t if t.ends_with("-gcc") => format!("gcc-{}", t.trim_end_matches("-gcc")),
+        t => format!("binutils-{}", t.rsplit_once('-').map(|x| x.0).unwrap_or(t)),
+    }
+}
+
+/// Runs the reference tool `name ARGS` (C locale), failing the test with
+/// its Debian package when it is missing and with its stderr when it
+/// fails; its stdout.
+pub fn tool(name: &str, args: &[&str]) -> String {
+    need(
+        name,
+        &format!(
+            "install the Debian package {} (scripts/deps.sh virtual)",
+            package_of(name)
+        ),
+    );
+    run(Command::new(name).args(args).env("LC_ALL", "C"))
+}
+
+/// The kernel-like ELF of the builder's oracle test
+/// (`builder/tests/fixtures/elf`, linked at KSEG0 0x80100000 as the
+/// malta kernel is), compiled in `dir` by `TRIPLE-gcc`.
+pub fn vmlinux(dir: &Path, triple: &str) -> std::path::PathBuf {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("builder/tests/fixtures/elf");
+    let out = dir.join(format!("vmlinux-{triple}"));
+    tool(
+        &format!("{triple}-gcc"),
+        &[
+            "-O2",
+            "-fno-pic",
+            "-mno-abicalls",
+            "-nostdlib",
+            "-static",
+            "-Wl,--build-id=none",
+            &format!("-Wl,-T,{}", fx.join("kernel.lds").display()),
+            "-o",
+            s(&out),
+            s(&fx.join("kernel.c")),
+        ],
+    );
+    out
+}
