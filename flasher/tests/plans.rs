@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use lmx_boards::{Board, Catalog};
+use lmx_boards::{Board, Catalog, Partition};
 use lmx_console::{Dialect, Pacing, ShellMachine};
 use lmx_flasher::{
     Backup, BackupVia, Check, FlashImage, FlashPlan, FlashRequest, FlashState, Method, Phase,
@@ -35,6 +35,26 @@ fn req(target: Target, size: u64) -> FlashRequest {
         target,
         ..FlashRequest::firmware(image(size))
     }
+}
+
+/// A firmware write of `size` bytes that first backs the region up to `file`.
+fn backed_up(file: &str, via: BackupVia, size: u64) -> FlashRequest {
+    FlashRequest {
+        backup: Some(Backup {
+            file: file.into(),
+            via,
+        }),
+        ..req(Target::Firmware, size)
+    }
+}
+
+/// The board's `firmware` partition, to edit.
+fn firmware(b: &mut Board) -> &mut Partition {
+    b.flash
+        .partitions
+        .iter_mut()
+        .find(|p| p.name == "firmware")
+        .unwrap()
 }
 
 /// Every command the plan holds fits the board's line buffer, checked by
@@ -199,13 +219,7 @@ fn mtd_golden_fixture() {
 #[test]
 fn backup_comes_before_the_load_and_covers_the_erase_region() {
     let b = board("qemu-aarch64");
-    let r = FlashRequest {
-        backup: Some(Backup {
-            file: "old.bin".into(),
-            via: BackupVia::Tftpput,
-        }),
-        ..req(Target::Firmware, 0x12_3456)
-    };
+    let r = backed_up("old.bin", BackupVia::Tftpput, 0x12_3456);
     let p = plan(&b, &r);
     assert_eq!(
         p.commands()[..2],
@@ -215,13 +229,7 @@ fn backup_comes_before_the_load_and_covers_the_erase_region() {
         ])
     );
     let b = board("gl-ar750");
-    let r = FlashRequest {
-        backup: Some(Backup {
-            file: "old.bin".into(),
-            via: BackupVia::Console,
-        }),
-        ..req(Target::Firmware, 0x12_3456)
-    };
+    let r = backed_up("old.bin", BackupVia::Console, 0x12_3456);
     let p = plan(&b, &r);
     assert_eq!(
         p.commands()[..4],
@@ -287,12 +295,7 @@ fn refuses_a_protected_target() {
 fn refuses_a_write_overlapping_u_boot() {
     // A partition map that puts "firmware" over U-Boot's area.
     let mut b = board("qemu-aarch64");
-    b.flash
-        .partitions
-        .iter_mut()
-        .find(|p| p.name == "firmware")
-        .unwrap()
-        .offset = 0x300000;
+    firmware(&mut b).offset = 0x300000;
     let e = refuse(&b, &req(Target::Firmware, 0x20_0000));
     match &e {
         PlanError::OverlapsProtected { other, .. } => assert!(other.contains("u-boot"), "{e}"),
@@ -305,12 +308,7 @@ fn refuses_a_write_overlapping_the_environment() {
     let mut b = board("gl-ar750");
     // Env region not listed as a partition, only as flash.env.
     b.flash.partitions.retain(|p| p.name != "u-boot-env");
-    let fw = b
-        .flash
-        .partitions
-        .iter_mut()
-        .find(|p| p.name == "firmware")
-        .unwrap();
+    let fw = firmware(&mut b);
     fw.offset = 0x40000;
     fw.size = 0xFC0000;
     let e = refuse(&b, &req(Target::Firmware, 0x1_0000));
@@ -324,12 +322,7 @@ fn refuses_a_write_overlapping_the_environment() {
 fn refuses_a_write_past_the_usable_area() {
     // qemu: U-Boot addresses only the first 32 MiB of each 64 MiB bank.
     let mut b = board("qemu-aarch64");
-    let fw = b
-        .flash
-        .partitions
-        .iter_mut()
-        .find(|p| p.name == "firmware")
-        .unwrap();
+    let fw = firmware(&mut b);
     fw.size = 0x2000000;
     let e = refuse(&b, &req(Target::Firmware, 0x1E0_0000));
     assert!(matches!(e, PlanError::OutsideUsable { .. }), "{e}");
@@ -346,12 +339,7 @@ fn refuses_a_write_past_the_device() {
 #[test]
 fn refuses_a_misaligned_partition() {
     let mut b = board("qemu-aarch64");
-    b.flash
-        .partitions
-        .iter_mut()
-        .find(|p| p.name == "firmware")
-        .unwrap()
-        .offset = 0x420000;
+    firmware(&mut b).offset = 0x420000;
     let e = refuse(&b, &req(Target::Firmware, 0x1000));
     assert!(
         matches!(e, PlanError::Misaligned { unit: 0x40000, .. }),
