@@ -272,6 +272,7 @@ mod tests {
     const MALTAEL_HELP_LZMADEC: &str =
         include_str!("../tests/fixtures/uboot-help/maltael-debian-2023.01-help-lzmadec.txt");
     const ARM64: &str = include_str!("../tests/fixtures/uboot-help/qemu_arm64-debian-2023.01.txt");
+    const ARM: &str = include_str!("../tests/fixtures/uboot-help/qemu_arm-debian-2023.01.txt");
 
     fn board(name: &str) -> Board {
         lmx_boards::Catalog::builtin().resolve(name).unwrap().board
@@ -305,6 +306,21 @@ mod tests {
         );
         // One command per line of the recording.
         assert_eq!(c.names().count(), ARM64.lines().count());
+    }
+
+    #[test]
+    fn debian_arm_help_lists_bootz_but_no_lzmadec() {
+        let c = Commands::from_help(ARM).unwrap();
+        for present in ["bootz", "bootm", "tftpboot", "crc32", "setexpr"] {
+            assert!(c.has(present), "{present}");
+        }
+        for absent in ["lzmadec", "unzip", "booti"] {
+            assert!(!c.has(absent), "{absent}");
+        }
+        assert_eq!(c.lzmadec(), Support::Absent);
+        assert_eq!(c.names().count(), ARM.lines().count());
+        // The board file records what `help` showed.
+        assert_eq!(board("qemu-armv7l").uboot.lzmadec, Some(false));
     }
 
     #[test]
