@@ -631,6 +631,9 @@ impl<T: Transport> Runner<T> {
                     "if the kernel could not mount its root, check root= and the phram region (--dry-run); if init ran, check --marker",
                 )
             })?;
+        if self.opts.show_boot {
+            watch.finish_line(io, Duration::from_millis(300)).await;
+        }
         say(&format!("    userland marker {marker:?} seen"));
         self.timings
             .add("kernel start to userland marker", k.elapsed());
@@ -708,6 +711,48 @@ impl Watch {
         v.split_off(n)
     }
 
+    /// Appends console bytes: echoed when asked, split into lines.
+    fn take(&mut self, bytes: &[u8]) {
+        let chunk = String::from_utf8_lossy(bytes).into_owned();
+        if self.echo {
+            use std::io::Write;
+            let mut out = std::io::stdout();
+            let _ = out.write_all(bytes);
+            let _ = out.flush();
+        }
+        self.all.push_str(&chunk);
+        for c in chunk.chars() {
+            if c == '\n' {
+                let line = std::mem::take(&mut self.partial)
+                    .trim_end_matches('\r')
+                    .to_string();
+                self.lines.push_back(line);
+                if self.lines.len() > 40 {
+                    self.lines.pop_front();
+                }
+            } else {
+                self.partial.push(c);
+            }
+        }
+    }
+
+    /// Reads on until the current console line ends, at most `timeout`:
+    /// echoed console text then ends with its line instead of running into
+    /// lmx's own output.
+    async fn finish_line<T: Transport + ?Sized>(&mut self, io: &mut T, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut buf = vec![0u8; 4096];
+        while !self.partial.is_empty() {
+            tokio::select! {
+                r = io.read(&mut buf) => match r {
+                    Ok(n) if n > 0 => self.take(&buf[..n]),
+                    _ => return,
+                },
+                _ = tokio::time::sleep_until(deadline) => return,
+            }
+        }
+    }
+
     /// Reads until one of `want` appears (Ok) or one of `fail` or the
     /// timeout (Err). Text already seen counts.
     async fn until<T: Transport + ?Sized>(
@@ -746,27 +791,7 @@ impl Watch {
                     })
                 }
             };
-            let chunk = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if self.echo {
-                use std::io::Write;
-                let mut out = std::io::stdout();
-                let _ = out.write_all(&buf[..n]);
-                let _ = out.flush();
-            }
-            self.all.push_str(&chunk);
-            for c in chunk.chars() {
-                if c == '\n' {
-                    let line = std::mem::take(&mut self.partial)
-                        .trim_end_matches('\r')
-                        .to_string();
-                    self.lines.push_back(line);
-                    if self.lines.len() > 40 {
-                        self.lines.pop_front();
-                    }
-                } else {
-                    self.partial.push(c);
-                }
-            }
+            self.take(&buf[..n]);
             // Keep the search text bounded.
             if self.all.len() > 1 << 20 {
                 let cut = self.all.len() - (1 << 16);
