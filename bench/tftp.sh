@@ -45,7 +45,10 @@ SUM64="$(sha256sum < "$SRV/file64" | cut -d' ' -f1)"
 start_server() { # name port
   local name="$1" port="$2"
   case "$name" in
-    lmx) setsid "$LMX" serve --bind 127.0.0.1 --port "$port" --max-windowsize 64 "$SRV" >/dev/null 2>&1 & ;;
+    # --client-rx-frames 0: the client is a PC program, not a boot loader
+    # with a small receive ring (lmx's default keeps windows within 32
+    # frames; see docs/serve.md).
+    lmx) setsid "$LMX" serve --bind 127.0.0.1 --port "$port" --max-windowsize 64 --client-rx-frames 0 "$SRV" >/dev/null 2>&1 & ;;
     dnsmasq) setsid dnsmasq -d -p 0 --enable-tftp --tftp-root="$SRV" --listen-address=127.0.0.1 \
                --bind-interfaces --user=root --conf-file=/dev/null --tftp-max=100 >/dev/null 2>&1 & ;;
     tftpd-hpa) setsid "$HPA" -L -a "127.0.0.1:$port" -u root -s "$SRV" >/dev/null 2>&1 & ;;
