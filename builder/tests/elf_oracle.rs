@@ -46,19 +46,16 @@ fn cross(triple: &str, tool: &str) -> std::process::Command {
     c
 }
 
+/// gcc flags for a freestanding, non-PIC static MIPS program, as a kernel is built.
+const FREESTANDING: [&str; 5] = ["-O2", "-fno-pic", "-mno-abicalls", "-nostdlib", "-static"];
+
 /// Compiles `kernel.c` with `kernel.lds` (extra flags for the ABI).
 fn kernel_elf(dir: &Path, triple: &str, flags: &[&str], out: &str) -> PathBuf {
     let elf = dir.join(out);
     run(cross(triple, "gcc")
         .args(flags)
-        .args([
-            "-O2",
-            "-fno-pic",
-            "-mno-abicalls",
-            "-nostdlib",
-            "-static",
-            "-Wl,--build-id=none",
-        ])
+        .args(FREESTANDING)
+        .arg("-Wl,--build-id=none")
         .arg(format!("-Wl,-T,{}", fixture("kernel.lds").display()))
         .arg("-o")
         .arg(&elf)
@@ -177,16 +174,8 @@ fn elf_linked_far_apart_is_refused_as_not_a_kernel() {
     let t = tempfile::tempdir().unwrap();
     let elf = t.path().join("split");
     run(cross("mips-linux-gnu", "gcc")
-        .args([
-            "-O2",
-            "-fno-pic",
-            "-mno-abicalls",
-            "-nostdlib",
-            "-static",
-            "-Wl,-Ttext=0x80100000",
-            "-Wl,-e,start",
-            "-o",
-        ])
+        .args(FREESTANDING)
+        .args(["-Wl,-Ttext=0x80100000", "-Wl,-e,start", "-o"])
         .arg(&elf)
         .arg(fixture("kernel.c")));
     let e = elf_to_binary("build/split", &std::fs::read(&elf).unwrap())
