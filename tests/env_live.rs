@@ -28,37 +28,15 @@
 //! in-process mutex pattern and host-wide `flock` as
 //! `tests/tftpboot_e2e.rs`.
 
-use std::os::fd::AsRawFd;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
+use common::{one_vm, s, Tmux};
+
 use lmx_testbed::{uboot, Arch, Console, ConsoleStream, Firmware, Pflash, Vm, VmConfig};
-
-static ONE_VM: Mutex<()> = Mutex::new(());
-
-/// Holds the in-process and the host-wide VM lock.
-struct VmLock {
-    _guard: std::sync::MutexGuard<'static, ()>,
-    _file: std::fs::File,
-}
-
-fn one_vm() -> VmLock {
-    let guard = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("lmx-virtual-board.lock"))
-        .expect("lock file");
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
-    VmLock {
-        _guard: guard,
-        _file: file,
-    }
-}
 
 /// QEMU and U-Boot must be there: a clear failure, never a silent pass.
 fn require_board() -> PathBuf {
@@ -109,15 +87,7 @@ fn fails(args: &[&str]) -> String {
         "lmx {args:?} should fail:\n{}",
         text(&o)
     );
-    String::from_utf8_lossy(&o.stderr)
-        .split_whitespace()
-        .filter(|w| !matches!(*w, "│" | "×" | "╰─▶" | "├─▶"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    common::flat(&String::from_utf8_lossy(&o.stderr))
 }
 
 /// The test bed's U-Boot on pflash files in `dir` (kept between boots).
@@ -605,63 +575,6 @@ fn big_endian_mips_twin_round_trip() {
         );
     }
     vm.kill();
-}
-
-/// A tmux session (a real terminal for `lmx console`), killed on drop.
-struct Tmux(String);
-
-impl Tmux {
-    fn new(name: &str) -> Tmux {
-        let ok = Command::new("tmux")
-            .args(["new-session", "-d", "-s", name, "-x", "160", "-y", "50"])
-            .args(["bash", "--norc", "--noprofile"])
-            .status()
-            .expect("tmux is needed for this test (scripts/deps.sh test)")
-            .success();
-        assert!(ok, "tmux new-session failed");
-        Tmux(name.to_string())
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let ok = Command::new("tmux")
-            .args(["send-keys", "-t", &self.0])
-            .args(keys)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-S", "-200", "-t", &self.0])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn wait_for(&self, text: &str) {
-        let end = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let screen = self.screen();
-            if screen.contains(text) {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < end,
-                "waited for {text:?}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .status();
-    }
 }
 
 /// `lmx console` holds the port (in a real terminal): `lmx env` drives

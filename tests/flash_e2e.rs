@@ -12,161 +12,22 @@
 //! or unprivileged user namespaces with an openable /dev/net/tun. One VM
 //! at a time (the same host-wide lock as the other virtual-board tests).
 
-use std::io::Read;
-use std::os::fd::AsRawFd;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-const MARKER: &str = "LMX-USERLAND-READY";
+use common::{lmx_watched as lmx, need, one_vm, s, MARKER};
+
 const MIB: usize = 1 << 20;
-static ONE_VM: Mutex<()> = Mutex::new(());
-
-struct VmLock {
-    _guard: std::sync::MutexGuard<'static, ()>,
-    _file: std::fs::File,
-}
-
-fn one_vm() -> VmLock {
-    let guard = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("lmx-virtual-board.lock"))
-        .expect("lock file");
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
-    VmLock {
-        _guard: guard,
-        _file: file,
-    }
-}
 
 fn require_qemu() {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("qemu-system-aarch64").is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "qemu-system-aarch64 is not installed: run `scripts/deps.sh virtual`"
-    );
-}
-
-fn processes_tagged(tag: &str) -> Vec<String> {
-    let needle = format!("LMX_E2E_TAG={tag}");
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let p = e.path();
-        if let Ok(env) = std::fs::read(p.join("environ")) {
-            if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
-                let cmd = std::fs::read_to_string(p.join("cmdline")).unwrap_or_default();
-                found.push(format!("{}: {}", p.display(), cmd.replace('\0', " ")));
-            }
-        }
-    }
-    found
-}
-
-struct Run {
-    out: Output,
-    /// Whether a QEMU process was seen while lmx ran.
-    qemu_seen: bool,
-}
-
-impl Run {
-    /// stdout and stderr, with miette's wrapping and box drawing undone
-    /// (whitespace runs become one space) so phrases match across lines.
-    fn all(&self) -> String {
-        let raw = format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&self.out.stdout),
-            String::from_utf8_lossy(&self.out.stderr)
-        );
-        raw.replace(['│', '╰', '─', '▶'], " ")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-    fn success(&self) -> bool {
-        self.out.status.success()
-    }
-}
-
-/// Runs `lmx ARGS` with a hard limit, then checks nothing it started is left.
-fn lmx(args: &[&str], limit: Duration) -> Run {
-    let tag = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lmx"))
-        .args(args)
-        .env("LMX_E2E_TAG", &tag)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting lmx");
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = so.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = se.read_to_end(&mut v);
-        v
-    });
-    let mut qemu_seen = false;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if !qemu_seen {
-            qemu_seen = processes_tagged(&tag)
-                .iter()
-                .any(|p| p.contains("qemu-system"));
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = Output {
-        status,
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    };
-    let mut left = processes_tagged(&tag);
-    for _ in 0..40 {
-        if left.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        left = processes_tagged(&tag);
-    }
-    assert!(left.is_empty(), "processes left behind: {left:?}");
-    Run { out, qemu_seen }
+    need("qemu-system-aarch64", "run `scripts/deps.sh virtual`");
 }
 
 fn tmp() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("lmx-flash-e2e-")
-        .tempdir()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+    common::tmp("lmx-flash-e2e-")
 }
 
 /// Pseudo-random bytes (xorshift), different per seed.
@@ -214,7 +75,7 @@ fn a_fit_and_rootfs_flashed_from_lmx_build_boot_from_flash() {
         ],
         Duration::from_secs(600),
     );
-    assert!(r.success(), "{}", r.all());
+    assert!(r.success(), "{}", r.flat());
     let out = tmp();
     let i = inputs.path();
     let r = lmx(
@@ -237,7 +98,7 @@ fn a_fit_and_rootfs_flashed_from_lmx_build_boot_from_flash() {
         ],
         Duration::from_secs(120),
     );
-    assert!(r.success(), "lmx build: {}", r.all());
+    assert!(r.success(), "lmx build: {}", r.flat());
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("manifest.json")).unwrap())
             .unwrap();
@@ -270,7 +131,7 @@ fn a_fit_and_rootfs_flashed_from_lmx_build_boot_from_flash() {
         "--show-console",
     ]);
     let r = lmx(&args, Duration::from_secs(300));
-    let all = r.all();
+    let all = r.flat();
     assert!(r.success(), "{all}");
     assert!(all.contains("==> [erase] erase 0x400000 +0x"), "{all}");
     assert!(all.contains("flashed and verified: firmware.bin"), "{all}");
@@ -307,7 +168,7 @@ fn b_write_protected_flash_fails_verification_with_the_flash_state() {
     let mut args = flash_args("qemu-aarch64", &flash);
     args.extend(["--image", s(&image), "--write-protect"]);
     let r = lmx(&args, Duration::from_secs(180));
-    let all = r.all();
+    let all = r.flat();
     assert!(!r.success(), "{all}");
     assert!(
         all.contains("verification failed: the flash reads back crc32"),
@@ -332,12 +193,12 @@ fn c_a_region_corrupted_after_the_write_fails_verify_only() {
     let mut args = flash_args("qemu-aarch64", &flash);
     args.extend(["--image", s(&image)]);
     let r = lmx(&args, Duration::from_secs(180));
-    assert!(r.success(), "{}", r.all());
+    assert!(r.success(), "{}", r.flat());
     // Verify-only on intact flash passes and erases nothing.
     let mut verify = flash_args("qemu-aarch64", &flash);
     verify.extend(["--image", s(&image), "--verify-only"]);
     let r = lmx(&verify, Duration::from_secs(120));
-    let all = r.all();
+    let all = r.flat();
     assert!(r.success(), "{all}");
     assert!(all.contains("==> verified: flash at 0x400000"), "{all}");
     assert!(!all.contains("[erase]"), "{all}");
@@ -347,7 +208,7 @@ fn c_a_region_corrupted_after_the_write_fails_verify_only() {
     b0[0x40_0000 + 0x1_2345] ^= 0x20;
     std::fs::write(&path, &b0).unwrap();
     let r = lmx(&verify, Duration::from_secs(120));
-    let all = r.all();
+    let all = r.flat();
     assert!(!r.success(), "{all}");
     assert!(
         all.contains("verification failed: the flash reads back crc32"),
@@ -388,7 +249,7 @@ fn d_a_plan_overlapping_u_boot_is_refused_before_anything_is_sent() {
     let mut args = flash_args("qemu-aarch64", &flash);
     args.extend(["--image", s(&image), "--partition", "u-boot"]);
     let r = lmx(&args, Duration::from_secs(60));
-    let all = r.all();
+    let all = r.flat();
     assert!(!r.success(), "{all}");
     assert!(
         all.contains("refused: nothing was sent to board qemu-aarch64"),
@@ -404,7 +265,7 @@ fn d_a_plan_overlapping_u_boot_is_refused_before_anything_is_sent() {
     let mut args = flash_args("qemu-overlap", &flash);
     args.extend(["--boards-dir", s(boards.path()), "--image", s(&image)]);
     let r = lmx(&args, Duration::from_secs(60));
-    let all = r.all();
+    let all = r.flat();
     assert!(!r.success(), "{all}");
     assert!(all.contains("[partition-overlap]"), "{all}");
     assert!(all.contains("[protected-in-firmware]"), "{all}");
@@ -426,7 +287,7 @@ fn e_a_u_boot_without_sf_is_caught_before_anything_is_erased() {
     let mut args = flash_args("qemu-spi", &flash);
     args.extend(["--boards-dir", s(boards.path()), "--image", s(&image)]);
     let r = lmx(&args, Duration::from_secs(120));
-    let all = r.all();
+    let all = r.flat();
     assert!(!r.success(), "{all}");
     assert!(all.contains("U-Boot lacks the command(s) sf"), "{all}");
     assert!(all.contains("Flash state: untouched"), "{all}");
@@ -437,7 +298,7 @@ fn e_a_u_boot_without_sf_is_caught_before_anything_is_erased() {
     // The suggested method works on the same flash.
     args.extend(["--method", "mapped"]);
     let r = lmx(&args, Duration::from_secs(120));
-    assert!(r.success(), "{}", r.all());
+    assert!(r.success(), "{}", r.flat());
     assert_eq!(&bank0(&flash)[0x40_0000..0x50_0000], &pattern(MIB, 5)[..]);
 }
 
@@ -474,7 +335,7 @@ fn f_backup_round_trip_is_byte_identical() {
     let mut args = flash_args("qemu-aarch64", &flash);
     args.extend(["--image", s(&first)]);
     let r = lmx(&args, Duration::from_secs(180));
-    assert!(r.success(), "{}", r.all());
+    assert!(r.success(), "{}", r.flat());
     let before = bank0(&flash);
 
     // Flash a second image, saving what it replaces.
@@ -484,7 +345,7 @@ fn f_backup_round_trip_is_byte_identical() {
     let mut args = flash_args("qemu-aarch64", &flash);
     args.extend(["--image", s(&second), "--backup", s(&backup)]);
     let r = lmx(&args, Duration::from_secs(180));
-    let all = r.all();
+    let all = r.flat();
     assert!(r.success(), "{all}");
     assert!(
         all.contains("==> [backup] tftpput 0x400000 0x1c0000"),
@@ -500,7 +361,7 @@ fn f_backup_round_trip_is_byte_identical() {
     let mut args = flash_args("qemu-aarch64", &flash);
     args.extend(["--image", s(&backup), "--partition", "firmware"]);
     let r = lmx(&args, Duration::from_secs(180));
-    assert!(r.success(), "{}", r.all());
+    assert!(r.success(), "{}", r.flat());
     assert_eq!(bank0(&flash), before);
 }
 
@@ -520,7 +381,7 @@ fn dry_run_prints_the_plan_and_a_too_large_image_is_refused() {
         ],
         Duration::from_secs(30),
     );
-    let all = r.all();
+    let all = r.flat();
     assert!(r.success(), "{all}");
     for line in [
         "tftpboot 0x44000000 image.bin",
@@ -547,7 +408,7 @@ fn dry_run_prints_the_plan_and_a_too_large_image_is_refused() {
         ],
         Duration::from_secs(30),
     );
-    let all = r.all();
+    let all = r.flat();
     assert!(!r.success(), "{all}");
     assert!(all.contains("partition firmware holds 0x1c00000"), "{all}");
     assert!(all.contains("nothing was sent"), "{all}");
@@ -557,7 +418,7 @@ fn dry_run_prints_the_plan_and_a_too_large_image_is_refused() {
         &["flash", "--board", "qemu-aarch64", "--image", s(&image)],
         Duration::from_secs(30),
     );
-    let all = r.all();
+    let all = r.flat();
     assert!(!r.success(), "{all}");
     assert!(all.contains("About to flash board qemu-aarch64"), "{all}");
     assert!(all.contains("not confirmed: nothing was sent"), "{all}");
@@ -585,7 +446,7 @@ fn g_a_u_boot_error_mid_run_names_the_flash_state_and_recovery() {
     let mut args = flash_args("qemu-nousable", &flash);
     args.extend(["--boards-dir", s(boards.path()), "--image", s(&image)]);
     let r = lmx(&args, Duration::from_secs(300));
-    let all = r.all();
+    let all = r.flat();
     assert!(!r.success(), "{all}");
     // The load and its check passed; U-Boot's erase failed.
     assert!(
@@ -617,7 +478,7 @@ fn h_without_tftpput_the_backup_comes_over_the_console_byte_identical() {
     let mut args = flash_args("qemu-aarch64", &flash);
     args.extend(["--image", s(&first)]);
     let r = lmx(&args, Duration::from_secs(180));
-    assert!(r.success(), "{}", r.all());
+    assert!(r.success(), "{}", r.flat());
     let before = bank0(&flash);
     // Debian's U-Boot has no tftpput: lmx falls back to md.b.
     let second = work.path().join("second.bin");
@@ -626,7 +487,7 @@ fn h_without_tftpput_the_backup_comes_over_the_console_byte_identical() {
     let mut args = flash_args("qemu-aarch64", &flash);
     args.extend(["--image", s(&second), "--backup", s(&backup)]);
     let r = lmx(&args, Duration::from_secs(600));
-    let all = r.all();
+    let all = r.flat();
     assert!(r.success(), "{all}");
     assert!(all.contains("this U-Boot has no tftpput"), "{all}");
     assert!(all.contains("==> [backup] md.b 0x400000 0x40000"), "{all}");
