@@ -24,6 +24,21 @@ fn text(o: &Output) -> String {
     ))
 }
 
+/// `lmx build --board BOARD --kernel K --rootfs ROOTFS --out OUT`.
+fn build(board: &str, kernel: &Path, rootfs: &Path, out: &Path) -> Output {
+    lmx(&[
+        "build",
+        "--board",
+        board,
+        "--kernel",
+        s(kernel),
+        "--rootfs",
+        s(rootfs),
+        "--out",
+        s(out),
+    ])
+}
+
 fn rootfs(dir: &Path) -> PathBuf {
     let r = dir.join("rootfs");
     std::fs::create_dir_all(r.join("bin")).unwrap();
@@ -37,17 +52,7 @@ fn qemu_mips_build_is_an_lzma_mips_uimage_with_cmdline_phram() {
     let t = tempfile::tempdir().unwrap();
     let k = vmlinux(t.path(), "mips-linux-gnu");
     let out = t.path().join("out");
-    let o = lmx(&[
-        "build",
-        "--board",
-        "qemu-mips",
-        "--kernel",
-        s(&k),
-        "--rootfs",
-        s(&rootfs(t.path())),
-        "--out",
-        s(&out),
-    ]);
+    let o = build("qemu-mips", &k, &rootfs(t.path()), &out);
     let printed = text(&o);
     assert!(o.status.success(), "{printed}");
     for want in [
@@ -112,17 +117,7 @@ fn qemu_mipsel_stock_builds_gzip_and_tftpboot_dry_run_prints_the_plan() {
     let t = tempfile::tempdir().unwrap();
     let k = vmlinux(t.path(), "mipsel-linux-gnu");
     let out = t.path().join("out");
-    let o = lmx(&[
-        "build",
-        "--board",
-        "qemu-mipsel-stock",
-        "--kernel",
-        s(&k),
-        "--rootfs",
-        s(&rootfs(t.path())),
-        "--out",
-        s(&out),
-    ]);
+    let o = build("qemu-mipsel-stock", &k, &rootfs(t.path()), &out);
     assert!(o.status.success(), "{}", text(&o));
     let info = tool("mkimage", &["-l", s(&out.join("uImage"))]);
     assert!(
@@ -160,17 +155,7 @@ fn mips_refusals_come_before_anything_is_sent() {
     let root = rootfs(t.path());
     let out = t.path().join("out");
     // A big-endian vmlinux for the little-endian twin.
-    let o = lmx(&[
-        "build",
-        "--board",
-        "qemu-mipsel",
-        "--kernel",
-        s(&be),
-        "--rootfs",
-        s(&root),
-        "--out",
-        s(&out),
-    ]);
+    let o = build("qemu-mipsel", &be, &root, &out);
     assert!(!o.status.success());
     assert!(
         text(&o)
@@ -182,17 +167,7 @@ fn mips_refusals_come_before_anything_is_sent() {
     // A ready big-endian uImage for it: the header has no byte order,
     // the code does.
     let be_out = t.path().join("be");
-    let o = lmx(&[
-        "build",
-        "--board",
-        "qemu-mips",
-        "--kernel",
-        s(&be),
-        "--rootfs",
-        s(&root),
-        "--out",
-        s(&be_out),
-    ]);
+    let o = build("qemu-mips", &be, &root, &be_out);
     assert!(o.status.success(), "{}", text(&o));
     let o = lmx(&[
         "tftpboot",
@@ -213,17 +188,7 @@ fn mips_refusals_come_before_anything_is_sent() {
     assert!(!text(&o).contains("tftpboot 0x"), "{}", text(&o));
     // A ready LZMA uImage for Debian's U-Boot, which has no LZMA.
     let lzma_out = t.path().join("lzma");
-    let o = lmx(&[
-        "build",
-        "--board",
-        "qemu-mipsel",
-        "--kernel",
-        s(&le),
-        "--rootfs",
-        s(&root),
-        "--out",
-        s(&lzma_out),
-    ]);
+    let o = build("qemu-mipsel", &le, &root, &lzma_out);
     assert!(o.status.success(), "{}", text(&o));
     let squash = lzma_out.join("rootfs.squashfs");
     let o = lmx(&[
