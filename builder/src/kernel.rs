@@ -15,7 +15,7 @@ use lmx_boards::{Arch as BoardArch, Board, Endian, KernelFormat};
 
 use crate::compress;
 use crate::fit::{Fit, FitKernel, FitSpec, HashAlgo};
-use crate::layout::{KernelFacts, KernelRun};
+use crate::layout::{zimage_span, KernelFacts, KernelRun};
 use crate::uimage::{self, Arch, Compression, UImage, UImageSpec};
 
 /// The magic of an arm64 `Image` (`ARM\x64` at offset 0x38).
@@ -915,12 +915,24 @@ fn build_fit(
         fdt: k.dtb.map(<[u8]>::to_vec),
         ramdisk: None,
     };
+    // bootm copies a zImage to its load address, where it unpacks itself
+    // below that address (and may move itself past its output): the
+    // kernel's RAM is that whole span, not the load address onwards.
+    let (start, span) = if kind == KernelKind::Zimage {
+        let (start, end) = zimage_span(load, spec.kernel.data.len() as u64, span);
+        (start, end - start)
+    } else {
+        (load, span)
+    };
     let bytes = spec.build().map_err(fit_err)?;
     Ok(KernelArtifact {
         file_name: "kernel.itb",
         facts: KernelFacts {
             file_size: bytes.len() as u64,
-            run: KernelRun::Unpacked { load, size: span },
+            run: KernelRun::Unpacked {
+                load: start,
+                size: span,
+            },
             size_known: known,
         },
         bytes,
@@ -1044,6 +1056,51 @@ pub(crate) mod tests {
         mixed.extend_from_slice(&swapped[..48]);
         assert_eq!(mips_code_endian(&mixed).0, None);
         assert_eq!(mips_code_endian(&[0u8; 4096]), (None, 0, 0));
+    }
+
+    #[test]
+    fn a_zimage_in_a_fit_reserves_the_ram_it_unpacks_into() {
+        let mut b = lmx_boards::Catalog::builtin()
+            .resolve("qemu-armv7l")
+            .unwrap()
+            .board;
+        b.kernel.format = KernelFormat::Fit;
+        let mut z = vec![0x11u8; 1_700_000];
+        z[0x24..0x28].copy_from_slice(&ZIMAGE_MAGIC.to_le_bytes());
+        let k = build_kernel(
+            &b,
+            &KernelInput {
+                input: "zImage",
+                bytes: &z,
+                dtb: None,
+                name: "t",
+                timestamp: 0,
+            },
+        )
+        .unwrap();
+        // Loaded at 0x40400000, unpacked from 0x40008000: 6.5 MiB (4x the
+        // file) reach past the copy, which moves itself above its output.
+        let (start, end) = zimage_span(0x4040_0000, 1_700_000, 4 * 1_700_000);
+        assert_eq!(start, 0x4000_8000);
+        assert_eq!(
+            end,
+            0x4000_8000 + 4 * 1_700_000 + 1_700_000 + crate::layout::ZIMAGE_SLACK
+        );
+        assert_eq!(
+            k.facts.run,
+            KernelRun::Unpacked {
+                load: start,
+                size: end - start
+            }
+        );
+        // The FIT itself still tells bootm to copy the zImage to 0x40400000.
+        let fit = Fit::parse(&k.bytes).unwrap();
+        let kimg = fit
+            .images
+            .iter()
+            .find(|i| i.kind.as_deref() == Some("kernel"))
+            .unwrap();
+        assert_eq!(kimg.load, Some(0x4040_0000));
     }
 
     #[test]

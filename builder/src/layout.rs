@@ -62,6 +62,22 @@ pub const ASSUMED_UBOOT_TOP: u64 = 16 << 20;
 pub const ARM_TEXT_OFFSET: u64 = 0x8000;
 /// Room for a relocated zImage's stack, heap and page tables.
 pub const ZIMAGE_SLACK: u64 = 1 << 20;
+/// The RAM a zImage of `file` bytes started at `at` uses, `[start, end)`:
+/// it unpacks `decompressed` bytes to the start of its 128 MiB bank plus
+/// [`ARM_TEXT_OFFSET`] and, when its own copy is in the way of that
+/// output, first copies itself past it ([`ZIMAGE_SLACK`] for its stack,
+/// heap and page tables).
+pub fn zimage_span(at: u64, file: u64, decompressed: u64) -> (u64, u64) {
+    let dest = (at & 0xf800_0000) + ARM_TEXT_OFFSET;
+    let decomp_end = dest.saturating_add(decompressed);
+    let end = if at < decomp_end && dest < at + file {
+        decomp_end + file + ZIMAGE_SLACK
+    } else {
+        (at + file + ZIMAGE_SLACK).max(decomp_end)
+    };
+    (dest.min(at), end)
+}
+
 /// Size of the boot script region (scripts are a few hundred bytes).
 pub const SCRIPT_SIZE: u64 = 0x1_0000;
 
@@ -541,14 +557,7 @@ impl RamLayout {
                 kernel_image = at;
                 let dest = (at & 0xf800_0000) + ARM_TEXT_OFFSET;
                 let file = req.kernel.file_size;
-                let decomp_end = dest.saturating_add(decompressed);
-                // A zImage in the way of its own output copies itself past it.
-                let end = if at < decomp_end && dest < at + file {
-                    decomp_end + file + ZIMAGE_SLACK
-                } else {
-                    (at + file + ZIMAGE_SLACK).max(decomp_end)
-                };
-                let start = dest.min(at);
+                let (start, end) = zimage_span(at, file, decompressed);
                 p.fixed(
                     RegionKind::Kernel,
                     start,
