@@ -25,7 +25,8 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 # VMs run one at a time inside `cargo test`.
 # tests/tftpboot_e2e.rs drives the real `lmx tftpboot --board qemu-aarch64`
 # (one VM at a time: an in-process mutex plus a flock on
-# $TMPDIR/lmx-virtual-board.lock); tests/env_live.rs drives `lmx env`
+# $TMPDIR/lmx-virtual-board.lock), tests/tftpboot_armv7.rs the same for
+# qemu-armv7l (the armv7l kernel below); tests/env_live.rs drives `lmx env`
 # against the same U-Boot and its pflash files, under the same lock;
 # tests/flash_e2e.rs drives `lmx flash` on pflash files of its own.
 echo "== virtual board: packages and kernel"
