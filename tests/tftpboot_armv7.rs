@@ -4,7 +4,8 @@
 //! with the same firmware options as the run, adds the phram node, starts
 //! the board in its own private network namespace, verifies every load
 //! with U-Boot's `crc32`, and `bootz` reaches the busybox rootfs's marker
-//! with the root on `/dev/mtdblock1`. What this U-Boot cannot do (no
+//! with the root on `/dev/mtdblock1`; a FIT holding the zImage and the
+//! DTB boots the same way through `bootm`. What this U-Boot cannot do (no
 //! `lzmadec`) is refused before the board starts.
 //!
 //! Needs `scripts/deps.sh virtual` (qemu-system-arm, u-boot-qemu,
@@ -252,6 +253,44 @@ fn fdtget(dtb: &Path, node: &str, prop: &str) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+#[test]
+fn c_fit_with_zimage_and_dtb_boots_with_bootm() {
+    require_qemu();
+    let _vm = one_vm();
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            BOARD,
+            "--no-console",
+            "--show-console",
+            "--format",
+            "fit",
+        ],
+        Duration::from_secs(600),
+    );
+    let all = r.all();
+    assert!(r.success(), "lmx tftpboot failed:\n{all}");
+    assert!(
+        all.contains(&format!("userland marker \"{MARKER}\" seen")),
+        "{all}"
+    );
+    // rootfs and the FIT: the DTB travels inside.
+    assert_eq!(verified_loads(&all), 2, "{all}");
+    assert!(all.contains("kernel.itb"), "{all}");
+    assert!(all.contains("==> bootm 0x"), "{all}");
+    assert!(!all.contains("bootz"), "{all}");
+    // U-Boot checked the FIT's own hashes, copied the zImage to its load
+    // address and used the DTB from the FIT.
+    assert!(all.contains("Load Address: 0x40400000"), "{all}");
+    assert!(
+        all.contains("Verifying Hash Integrity ... crc32+ OK"),
+        "{all}"
+    );
+    assert!(all.contains("Loading fdt from FIT Image"), "{all}");
+    assert!(all.contains(&format!("{MARKER} armv7l")), "{all}");
 }
 
 #[test]
