@@ -94,8 +94,8 @@ fn qemu_mips_build_is_an_lzma_mips_uimage_with_cmdline_phram() {
     assert_eq!(m["phram"], "cmdline");
     assert_eq!(m["kernel_format"], "uimage-lzma");
     let fw = &m["firmware"];
-    assert_eq!(fw["partition_offset"], 0x4_0000);
-    assert_eq!(fw["uboot_addr"], 0xBE04_0000u64);
+    assert_eq!(fw["partition_offset"], 0x8_0000);
+    assert_eq!(fw["uboot_addr"], 0xBE08_0000u64);
     let loads: Vec<(String, u64)> = m["steps"]
         .as_array()
         .unwrap()

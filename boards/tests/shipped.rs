@@ -196,7 +196,7 @@ fn mips_twins_facts() {
         assert_eq!((env.offset, env.size), (0x3E_0000, Some(0x2_0000)));
         assert_eq!(env.endian, Some(endian));
         let fw = b.flash.firmware().next().unwrap();
-        assert_eq!((fw.offset, fw.offset + fw.size), (0x4_0000, 0x3E_0000));
+        assert_eq!((fw.offset, fw.offset + fw.size), (0x8_0000, 0x3E_0000));
         let q = b.qemu.as_ref().unwrap();
         assert_eq!(
             (q.machine.as_str(), q.cpu.as_str(), q.nic.as_str()),
