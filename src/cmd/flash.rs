@@ -333,7 +333,9 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
         if board.is_virtual {
             board.network.server_ip
         } else {
-            board_ip.and_then(route_source).or(board.network.server_ip)
+            board_ip
+                .and_then(super::tftpboot::route_source)
+                .or(board.network.server_ip)
         }
     });
 
@@ -413,10 +415,23 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
         confirm(&board, &plan, &args)?;
     }
 
-    // A virtual board's network comes first, while this process has one thread.
+    // A virtual board's network comes first, while this process has one
+    // thread. A MIPS twin's U-Boot is built (and cached) by the test bed
+    // the first time, which needs the network: before that.
+    let mut malta_uboot = None;
     let arch = if board.is_virtual {
         let arch = virt::arch(&board)?;
         virt::check_host(arch)?;
+        if arch.is_malta() {
+            if args.write_protect {
+                return Err(miette!(
+                    help = "drop --write-protect (qemu-aarch64 has it)",
+                    "--write-protect: the malta flash of {} is one bank holding U-Boot, the firmware and the environment; lmx does not start it read-only",
+                    board.name
+                ));
+            }
+            malta_uboot = Some(virt::prepare_firmware(&board, arch)?);
+        }
         virt::enter_network(server_ip, board.network.prefix_len.unwrap_or(24))?;
         Some(arch)
     } else {
@@ -480,19 +495,37 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
             Some(d) => d.clone(),
             None => default_flash_dir(&board)?,
         };
-        let uboot = lmx_testbed::uboot_firmware(arch).map_err(|e| miette!("{e}"))?;
-        let mut pflash = lmx_testbed::Pflash::create(&dir, &uboot, true)
-            .map_err(|e| miette!("{e}"))
-            .wrap_err_with(|| format!("flash bank files in {}", dir.display()))?;
-        eprintln!(
-            "==> starting virtual board {} (QEMU; flash banks in {})",
-            board.name,
-            dir.display()
-        );
         let sock = tmp.path().join("console.sock");
-        let mut cfg = virt::vm_config(arch, lmx_testbed::Console::Unix(sock.clone()), true);
-        pflash.readonly0 = args.write_protect;
-        cfg.firmware = lmx_testbed::Firmware::Pflash(pflash);
+        let cfg = if let Some(uboot) = &malta_uboot {
+            // A MIPS twin: one 4 MiB flash file (U-Boot, firmware
+            // partition, environment), kept like `lmx env`'s.
+            let flash = virt::kept_malta_flash(arch, uboot, &dir)?;
+            eprintln!(
+                "==> starting virtual board {} (QEMU; flash {})",
+                board.name,
+                flash.display()
+            );
+            let mut cfg =
+                lmx_testbed::VmConfig::malta(arch, lmx_testbed::Console::Unix(sock.clone()), flash);
+            cfg.network = Some(lmx_testbed::Tap {
+                name: virt::TAP.into(),
+            });
+            cfg
+        } else {
+            let uboot = lmx_testbed::uboot_firmware(arch).map_err(|e| miette!("{e}"))?;
+            let mut pflash = lmx_testbed::Pflash::create(&dir, &uboot, true)
+                .map_err(|e| miette!("{e}"))
+                .wrap_err_with(|| format!("flash bank files in {}", dir.display()))?;
+            eprintln!(
+                "==> starting virtual board {} (QEMU; flash banks in {})",
+                board.name,
+                dir.display()
+            );
+            let mut cfg = virt::vm_config(arch, lmx_testbed::Console::Unix(sock.clone()), true);
+            pflash.readonly0 = args.write_protect;
+            cfg.firmware = lmx_testbed::Firmware::Pflash(pflash);
+            cfg
+        };
         let vm = virt::start(&cfg)?;
         _vm = Some(vm);
         let sc = SerialConfig::from_board(&board).map_err(|e| miette!("{e}"))?;
@@ -505,21 +538,7 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
                 board.name
             ));
         }
-        let port = args.port.as_deref().ok_or_else(|| {
-            miette!(
-                help = "e.g. --port /dev/ttyUSB0, --port unix:/tmp/console.sock or --port tcp:host:2000",
-                "board {}: which console? give --port",
-                board.name
-            )
-        })?;
-        let cfg = SerialConfig::from_board(&board).map_err(|e| miette!("{e}"))?;
-        let name = lmx_console::share::client_name("lmx flash");
-        rt.block_on(lmx_console::share::open_console(
-            &Endpoint::parse(port),
-            &cfg,
-            &name,
-        ))
-        .map_err(|e| miette!("{e}"))?
+        super::console::open_port(&rt, &board, args.port.as_deref(), "lmx flash")?
     };
     let shell = UBootShell::for_board(transport, &board).map_err(|e| miette!("{e}"))?;
     let mut exec = Executor {
@@ -642,8 +661,10 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
     }
     if args.boot {
         let t = Instant::now();
+        let dialect = lmx_console::Dialect::from_board(&board).map_err(|e| miette!("{e}"))?;
         let line = rt.block_on(boot(
             exec.shell.transport_mut(),
+            &dialect,
             &args.marker,
             Duration::from_secs(args.marker_timeout),
             args.show_console,
@@ -1066,8 +1087,14 @@ fn last_lines(text: &str) -> String {
 }
 
 /// `reset`, then the console until the marker (or a failure text).
+/// `reset`, then the console until `marker`'s line. A U-Boot built
+/// without autoboot (the MIPS twins: no `CONFIG_AUTOBOOT`) comes back to
+/// its prompt without announcing one: it then gets `boot` (runs the
+/// saved `bootcmd`) once. A prompt after an autoboot countdown, or a
+/// second one, means `bootcmd` did not boot.
 async fn boot<T: Transport + ?Sized>(
     io: &mut T,
+    dialect: &lmx_console::Dialect,
     marker: &str,
     timeout: Duration,
     show: bool,
@@ -1088,6 +1115,8 @@ async fn boot<T: Transport + ?Sized>(
     let mut all = String::new();
     let mut buf = vec![0u8; 4096];
     let mut resets = 0;
+    let mut boot_sent = false;
+    let mut scan_from = 0;
     loop {
         // The whole marker line (it names the root device).
         if let Some(at) = all.find(marker) {
@@ -1110,6 +1139,32 @@ async fn boot<T: Transport + ?Sized>(
                 &all,
                 "U-Boot came back to its prompt: bootcmd did not boot the kernel",
             ));
+        }
+        // No autoboot: the new U-Boot's banner, then straight its prompt.
+        if resets == 0 {
+            let tail = if boot_sent {
+                Some(&all[scan_from..])
+            } else {
+                all.find("U-Boot ").map(|at| &all[at..])
+            };
+            // The last, unfinished line is exactly the prompt.
+            let at_prompt = tail.is_some_and(|t| {
+                let last = t.rsplit('\n').next().unwrap_or(t);
+                dialect.is_prompt(last.trim_start_matches('\r'))
+            });
+            if at_prompt {
+                if boot_sent {
+                    return Err(boot_error(
+                        &all,
+                        "U-Boot came back to its prompt after `boot`: bootcmd did not boot the kernel",
+                    ));
+                }
+                eprintln!("==> boot (this U-Boot has no autoboot: run the saved bootcmd)");
+                io.write_all(b"boot\r").await.into_diagnostic()?;
+                io.flush().await.into_diagnostic()?;
+                boot_sent = true;
+                scan_from = all.len();
+            }
         }
         let n = tokio::select! {
             r = io.read(&mut buf) => r.into_diagnostic()?,
@@ -1141,15 +1196,4 @@ fn boot_error(all: &str, what: &str) -> miette::Report {
         help = "the flash was written and verified; check bootcmd/bootargs (root= must name the flash partition) with --dry-run and the console",
         "booting from flash failed: {what}\n{tail}"
     )
-}
-
-/// The host's address on the route toward `board` (no packet is sent:
-/// connecting a UDP socket only asks the routing table).
-fn route_source(board: Ipv4Addr) -> Option<Ipv4Addr> {
-    let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
-    s.connect((board, 69)).ok()?;
-    match s.local_addr().ok()?.ip() {
-        IpAddr::V4(a) if !a.is_unspecified() => Some(a),
-        _ => None,
-    }
 }

@@ -295,22 +295,8 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
         _vm = Some(vm);
         rt.block_on(open_vm_console(&endpoint, &board))?
     } else {
-        let port = args.port.as_deref().ok_or_else(|| {
-            miette!(
-                help = "e.g. --port /dev/ttyUSB0, --port unix:/tmp/console.sock or --port tcp:host:2000",
-                "board {}: which console? give --port",
-                board.name
-            )
-        })?;
-        let cfg = SerialConfig::from_board(&board).map_err(|e| miette!("{e}"))?;
         // Through `lmx console`'s share socket when it holds the port.
-        let name = lmx_console::share::client_name("lmx tftpboot");
-        rt.block_on(lmx_console::share::open_console(
-            &Endpoint::parse(port),
-            &cfg,
-            &name,
-        ))
-        .map_err(|e| miette!("{e}"))?
+        super::console::open_port(&rt, &board, args.port.as_deref(), "lmx tftpboot")?
     };
     timings
         .0
@@ -447,7 +433,7 @@ async fn open_vm_console(
 
 /// The host's address on the route toward `board` (no packet is sent:
 /// connecting a UDP socket only asks the routing table).
-fn route_source(board: Ipv4Addr) -> Option<Ipv4Addr> {
+pub(crate) fn route_source(board: Ipv4Addr) -> Option<Ipv4Addr> {
     let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
     s.connect((board, 69)).ok()?;
     match s.local_addr().ok()?.ip() {

@@ -308,20 +308,7 @@ impl Session {
                     board.name
                 ));
             }
-            let port = opts.port.as_deref().ok_or_else(|| {
-                miette!(
-                    help = "e.g. --port /dev/ttyUSB0, --port unix:/tmp/console.sock or --port tcp:host:2000",
-                    "board {}: which console? give --port",
-                    board.name
-                )
-            })?;
-            let name = lmx_console::share::client_name("lmx env");
-            rt.block_on(lmx_console::share::open_console(
-                &Endpoint::parse(port),
-                &serial_config(board)?,
-                &name,
-            ))
-            .map_err(|e| miette!("{e}"))?
+            crate::cmd::console::open_port(&rt, board, opts.port.as_deref(), "lmx env")?
         };
         let mut shell = UBootShell::for_board(transport, board).map_err(|e| miette!("{e}"))?;
         let attach = Duration::from_secs(opts.attach_timeout);
@@ -413,9 +400,7 @@ fn start_virtual(
         // environment inside it (`[flash.env]`).
         let dir = flash_dir()?;
         let uboot = virt::prepare_firmware(board, arch)?;
-        let flash = lmx_testbed::malta::create_flash(&dir, arch, &uboot, true)
-            .map_err(|e| miette!("{e}"))
-            .wrap_err_with(|| format!("preparing the flash file in {}", dir.display()))?;
+        let flash = virt::kept_malta_flash(arch, &uboot, &dir)?;
         eprintln!("==> flash of {}: {}", board.name, flash.display());
         let cfg =
             lmx_testbed::VmConfig::malta(arch, lmx_testbed::Console::Unix(sock.clone()), flash);
