@@ -462,6 +462,7 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
         phram_erase: erase,
         dtb_size: separate_dtb.map(|d| d.len() as u64),
         kernel: k.facts,
+        dtb_in_kernel: k.dtb_inside,
     };
     let layout = RamLayout::plan(board, &layout_req).map_err(|source| BuildError::Layout {
         inputs: format!(

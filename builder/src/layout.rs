@@ -203,6 +203,10 @@ pub struct LayoutRequest {
     pub dtb_size: Option<u64>,
     /// The kernel.
     pub kernel: KernelFacts,
+    /// The DTB travels inside the kernel image (a FIT, an appended DTB).
+    /// U-Boot may grow a FIT's DTB in place, past the end of the file, so
+    /// a staged image gets [`DTB_GROWTH`] more room.
+    pub dtb_in_kernel: bool,
 }
 
 impl LayoutRequest {
@@ -215,6 +219,7 @@ impl LayoutRequest {
             phram_erase: DEFAULT_PHRAM_ERASE,
             dtb_size,
             kernel,
+            dtb_in_kernel: false,
         }
     }
 }
@@ -538,6 +543,7 @@ impl RamLayout {
             "size estimated"
         };
         let mut staged_kernel = None;
+        let mut staged_growth = 0;
         let mut kernel_image = 0;
         match req.kernel.run {
             KernelRun::InPlace { size } => {
@@ -582,6 +588,9 @@ impl RamLayout {
                     format!("bootm unpacks here, {}, {guess}", human_size(size)),
                 )?;
                 staged_kernel = Some(req.kernel.file_size);
+                if req.dtb_in_kernel {
+                    staged_growth = DTB_GROWTH;
+                }
             }
         }
         let kernel = p
@@ -635,24 +644,28 @@ impl RamLayout {
                 .max()
                 .unwrap_or(p.ram.base)
         };
+        // `extra`: room after the file (a FIT's DTB grown in place).
         let stage = |p: &mut Planner,
                      kind: RegionKind,
                      bytes: u64,
+                     extra: u64,
                      floors: &[u64]|
          -> Result<(), LayoutError> {
-            let size = align_up(bytes.max(1), DTB_ALIGN);
+            let size = align_up(bytes.max(1) + extra, DTB_ALIGN);
             let at = floors
                 .iter()
                 .find_map(|f| p.first_gap(*f, size, STAGING_ALIGN));
             match at {
                 Some(at) => {
-                    p.push(
-                        kind,
-                        at,
-                        size,
-                        bytes,
-                        "first free gap, 1 MiB aligned".into(),
-                    );
+                    let why = if extra > 0 {
+                        format!(
+                            "first free gap, 1 MiB aligned; + {} for the DTB inside to grow",
+                            human_size(extra)
+                        )
+                    } else {
+                        "first free gap, 1 MiB aligned".into()
+                    };
+                    p.push(kind, at, size, bytes, why);
                     Ok(())
                 }
                 None => Err(p.conflict(format!(
@@ -668,7 +681,13 @@ impl RamLayout {
                 top_of(&p, &[RegionKind::Rootfs, RegionKind::Dtb]),
                 ram.base,
             ];
-            stage(&mut p, RegionKind::KernelStaging, bytes, &floors)?;
+            stage(
+                &mut p,
+                RegionKind::KernelStaging,
+                bytes,
+                staged_growth,
+                &floors,
+            )?;
         }
         if let Some(bytes) = req.rootfs_staged {
             let floors = [
@@ -683,7 +702,7 @@ impl RamLayout {
                 ),
                 ram.base,
             ];
-            stage(&mut p, RegionKind::RootfsStaging, bytes, &floors)?;
+            stage(&mut p, RegionKind::RootfsStaging, bytes, 0, &floors)?;
         }
         if let Some(s) = p
             .regions
@@ -702,7 +721,7 @@ impl RamLayout {
                 RegionKind::RootfsStaging,
             ],
         );
-        stage(&mut p, RegionKind::Script, SCRIPT_SIZE, &[all, ram.base])?;
+        stage(&mut p, RegionKind::Script, SCRIPT_SIZE, 0, &[all, ram.base])?;
         // The script's size is only known once the plan is rendered.
         if let Some(s) = p.regions.iter_mut().find(|r| r.kind == RegionKind::Script) {
             s.used = 0;
@@ -896,6 +915,34 @@ mod tests {
         assert_eq!((s.phys, s.uboot), (0x60_0000, Some(0x8060_0000)));
         let u = l.region(RegionKind::UBoot).unwrap();
         assert_eq!(u.phys, 0x700_0000);
+    }
+
+    #[test]
+    fn a_staged_fit_keeps_room_for_its_dtb_to_grow() {
+        // The FIT of the qemu-armv7l run: U-Boot used its DTB in place at
+        // 0x40bb75b0 and grew it to 0x40bbc415, past the file's end.
+        let b = board("qemu-armv7l");
+        let (start, end) = zimage_span(0x4040_0000, 1_799_160, 4 * 1_799_160);
+        let kernel = KernelFacts {
+            file_size: 1_807_756,
+            run: KernelRun::Unpacked {
+                load: start,
+                size: end - start,
+            },
+            size_known: false,
+        };
+        let mut req = LayoutRequest::new(798_720, None, kernel);
+        let plain = RamLayout::plan(&b, &req).unwrap();
+        let s = plain.region(RegionKind::KernelStaging).unwrap();
+        assert_eq!(s.size, align_up(1_807_756, DTB_ALIGN));
+        assert!(s.end() < 0x40bb_c415 - 0x40a0_0000 + s.phys, "{plain}");
+        req.dtb_in_kernel = true;
+        let l = RamLayout::plan(&b, &req).unwrap();
+        let s = l.region(RegionKind::KernelStaging).unwrap();
+        assert_eq!(s.used, 1_807_756);
+        assert_eq!(s.size, align_up(1_807_756 + DTB_GROWTH, DTB_ALIGN));
+        assert!(s.end() >= 0x40bb_c415 - 0x40a0_0000 + s.phys, "{l}");
+        assert!(s.note.contains("for the DTB inside to grow"), "{l}");
     }
 
     #[test]

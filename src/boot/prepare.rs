@@ -197,6 +197,7 @@ pub fn build(board: &Board, inputs: &Inputs, out: &Path) -> miette::Result<Prepa
         dtb_file.as_ref().map(|f| f.size),
         kernel.facts,
     );
+    req.dtb_in_kernel = kernel.dtb_inside;
     if inputs.lzma_rootfs {
         req.rootfs_staged = Some(rootfs_file.size);
     }
