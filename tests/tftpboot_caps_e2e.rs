@@ -11,44 +11,19 @@
 //! openable /dev/net/tun, as tests/tftpboot_e2e.rs. One VM at a time, by
 //! the same host-wide lock file as the other virtual-board tests.
 
-use std::os::fd::AsRawFd;
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn one_vm() -> std::fs::File {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("lmx-virtual-board.lock"))
-        .expect("lock file");
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
-    file
-}
+use common::{one_vm, run, s, vmlinux};
 
 fn need(tool: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{tool}` is missing: install {package} (scripts/deps.sh virtual)"
+    common::need(
+        tool,
+        &format!("install {package} (scripts/deps.sh virtual)"),
     );
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 const BOARD: &str = r#"# Debian's maltael U-Boot, LZMA support not recorded: lmx must ask it.
@@ -83,28 +58,11 @@ fn help_on_the_real_uboot_refuses_an_lzmadec_rootfs_before_any_load() {
         Path::new("/usr/lib/u-boot/maltael/u-boot.bin").is_file(),
         "Debian's maltael U-Boot is missing: install u-boot-qemu"
     );
-    let t = tempfile::Builder::new()
-        .prefix("lmx-e2e-")
-        .tempdir()
-        .unwrap();
+    let t = common::tmp("lmx-e2e-");
     let boards = t.path().join("boards");
     std::fs::create_dir(&boards).unwrap();
     std::fs::write(boards.join("mipsel-lzma-unknown.toml"), BOARD).unwrap();
-    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("builder/tests/fixtures/elf");
-    let kernel = t.path().join("vmlinux");
-    run(Command::new("mipsel-linux-gnu-gcc")
-        .args([
-            "-O2",
-            "-fno-pic",
-            "-mno-abicalls",
-            "-nostdlib",
-            "-static",
-            "-Wl,--build-id=none",
-        ])
-        .arg(format!("-Wl,-T,{}", fx.join("kernel.lds").display()))
-        .arg("-o")
-        .arg(&kernel)
-        .arg(fx.join("kernel.c")));
+    let kernel = vmlinux(t.path(), "mipsel-linux-gnu");
     let root = t.path().join("root");
     std::fs::create_dir(&root).unwrap();
     std::fs::write(root.join("init"), "#!/bin/sh\n").unwrap();
@@ -152,11 +110,7 @@ fn help_on_the_real_uboot_refuses_an_lzmadec_rootfs_before_any_load() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let flat = all
-        .replace(['│', '×'], " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let flat = common::flat(&all);
     assert!(!out.status.success(), "{all}");
     // The board file does not know, so planning only notes it ...
     assert!(
