@@ -63,19 +63,7 @@ fn a_fit_and_rootfs_flashed_from_lmx_build_boot_from_flash() {
     require_qemu();
     let _vm = one_vm();
     // The test bed's kernel, rootfs and machine DTB, then lmx build with a FIT.
-    let inputs = tmp();
-    let r = lmx(
-        &[
-            "tftpboot",
-            "--board",
-            "qemu-aarch64",
-            "--dry-run",
-            "--out",
-            s(inputs.path()),
-        ],
-        Duration::from_secs(600),
-    );
-    assert!(r.success(), "{}", r.flat());
+    let inputs = common::testbed_inputs();
     let out = tmp();
     let i = inputs.path();
     let r = lmx(

@@ -12,142 +12,22 @@
 //! (and other test suites using the same lock file) wait for each other.
 //! After every run the test checks that no QEMU started by it is left.
 
-use std::io::Read;
-use std::os::fd::AsRawFd;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const MARKER: &str = "LMX-USERLAND-READY";
-static ONE_VM: Mutex<()> = Mutex::new(());
-
-/// Holds the in-process and the host-wide VM lock.
-struct VmLock {
-    _guard: std::sync::MutexGuard<'static, ()>,
-    _file: std::fs::File,
-}
-
-fn one_vm() -> VmLock {
-    let guard = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("lmx-virtual-board.lock"))
-        .expect("lock file");
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
-    VmLock {
-        _guard: guard,
-        _file: file,
-    }
-}
+use common::{lmx_watched as lmx, need, one_vm, s, testbed_inputs, Run, Watch, MARKER};
 
 fn require_qemu() {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("qemu-system-aarch64").is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "qemu-system-aarch64 is not installed: run `scripts/deps.sh virtual` (QEMU from bookworm-backports, u-boot-qemu, the cross compiler and busybox for the test bed)"
+    need(
+        "qemu-system-aarch64",
+        "run `scripts/deps.sh virtual` (QEMU from bookworm-backports, u-boot-qemu, the cross compiler and busybox for the test bed)",
     );
 }
 
-/// Processes whose environment carries `tag` (QEMU inherits lmx's).
-fn processes_tagged(tag: &str) -> Vec<String> {
-    let needle = format!("LMX_E2E_TAG={tag}");
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let p = e.path();
-        if let Ok(env) = std::fs::read(p.join("environ")) {
-            if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
-                let cmd = std::fs::read_to_string(p.join("cmdline")).unwrap_or_default();
-                found.push(format!("{}: {}", p.display(), cmd.replace('\0', " ")));
-            }
-        }
-    }
-    found
-}
-
-struct Run {
-    out: Output,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.out.stdout).into_owned()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.out.stderr).into_owned()
-    }
-    fn all(&self) -> String {
-        format!("{}\n{}", self.stdout(), self.stderr())
-    }
-    fn success(&self) -> bool {
-        self.out.status.success()
-    }
-}
-
-/// Runs `lmx ARGS` with a hard limit, then checks nothing it started is left.
-fn lmx(args: &[&str], limit: Duration) -> Run {
-    let tag = format!("{}-{}", std::process::id(), rand_suffix());
-    let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lmx"))
-        .args(args)
-        .env("LMX_E2E_TAG", &tag)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting lmx");
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = so.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = se.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let elapsed = start.elapsed();
-    let out = Output {
-        status,
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    };
-    // QEMU has PDEATHSIG; give the kernel a moment to deliver it.
-    let mut left = processes_tagged(&tag);
-    for _ in 0..40 {
-        if left.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        left = processes_tagged(&tag);
-    }
-    assert!(left.is_empty(), "processes left behind: {left:?}");
-    Run { out, elapsed }
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+fn tmp() -> tempfile::TempDir {
+    common::tmp("lmx-e2e-")
 }
 
 fn assert_booted(r: &Run) {
@@ -165,17 +45,6 @@ fn verified_loads(all: &str) -> usize {
     all.lines()
         .filter(|l| l.contains("filesize and crc32") && l.contains("match"))
         .count()
-}
-
-fn tmp() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("lmx-e2e-")
-        .tempdir()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]
@@ -368,105 +237,39 @@ fn dry_run_prints_the_plan_without_starting_the_board() {
 fn g_watch_resets_the_board_and_boots_again_after_a_change() {
     require_qemu();
     let _vm = one_vm();
-    let planned = tmp();
-    let r = lmx(
-        &[
-            "tftpboot",
-            "--board",
-            "qemu-aarch64",
-            "--dry-run",
-            "--out",
-            s(planned.path()),
-        ],
-        Duration::from_secs(240),
-    );
-    assert!(r.success(), "{}", r.all());
-    let inputs = tmp();
-    for f in ["Image", "rootfs.squashfs", "virt.dtb"] {
-        std::fs::copy(planned.path().join(f), inputs.path().join(f)).unwrap();
-    }
+    let inputs = testbed_inputs();
     let rootfs = inputs.path().join("rootfs.squashfs");
-    let tag = format!("{}-{}", std::process::id(), rand_suffix());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lmx"))
-        .args([
-            "tftpboot",
-            "--board",
-            "qemu-aarch64",
-            "--no-console",
-            "--kernel",
-            s(&inputs.path().join("Image")),
-            "--rootfs",
-            s(&rootfs),
-            "--dtb",
-            s(&inputs.path().join("virt.dtb")),
-            "--append",
-            "init=/init",
-            "--watch",
-            s(&rootfs),
-        ])
-        .env("LMX_E2E_TAG", &tag)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let mut wait_for = |text: &str, limit: Duration| -> bool {
-        let end = Instant::now() + limit;
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match rx.recv_timeout(left) {
-                Ok(l) => {
-                    let hit = l.contains(text);
-                    seen.push(l);
-                    if hit {
-                        return true;
-                    }
-                }
-                Err(_) => return false,
-            }
-        }
-        false
-    };
-    let first = wait_for("==> booted: qemu-aarch64 is up", Duration::from_secs(120));
-    let watching = first && wait_for("==> watching", Duration::from_secs(10));
+    let mut w = Watch::start(&[
+        "tftpboot",
+        "--board",
+        "qemu-aarch64",
+        "--no-console",
+        "--kernel",
+        s(&inputs.path().join("Image")),
+        "--rootfs",
+        s(&rootfs),
+        "--dtb",
+        s(&inputs.path().join("virt.dtb")),
+        "--append",
+        "init=/init",
+        "--watch",
+        s(&rootfs),
+    ]);
+    let first = w.wait_for("==> booted: qemu-aarch64 is up", Duration::from_secs(120));
+    let watching = first && w.wait_for("==> watching", Duration::from_secs(10));
     if watching {
         // Same content, new mtime: a rebuild that produced the same bytes.
         let bytes = std::fs::read(&rootfs).unwrap();
         std::fs::write(&rootfs, bytes).unwrap();
     }
     let again = watching
-        && wait_for("==> booted again", Duration::from_secs(120))
-        && wait_for("==> watching", Duration::from_secs(10));
+        && w.wait_for("==> booted again", Duration::from_secs(120))
+        && w.wait_for("==> watching", Duration::from_secs(10));
     // Ctrl-C ends the watch; lmx stops QEMU and reaps it.
-    // SAFETY: signalling our own child by pid.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let stopped = again && wait_for("==> stopped watching", Duration::from_secs(10));
-    let end = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let transcript = seen.join("\n");
+    w.interrupt();
+    let stopped = again && w.wait_for("==> stopped watching", Duration::from_secs(10));
+    let status = w.exit(Duration::from_secs(10));
+    let transcript = w.transcript();
     assert!(first, "first boot:\n{transcript}");
     assert!(again, "second boot after the change:\n{transcript}");
     assert!(transcript.contains("rootfs.squashfs changed: resetting the board"));
@@ -475,39 +278,7 @@ fn g_watch_resets_the_board_and_boots_again_after_a_change() {
         status.is_some_and(|s| s.success()),
         "exit after Ctrl-C: {status:?}"
     );
-    for _ in 0..40 {
-        if processes_tagged(&tag).is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        processes_tagged(&tag).is_empty(),
-        "{:?}",
-        processes_tagged(&tag)
-    );
-}
-
-/// Test bed inputs (kernel, rootfs, the machine's DTB) in a directory of their own.
-fn testbed_inputs() -> tempfile::TempDir {
-    let planned = tmp();
-    let r = lmx(
-        &[
-            "tftpboot",
-            "--board",
-            "qemu-aarch64",
-            "--dry-run",
-            "--out",
-            s(planned.path()),
-        ],
-        Duration::from_secs(240),
-    );
-    assert!(r.success(), "{}", r.all());
-    let inputs = tmp();
-    for f in ["Image", "rootfs.squashfs", "virt.dtb"] {
-        std::fs::copy(planned.path().join(f), inputs.path().join(f)).unwrap();
-    }
-    inputs
+    w.assert_nothing_left();
 }
 
 fn lmx_build(inputs: &Path, out: &Path) {

@@ -432,3 +432,27 @@ pub fn vmlinux(dir: &Path, triple: &str) -> std::path::PathBuf {
     );
     out
 }
+
+/// The aarch64 test bed's inputs (kernel `Image`, `rootfs.squashfs`, the
+/// machine's `virt.dtb`), planned by `lmx tftpboot --dry-run`, in a
+/// directory of their own.
+pub fn testbed_inputs() -> tempfile::TempDir {
+    let planned = tmp("lmx-e2e-");
+    let r = lmx_watched(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-aarch64",
+            "--dry-run",
+            "--out",
+            s(planned.path()),
+        ],
+        Duration::from_secs(600),
+    );
+    assert!(r.success(), "{}", r.all());
+    let inputs = tmp("lmx-e2e-");
+    for f in ["Image", "rootfs.squashfs", "virt.dtb"] {
+        std::fs::copy(planned.path().join(f), inputs.path().join(f)).unwrap();
+    }
+    inputs
+}
