@@ -24,9 +24,8 @@
 //! Needs QEMU and u-boot-qemu (`scripts/deps.sh virtual`), the MIPS
 //! twin's U-Boot (`testbed/uboot.sh`, built and cached on first use) and
 //! tmux; a missing piece fails with a hint, nothing is skipped. One VM
-//! at a time, shared with the other virtual-board tests through the same
-//! in-process mutex pattern and host-wide `flock` as
-//! `tests/tftpboot_e2e.rs`.
+//! at a time, shared with the other virtual-board tests through
+//! `tests/common`'s in-process mutex and host-wide `flock`.
 
 mod common;
 
