@@ -14,143 +14,22 @@
 //! unprivileged user namespaces with an openable /dev/net/tun. A missing
 //! QEMU fails the test with that hint. One VM at a time (in-process mutex
 //! and the host-wide flock shared with tests/tftpboot_e2e.rs); after every
-//! run the test checks that no process started by it is left.
+//! run the test checks that no process started by it is left. `--watch`
+//! resets the board with `reboot -f` and boots it again.
 
-use std::io::Read;
-use std::os::fd::AsRawFd;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+mod common;
 
-const MARKER: &str = "LMX-USERLAND-READY";
+use std::time::Duration;
+
+use common::{lmx_watched as lmx, need, one_vm, s, tmp, tool, Watch, MARKER};
+
 const BOARD: &str = "qemu-armv7l";
-static ONE_VM: Mutex<()> = Mutex::new(());
-
-/// Holds the in-process and the host-wide VM lock.
-struct VmLock {
-    _guard: std::sync::MutexGuard<'static, ()>,
-    _file: std::fs::File,
-}
-
-fn one_vm() -> VmLock {
-    let guard = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("lmx-virtual-board.lock"))
-        .expect("lock file");
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
-    VmLock {
-        _guard: guard,
-        _file: file,
-    }
-}
 
 fn require_qemu() {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join("qemu-system-arm").is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "qemu-system-arm is not installed: run `scripts/deps.sh virtual` (QEMU from bookworm-backports, u-boot-qemu, the armhf cross compiler and busybox)"
+    need(
+        "qemu-system-arm",
+        "run `scripts/deps.sh virtual` (QEMU from bookworm-backports, u-boot-qemu, the armhf cross compiler and busybox)",
     );
-}
-
-/// Processes whose environment carries `tag` (QEMU inherits lmx's).
-fn processes_tagged(tag: &str) -> Vec<String> {
-    let needle = format!("LMX_E2E_TAG={tag}");
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let p = e.path();
-        if let Ok(env) = std::fs::read(p.join("environ")) {
-            if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
-                let cmd = std::fs::read_to_string(p.join("cmdline")).unwrap_or_default();
-                found.push(format!("{}: {}", p.display(), cmd.replace('\0', " ")));
-            }
-        }
-    }
-    found
-}
-
-struct Run {
-    out: Output,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&self.out.stdout),
-            String::from_utf8_lossy(&self.out.stderr)
-        )
-    }
-    fn success(&self) -> bool {
-        self.out.status.success()
-    }
-}
-
-/// Runs `lmx ARGS` with a hard limit, then checks nothing it started is left.
-fn lmx(args: &[&str], limit: Duration) -> Run {
-    let tag = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lmx"))
-        .args(args)
-        .env("LMX_E2E_TAG", &tag)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting lmx");
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = so.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = se.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = Output {
-        status,
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    };
-    // QEMU has PDEATHSIG; give the kernel a moment to deliver it.
-    let mut left = processes_tagged(&tag);
-    for _ in 0..40 {
-        if left.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        left = processes_tagged(&tag);
-    }
-    assert!(left.is_empty(), "processes left behind: {left:?}");
-    let r = Run { out };
-    eprintln!("--- lmx {} ---\n{}", args.join(" "), r.all());
-    r
 }
 
 /// Load lines verified by `filesize and crc32 ... match`.
@@ -160,15 +39,17 @@ fn verified_loads(all: &str) -> usize {
         .count()
 }
 
+/// `fdtget ARGS` (the reference reader), trimmed.
+fn fdtget(args: &[&str]) -> String {
+    tool("fdtget", args).trim().to_owned()
+}
+
 #[test]
 fn a_zimage_and_dtb_with_phram_node_reach_userland() {
     require_qemu();
     let _vm = one_vm();
-    let dir = tempfile::Builder::new()
-        .prefix("lmx-armv7-")
-        .tempdir()
-        .unwrap();
-    let out = dir.path().to_str().unwrap();
+    let dir = tmp("lmx-armv7-");
+    let out = s(dir.path());
     let r = lmx(
         &[
             "tftpboot",
@@ -224,35 +105,13 @@ fn a_zimage_and_dtb_with_phram_node_reach_userland() {
         0x016f_2818
     );
     let dtb = dir.path().join("board.dtb");
-    let label = fdtget(&dtb, "/reserved-memory/phram-rootfs@44000000", "label");
-    assert_eq!(label, "rootfs");
-    let compatible = fdtget(&dtb, "/reserved-memory/phram-rootfs@44000000", "compatible");
-    assert_eq!(compatible, "phram");
+    let node = "/reserved-memory/phram-rootfs@44000000";
+    assert_eq!(fdtget(&[s(&dtb), node, "label"]), "rootfs");
+    assert_eq!(fdtget(&[s(&dtb), node, "compatible"]), "phram");
     // arm32 refuses to ioremap mapped RAM: the node must say no-map.
-    let props = fdtget(&dtb, "-p", "/reserved-memory/phram-rootfs@44000000");
+    let props = fdtget(&["-p", s(&dtb), node]);
     assert!(props.lines().any(|l| l == "no-map"), "{props}");
     assert!(dir.path().join("rootfs.squashfs").is_file());
-}
-
-/// `fdtget DTB A B` (the reference reader, package device-tree-compiler):
-/// a node's property, or with `-p NODE` its property names.
-fn fdtget(dtb: &Path, node: &str, prop: &str) -> String {
-    let args = if node == "-p" {
-        vec!["-p".as_ref(), dtb.as_os_str(), prop.as_ref()]
-    } else {
-        vec![dtb.as_os_str(), node.as_ref(), prop.as_ref()]
-    };
-    let o = Command::new("fdtget")
-        .args(args)
-        .output()
-        .expect("fdtget (package device-tree-compiler)");
-    assert!(
-        o.status.success(),
-        "fdtget {} {node} {prop}: {}",
-        dtb.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_owned()
 }
 
 #[test]
@@ -335,4 +194,75 @@ fn dry_run_plans_bootz_above_the_decompressed_kernel() {
     }
     assert!(!all.contains("booti"), "{all}");
     assert!(!all.contains("starting virtual board"), "{all}");
+}
+
+#[test]
+fn d_watch_reboots_the_board_and_boots_again_after_a_change() {
+    require_qemu();
+    let _vm = one_vm();
+    let planned = tmp("lmx-armv7-");
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            BOARD,
+            "--dry-run",
+            "--out",
+            s(planned.path()),
+        ],
+        Duration::from_secs(600),
+    );
+    assert!(r.success(), "{}", r.all());
+    let inputs = tmp("lmx-armv7-");
+    for f in ["zImage", "rootfs.squashfs", "virt.dtb"] {
+        std::fs::copy(planned.path().join(f), inputs.path().join(f)).unwrap();
+    }
+    let rootfs = inputs.path().join("rootfs.squashfs");
+    let mut w = Watch::start(&[
+        "tftpboot",
+        "--board",
+        BOARD,
+        "--no-console",
+        "--kernel",
+        s(&inputs.path().join("zImage")),
+        "--rootfs",
+        s(&rootfs),
+        "--dtb",
+        s(&inputs.path().join("virt.dtb")),
+        "--append",
+        "init=/init",
+        "--watch",
+        s(&rootfs),
+    ]);
+    let first = w.wait_for("==> booted: qemu-armv7l is up", Duration::from_secs(300));
+    let watching = first && w.wait_for("==> watching", Duration::from_secs(10));
+    if watching {
+        // Same content, new mtime: a rebuild that produced the same bytes.
+        let bytes = std::fs::read(&rootfs).unwrap();
+        std::fs::write(&rootfs, bytes).unwrap();
+    }
+    // `reboot -f` on the running busybox resets the board through PSCI.
+    let again = watching
+        && w.wait_for("==> booted again", Duration::from_secs(300))
+        && w.wait_for("==> watching", Duration::from_secs(10));
+    w.interrupt();
+    let stopped = again && w.wait_for("==> stopped watching", Duration::from_secs(10));
+    let status = w.exit(Duration::from_secs(10));
+    let transcript = w.transcript();
+    assert!(first, "first boot:\n{transcript}");
+    assert!(again, "second boot after the change:\n{transcript}");
+    assert!(transcript.contains("rootfs.squashfs changed: resetting the board"));
+    assert_eq!(
+        transcript
+            .matches("==> bootz 0x40400000 - 0x440d0000")
+            .count(),
+        2,
+        "{transcript}"
+    );
+    assert!(stopped, "Ctrl-C:\n{transcript}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit after Ctrl-C: {status:?}"
+    );
+    w.assert_nothing_left();
 }
