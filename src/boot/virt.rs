@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use ipnet::Ipv4Net;
 use lmx_boards::{Arch as BoardArch, Board, Endian};
 use lmx_testbed::{Arch, Console, Tap, Vm, VmConfig};
-use miette::miette;
+use miette::{miette, WrapErr};
 
 /// The tap device inside the private namespace.
 pub const TAP: &str = "tap0";
@@ -149,6 +149,16 @@ pub fn vm_config_for(
         cfg.network = Some(Tap { name: TAP.into() });
     }
     Ok(cfg)
+}
+
+/// The flash file of a MIPS twin kept between runs: `dir/flash.img`,
+/// made from `uboot` (see [`prepare_firmware`]) the first time and left
+/// as it is afterwards, so a saved environment or a firmware written by
+/// `lmx flash` is there on the next start (`lmx env`, `lmx flash`).
+pub fn kept_malta_flash(arch: Arch, uboot: &Path, dir: &Path) -> miette::Result<PathBuf> {
+    lmx_testbed::malta::create_flash(dir, arch, uboot, true)
+        .map_err(testbed_err)
+        .wrap_err_with(|| format!("preparing the flash file in {}", dir.display()))
 }
 
 /// The cached test bed kernel (built the first time, about 5 minutes).
