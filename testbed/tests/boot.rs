@@ -14,12 +14,13 @@
 //! RAM boot's namespace belongs to the `lmx-testbed-run` child, which dies
 //! with this test thread.
 
-use std::io::Read;
-use std::os::unix::process::CommandExt;
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use common::{one_vm, proc_mtd, run_bounded, Finished};
 
 use lmx_testbed::ramboot::{PhramMethod, RamBootLayout};
 use lmx_testbed::rootfs::{self, MARKER};
@@ -28,12 +29,6 @@ use lmx_testbed::{
     busybox, dump_dtb, find_qemu, kernel, uboot, uboot_firmware, Arch, Console, Firmware, Pflash,
     Vm, VmConfig,
 };
-
-static ONE_VM: Mutex<()> = Mutex::new(());
-
-fn one_vm() -> MutexGuard<'static, ()> {
-    ONE_VM.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// QEMU and U-Boot must be there: a clear failure, never a silent pass.
 fn require_board(arch: Arch) -> PathBuf {
@@ -123,25 +118,6 @@ fn saveenv_persists_in_pflash() {
     assert_eq!(out.trim(), "lmxtest=42");
 }
 
-/// A child process that is killed when this guard drops (test failure
-/// included) and when the test thread dies.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn read_all(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = r.read_to_end(&mut v);
-        String::from_utf8_lossy(&v).into_owned()
-    })
-}
-
 /// Builds the artifacts for `method`, boots them with `lmx-testbed-run`
 /// and returns its console output and report, after the common checks.
 fn ram_boot(arch: Arch, method: PhramMethod) -> (RamBootLayout, String, String) {
@@ -184,33 +160,12 @@ fn ram_boot(arch: Arch, method: PhramMethod) -> (RamBootLayout, String, String) 
             "cat /proc/mtd",
             "--timeout",
             "60",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: only prctl between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-            Ok(())
-        });
-    }
-    let mut child = KillOnDrop(cmd.spawn().unwrap());
-    let out = read_all(child.0.stdout.take().unwrap());
-    let err = read_all(child.0.stderr.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let status = loop {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    drop(child);
-    let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    eprintln!("--- console ---\n{out}\n--- lmx-testbed-run ---\n{err}");
+        ]);
+    let Finished {
+        status,
+        console: out,
+        report: err,
+    } = run_bounded(&mut cmd, Duration::from_secs(180));
     let status = status.expect("lmx-testbed-run did not finish within 180 s");
     assert!(status.success(), "lmx-testbed-run failed: {err}");
     assert!(out.contains("Run /init as init process"), "{out}");
@@ -223,13 +178,6 @@ fn ram_boot(arch: Arch, method: PhramMethod) -> (RamBootLayout, String, String) 
     assert!(marker_line.contains(layout.root_device()), "{marker_line}");
     assert_eq!(err.matches("crc32 ok").count(), 3, "{err}");
     (layout, out, err)
-}
-
-/// The lines of `/proc/mtd` in the console output.
-fn proc_mtd(out: &str) -> Vec<&str> {
-    out.lines()
-        .filter(|l| l.starts_with("mtd") && l.contains(": "))
-        .collect()
 }
 
 #[test]
