@@ -421,15 +421,15 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
     let mut malta_uboot = None;
     let arch = if board.is_virtual {
         let arch = virt::arch(&board)?;
+        if arch.is_malta() && args.write_protect {
+            return Err(miette!(
+                help = "drop --write-protect (qemu-aarch64 has it)",
+                "--write-protect: the malta flash of {} is one bank holding U-Boot, the firmware and the environment; lmx does not start it read-only",
+                board.name
+            ));
+        }
         virt::check_host(arch)?;
         if arch.is_malta() {
-            if args.write_protect {
-                return Err(miette!(
-                    help = "drop --write-protect (qemu-aarch64 has it)",
-                    "--write-protect: the malta flash of {} is one bank holding U-Boot, the firmware and the environment; lmx does not start it read-only",
-                    board.name
-                ));
-            }
             malta_uboot = Some(virt::prepare_firmware(&board, arch)?);
         }
         virt::enter_network(server_ip, board.network.prefix_len.unwrap_or(24))?;
