@@ -33,7 +33,8 @@ echo "== virtual board: packages and kernel"
 scripts/deps.sh virtual
 testbed/kernel.sh aarch64 >/dev/null
 testbed/kernel.sh armv7l >/dev/null
-# The MIPS twins (testbed/tests/malta.rs, tests/tftpboot_mips.rs): the
+# The MIPS twins (testbed/tests/malta.rs, tests/tftpboot_mips.rs,
+# tests/flash_mips.rs for `lmx flash` on qemu-mips): the
 # malta kernels and U-Boot with LZMA from Debian's source package. First
 # build measured on this 2-core machine with other builds running: kernels
 # 330 + 338 s (load ~4; 823 + 660 s at load 8), U-Boots 129 + 45 s, so
