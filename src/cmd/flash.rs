@@ -1142,16 +1142,7 @@ async fn boot<T: Transport + ?Sized>(
         }
         // No autoboot: the new U-Boot's banner, then straight its prompt.
         if resets == 0 {
-            let tail = if boot_sent {
-                Some(&all[scan_from..])
-            } else {
-                all.find("U-Boot ").map(|at| &all[at..])
-            };
-            // The last, unfinished line is exactly the prompt.
-            let at_prompt = tail.is_some_and(|t| {
-                let last = t.rsplit('\n').next().unwrap_or(t);
-                dialect.is_prompt(last.trim_start_matches('\r'))
-            });
+            let at_prompt = at_bare_prompt(dialect, &all[scan_from..], !boot_sent);
             if at_prompt {
                 if boot_sent {
                     return Err(boot_error(
@@ -1189,6 +1180,23 @@ async fn boot<T: Transport + ?Sized>(
     }
 }
 
+/// Whether the console `text` ends at a bare U-Boot prompt (its last,
+/// unfinished line is exactly the prompt): a U-Boot without autoboot is
+/// waiting. With `need_banner`, only a prompt after a U-Boot banner counts
+/// (the one of the reset, not the line `reset` was typed on).
+fn at_bare_prompt(dialect: &lmx_console::Dialect, text: &str, need_banner: bool) -> bool {
+    let text = if need_banner {
+        match text.find("U-Boot ") {
+            Some(at) => &text[at..],
+            None => return false,
+        }
+    } else {
+        text
+    };
+    let last = text.rsplit('\n').next().unwrap_or(text);
+    dialect.is_prompt(last.trim_start_matches('\r'))
+}
+
 fn boot_error(all: &str, what: &str) -> miette::Report {
     let lines: Vec<&str> = all.lines().collect();
     let tail = lines[lines.len().saturating_sub(15)..].join("\n");
@@ -1196,4 +1204,64 @@ fn boot_error(all: &str, what: &str) -> miette::Report {
         help = "the flash was written and verified; check bootcmd/bootargs (root= must name the flash partition) with --dry-run and the console",
         "booting from flash failed: {what}\n{tail}"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dialect(board: &str) -> lmx_console::Dialect {
+        let b = crate::cmd::boards::catalog(None)
+            .resolve(board)
+            .unwrap()
+            .board;
+        lmx_console::Dialect::from_board(&b).unwrap()
+    }
+
+    // The console of qemu-mips after `reset` (the test bed's U-Boot,
+    // abridged): no autoboot, straight to the prompt.
+    const MALTA_RESET: &str = "reset\r\nresetting ...\r\n\r\n\r\nU-Boot 2023.01 (Nov 28 2026 - 22:05:08 +0000)\r\n\r\nBoard: MIPS Malta CoreLV\r\nDRAM:  256 MiB\r\nFlash: 4 MiB\r\nNet:   pcnet#0\r\n";
+
+    #[test]
+    fn a_u_boot_without_autoboot_is_seen_at_its_prompt_after_the_banner() {
+        let d = dialect("qemu-mips");
+        assert!(!at_bare_prompt(&d, MALTA_RESET, true));
+        assert!(at_bare_prompt(&d, &format!("{MALTA_RESET}malta # "), true));
+        // The line `reset` was typed on is not the new U-Boot's prompt.
+        assert!(!at_bare_prompt(
+            &d,
+            "malta # reset\r\nresetting ...\r\nmalta # ",
+            true
+        ));
+        // A command being echoed is not a bare prompt.
+        assert!(!at_bare_prompt(
+            &d,
+            &format!("{MALTA_RESET}malta # boot"),
+            true
+        ));
+    }
+
+    #[test]
+    fn after_boot_only_a_new_prompt_counts() {
+        let d = dialect("qemu-mips");
+        assert!(!at_bare_prompt(&d, "", false));
+        assert!(!at_bare_prompt(
+            &d,
+            "boot\r\n## Booting kernel from Legacy Image at be080000 ...\r\n",
+            false
+        ));
+        assert!(at_bare_prompt(
+            &d,
+            "boot\r\nWrong Image Format for bootm command\r\nmalta # ",
+            false
+        ));
+    }
+
+    #[test]
+    fn an_autoboot_countdown_is_not_a_prompt() {
+        let d = dialect("qemu-aarch64");
+        let text = "U-Boot 2023.01+dfsg-2+deb12u3 (Aug 1 2025)\r\n\r\nDRAM:  512 MiB\r\nHit any key to stop autoboot:  2 ";
+        assert!(!at_bare_prompt(&d, text, true));
+        assert!(at_bare_prompt(&d, &format!("{text}\r\n=> "), true));
+    }
 }
