@@ -37,39 +37,24 @@ case "$arch" in
     ;;
 esac
 
-die() {
-  echo "lmx testbed kernel: $*" >&2
-  exit 1
-}
+what=kernel
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 src_pkg=linux-source-6.1
 src_version="$(dpkg-query -W -f='${Version}' "$src_pkg" 2>/dev/null || true)"
 tarball="/usr/src/$src_pkg.tar.xz"
 [ -n "$src_version" ] && [ -r "$tarball" ] ||
   die "$tarball is missing: run scripts/deps.sh virtual (package $src_pkg)"
-for tool in "${cross}gcc" make bc flex bison xz; do
-  command -v "$tool" >/dev/null ||
-    die "$tool not found: run scripts/deps.sh virtual"
-done
+need_tools "${cross}gcc" make bc flex bison xz
 
 cache_root="${LMX_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lmx}"
 key="$({ cat "${fragments[@]}"; printf '%s\n%s\n' "$src_version" "$arch"; } | sha256sum | cut -d' ' -f1)"
 out="$cache_root/kernel/$key"
 image="$out/$target"
 
-if [ -s "$image" ]; then
-  echo "$image"
-  exit 0
-fi
-
-mkdir -p "$out"
-# One build per key at a time: a second caller waits and then reuses it.
-exec 9>"$out/.lock"
-flock 9
-if [ -s "$image" ]; then
-  echo "$image"
-  exit 0
-fi
+# Cached: print it; else one build per key at a time.
+reuse_or_lock "$image"
 
 work="$(mktemp -d "$cache_root/kernel/.build-$arch.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -93,17 +78,7 @@ fi
 
 # Every option the fragment asks for must have survived olddefconfig: a
 # missing dependency drops an option silently.
-dropped=()
-while IFS= read -r line; do
-  case "$line" in
-    CONFIG_*=y)
-      grep -qx "$line" "$tree/.config" || dropped+=("${line%=y}")
-      ;;
-  esac
-done < <(cat "${fragments[@]}")
-if [ "${#dropped[@]}" -gt 0 ]; then
-  die "options not =y in the final .config (missing dependencies?): ${dropped[*]}"
-fi
+check_kept "$tree/.config" < <(cat "${fragments[@]}")
 
 if ! "${mk[@]}" "$target" >>"$log" 2>&1; then
   tail -n 30 "$log" >&2

@@ -36,15 +36,11 @@ case "$defconfig" in
     ;;
 esac
 
-die() {
-  echo "lmx testbed u-boot: $*" >&2
-  exit 1
-}
+what=u-boot
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
-for tool in "${cross}gcc" make bison flex bc apt-get dpkg-source; do
-  command -v "$tool" >/dev/null ||
-    die "$tool not found: run scripts/deps.sh virtual"
-done
+need_tools "${cross}gcc" make bison flex bc apt-get dpkg-source
 src_version="$(apt-cache showsrc u-boot 2>/dev/null | sed -n 's/^Version: //p' | sort -V | tail -n 1)"
 [ -n "$src_version" ] ||
   die "no source package u-boot known to apt: run scripts/deps.sh virtual (it adds a deb-src entry and runs apt-get update)"
@@ -54,19 +50,8 @@ key="$({ cat "$fragment"; printf '%s\n%s\n' "$src_version" "$defconfig"; } | sha
 out="$cache_root/u-boot/$key"
 image="$out/u-boot.bin"
 
-if [ -s "$image" ]; then
-  echo "$image"
-  exit 0
-fi
-
-mkdir -p "$out"
-# One build per key at a time: a second caller waits and then reuses it.
-exec 9>"$out/.lock"
-flock 9
-if [ -s "$image" ]; then
-  echo "$image"
-  exit 0
-fi
+# Cached: print it; else one build per key at a time.
+reuse_or_lock "$image"
 
 work="$(mktemp -d "$cache_root/u-boot/.build-$defconfig.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -94,17 +79,7 @@ if ! {
   die "configuration failed (log: $log)"
 fi
 
-dropped=()
-while IFS= read -r line; do
-  case "$line" in
-    CONFIG_*=y)
-      grep -qx "$line" "$tree/.config" || dropped+=("${line%=y}")
-      ;;
-  esac
-done <"$fragment"
-if [ "${#dropped[@]}" -gt 0 ]; then
-  die "options not =y in the final .config (missing dependencies?): ${dropped[*]}"
-fi
+check_kept "$tree/.config" <"$fragment"
 
 if ! "${mk[@]}" >>"$log" 2>&1; then
   tail -n 30 "$log" >&2

@@ -1,0 +1,55 @@
+# Shared by testbed/kernel.sh and testbed/uboot.sh (sourced, not run).
+# The caller sets `what` (e.g. "kernel", "u-boot") before sourcing: it
+# names the script in messages.
+
+die() {
+  echo "lmx testbed $what: $*" >&2
+  exit 1
+}
+
+# need_tools TOOL...: each must be on PATH.
+need_tools() {
+  local tool
+  for tool; do
+    command -v "$tool" >/dev/null ||
+      die "$tool not found: run scripts/deps.sh virtual"
+  done
+}
+
+# reuse_or_lock IMAGE: prints IMAGE and exits when it is already built;
+# else takes the lock of its cache directory (fd 9, held until the script
+# exits) and looks again. One build per key at a time: a second caller
+# waits and then reuses the first one's result.
+reuse_or_lock() {
+  local image="$1" dir
+  dir="$(dirname "$image")"
+  if [ -s "$image" ]; then
+    echo "$image"
+    exit 0
+  fi
+  mkdir -p "$dir"
+  exec 9>"$dir/.lock"
+  flock 9
+  if [ -s "$image" ]; then
+    echo "$image"
+    exit 0
+  fi
+}
+
+# check_kept CONFIG: every CONFIG_*=y line read on stdin (the fragments)
+# must have survived into the final CONFIG; olddefconfig drops an option
+# silently when one of its dependencies is missing.
+check_kept() {
+  local config="$1" line
+  local dropped=()
+  while IFS= read -r line; do
+    case "$line" in
+      CONFIG_*=y)
+        grep -qx "$line" "$config" || dropped+=("${line%=y}")
+        ;;
+    esac
+  done
+  if [ "${#dropped[@]}" -gt 0 ]; then
+    die "options not =y in the final .config (missing dependencies?): ${dropped[*]}"
+  fi
+}
