@@ -16,41 +16,18 @@
 //! minutes; `scripts/test.sh` builds them first). A missing piece fails
 //! the test with that hint; nothing is skipped silently. One VM at a time.
 
-use std::io::Read;
-use std::os::unix::process::CommandExt;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{one_vm, proc_mtd, run_bounded, Finished};
 
 use lmx_testbed::malta::{self, RamBoot};
 use lmx_testbed::rootfs::{self, MARKER};
 use lmx_testbed::vm::read_flash;
 use lmx_testbed::{debian_malta_uboot, find_qemu, kernel, uboot_firmware, Arch};
-
-static ONE_VM: Mutex<()> = Mutex::new(());
-
-fn one_vm() -> MutexGuard<'static, ()> {
-    ONE_VM.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A child process killed when this guard drops (test failure included).
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn read_all(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = r.read_to_end(&mut v);
-        String::from_utf8_lossy(&v).into_owned()
-    })
-}
 
 fn run_tool(cmd: &mut Command) -> Vec<u8> {
     let out = cmd
@@ -176,32 +153,11 @@ fn ram_boot(arch: Arch, uboot: Option<&Path>, comp: Compression, then: &[&str]) 
     for t in then {
         cmd.args(["--then", t]);
     }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: only prctl between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
-            Ok(())
-        });
-    }
-    let mut child = KillOnDrop(cmd.spawn().unwrap());
-    let out = read_all(child.0.stdout.take().unwrap());
-    let err = read_all(child.0.stderr.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        if let Some(s) = child.0.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    drop(child);
-    let (console, report) = (out.join().unwrap(), err.join().unwrap());
-    eprintln!("--- console ---\n{console}\n--- lmx-testbed-run ---\n{report}");
+    let Finished {
+        status,
+        console,
+        report,
+    } = run_bounded(&mut cmd, Duration::from_secs(240));
     let status = status.expect("lmx-testbed-run did not finish within 240 s");
     Boot {
         console,
@@ -246,13 +202,6 @@ fn assert_userland(b: &Boot, comp: Compression) {
         "{}",
         b.console
     );
-}
-
-/// `/proc/mtd` lines in the console output.
-fn proc_mtd(out: &str) -> Vec<&str> {
-    out.lines()
-        .filter(|l| l.starts_with("mtd") && l.contains(": "))
-        .collect()
 }
 
 #[test]
