@@ -16,137 +16,23 @@
 //! flock shared with tests/tftpboot_e2e.rs); after every run the test
 //! checks that no process started by it is left.
 
-use std::io::Read;
-use std::os::fd::AsRawFd;
-use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+mod common;
 
-const MARKER: &str = "LMX-USERLAND-READY";
-static ONE_VM: Mutex<()> = Mutex::new(());
+use std::process::Command;
+use std::time::Duration;
 
-/// Holds the in-process and the host-wide VM lock.
-struct VmLock {
-    _guard: std::sync::MutexGuard<'static, ()>,
-    _file: std::fs::File,
-}
-
-fn one_vm() -> VmLock {
-    let guard = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("lmx-virtual-board.lock"))
-        .expect("lock file");
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
-    VmLock {
-        _guard: guard,
-        _file: file,
-    }
-}
+use common::{need, one_vm, s, Run, Watch, MARKER};
 
 fn require_qemu(binary: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(binary).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{binary} is not installed: run `scripts/deps.sh virtual` (QEMU from bookworm-backports, the MIPS cross compilers, U-Boot's source package)"
+    need(
+        binary,
+        "run `scripts/deps.sh virtual` (QEMU from bookworm-backports, the MIPS cross compilers, U-Boot's source package)",
     );
 }
 
-/// Processes whose environment carries `tag` (QEMU inherits lmx's).
-fn processes_tagged(tag: &str) -> Vec<String> {
-    let needle = format!("LMX_E2E_TAG={tag}");
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let p = e.path();
-        if let Ok(env) = std::fs::read(p.join("environ")) {
-            if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
-                let cmd = std::fs::read_to_string(p.join("cmdline")).unwrap_or_default();
-                found.push(format!("{}: {}", p.display(), cmd.replace('\0', " ")));
-            }
-        }
-    }
-    found
-}
-
-struct Run {
-    out: Output,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&self.out.stdout),
-            String::from_utf8_lossy(&self.out.stderr)
-        )
-    }
-    fn success(&self) -> bool {
-        self.out.status.success()
-    }
-}
-
-/// Runs `lmx ARGS` with a hard limit, then checks nothing it started is left.
+/// Runs `lmx ARGS` (see `common::lmx_watched`) and prints its output.
 fn lmx(args: &[&str], limit: Duration) -> Run {
-    let tag = format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lmx"))
-        .args(args)
-        .env("LMX_E2E_TAG", &tag)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting lmx");
-    let mut so = child.stdout.take().unwrap();
-    let mut se = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = so.read_to_end(&mut v);
-        v
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = se.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = Output {
-        status,
-        stdout: t_out.join().unwrap(),
-        stderr: t_err.join().unwrap(),
-    };
-    // QEMU has PDEATHSIG; give the kernel a moment to deliver it.
-    let mut left = processes_tagged(&tag);
-    for _ in 0..40 {
-        if left.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        left = processes_tagged(&tag);
-    }
-    assert!(left.is_empty(), "processes left behind: {left:?}");
-    let r = Run { out };
+    let r = common::lmx_watched(args, limit);
     eprintln!("--- lmx {} ---\n{}", args.join(" "), r.all());
     r
 }
@@ -188,64 +74,40 @@ fn assert_booted(r: &Run, compression: &str) -> String {
         .to_owned()
 }
 
-#[test]
-fn a_big_endian_lzma_uimage_boots_on_qemu_mips() {
-    require_qemu("qemu-system-mips");
+/// `lmx tftpboot --board BOARD` on QEMU binary `qemu` reaches userland
+/// with a uImage of `compression`.
+fn boots_to_userland(qemu: &str, board: &str, compression: &str) {
+    require_qemu(qemu);
     let _vm = one_vm();
     let r = lmx(
         &[
             "tftpboot",
             "--board",
-            "qemu-mips",
+            board,
             "--no-console",
             "--show-console",
         ],
         Duration::from_secs(600),
     );
-    let marker = assert_booted(&r, "lzma compressed");
+    let marker = assert_booted(&r, compression);
     // `uname -m` is "mips" on both endiannesses. (lmx stops copying the
     // console right after the marker, so the line may be cut short.)
     assert!(marker.contains(&format!("{MARKER} mips")), "{marker}");
+}
+
+#[test]
+fn a_big_endian_lzma_uimage_boots_on_qemu_mips() {
+    boots_to_userland("qemu-system-mips", "qemu-mips", "lzma compressed");
 }
 
 #[test]
 fn b_little_endian_lzma_uimage_boots_on_qemu_mipsel() {
-    require_qemu("qemu-system-mipsel");
-    let _vm = one_vm();
-    let r = lmx(
-        &[
-            "tftpboot",
-            "--board",
-            "qemu-mipsel",
-            "--no-console",
-            "--show-console",
-        ],
-        Duration::from_secs(600),
-    );
-    let marker = assert_booted(&r, "lzma compressed");
-    // `uname -m` is "mips" on both endiannesses. (lmx stops copying the
-    // console right after the marker, so the line may be cut short.)
-    assert!(marker.contains(&format!("{MARKER} mips")), "{marker}");
+    boots_to_userland("qemu-system-mipsel", "qemu-mipsel", "lzma compressed");
 }
 
 #[test]
 fn c_gzip_uimage_boots_on_debians_stock_uboot() {
-    require_qemu("qemu-system-mipsel");
-    let _vm = one_vm();
-    let r = lmx(
-        &[
-            "tftpboot",
-            "--board",
-            "qemu-mipsel-stock",
-            "--no-console",
-            "--show-console",
-        ],
-        Duration::from_secs(600),
-    );
-    let marker = assert_booted(&r, "gzip compressed");
-    // `uname -m` is "mips" on both endiannesses. (lmx stops copying the
-    // console right after the marker, so the line may be cut short.)
-    assert!(marker.contains(&format!("{MARKER} mips")), "{marker}");
+    boots_to_userland("qemu-system-mipsel", "qemu-mipsel-stock", "gzip compressed");
 }
 
 #[test]
@@ -274,11 +136,8 @@ fn d_lzma_for_the_stock_uboot_is_refused_before_loading() {
     // A ready LZMA uImage (planned for qemu-mipsel, whose U-Boot has
     // LZMA) given to the stock board: refused from the uImage header and
     // the board's `uboot.lzma = false`, naming the bootm failure it avoids.
-    let dir = tempfile::Builder::new()
-        .prefix("lmx-e2e-")
-        .tempdir()
-        .unwrap();
-    let out = dir.path().to_str().unwrap();
+    let dir = common::tmp("lmx-e2e-");
+    let out = s(dir.path());
     let planned = lmx(
         &[
             "tftpboot",
@@ -316,11 +175,7 @@ fn d_lzma_for_the_stock_uboot_is_refused_before_loading() {
 /// The output with miette's line wrapping undone (gutters dropped, runs
 /// of blanks joined), so messages can be matched whole.
 fn flat(all: &str) -> String {
-    all.replace('│', " ")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .replace("- ", "-")
+    common::flat(all).replace("- ", "-")
 }
 
 /// Refused on the host: the board was never started, nothing was loaded.
@@ -367,10 +222,7 @@ fn e_a_big_endian_kernel_for_a_little_endian_board_is_refused() {
 fn f_an_appended_dtb_image_boots_and_malta_ignores_the_dtb() {
     require_qemu("qemu-system-mips");
     let _vm = one_vm();
-    let dir = tempfile::Builder::new()
-        .prefix("lmx-e2e-")
-        .tempdir()
-        .unwrap();
+    let dir = common::tmp("lmx-e2e-");
     let dts = dir.path().join("appended.dts");
     std::fs::write(
         &dts,
@@ -437,10 +289,7 @@ fn f_an_appended_dtb_image_boots_and_malta_ignores_the_dtb() {
 fn g_watch_reboots_the_big_endian_twin_and_boots_again() {
     require_qemu("qemu-system-mips");
     let _vm = one_vm();
-    let dir = tempfile::Builder::new()
-        .prefix("lmx-e2e-")
-        .tempdir()
-        .unwrap();
+    let dir = common::tmp("lmx-e2e-");
     let planned = lmx(
         &[
             "tftpboot",
@@ -448,102 +297,44 @@ fn g_watch_reboots_the_big_endian_twin_and_boots_again() {
             "qemu-mips",
             "--dry-run",
             "--out",
-            dir.path().to_str().unwrap(),
+            s(dir.path()),
         ],
         Duration::from_secs(600),
     );
     assert!(planned.success(), "{}", planned.all());
     let uimage = dir.path().join("uImage");
     let rootfs = dir.path().join("rootfs.squashfs");
-    let tag = format!("{}-watch", std::process::id());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lmx"))
-        .args([
-            "tftpboot",
-            "--board",
-            "qemu-mips",
-            "--no-console",
-            "--kernel",
-        ])
-        .arg(&uimage)
-        .arg("--rootfs")
-        .arg(&rootfs)
-        .args(["--append", "init=/init", "--watch"])
-        .arg(&rootfs)
-        .env("LMX_E2E_TAG", &tag)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let mut wait_for = |text: &str, limit: Duration| -> bool {
-        let end = Instant::now() + limit;
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            match rx.recv_timeout(left) {
-                Ok(l) => {
-                    let hit = l.contains(text);
-                    seen.push(l);
-                    if hit {
-                        return true;
-                    }
-                }
-                Err(_) => return false,
-            }
-        }
-        false
-    };
-    let first = wait_for("==> booted: qemu-mips is up", Duration::from_secs(300));
-    let watching = first && wait_for("==> watching", Duration::from_secs(10));
+    let mut w = Watch::start(&[
+        "tftpboot",
+        "--board",
+        "qemu-mips",
+        "--no-console",
+        "--kernel",
+        s(&uimage),
+        "--rootfs",
+        s(&rootfs),
+        "--append",
+        "init=/init",
+        "--watch",
+        s(&rootfs),
+    ]);
+    let first = w.wait_for("==> booted: qemu-mips is up", Duration::from_secs(300));
+    let watching = first && w.wait_for("==> watching", Duration::from_secs(10));
     if watching {
         // Same content, new mtime: a rebuild that produced the same bytes.
         let bytes = std::fs::read(&rootfs).unwrap();
         std::fs::write(&rootfs, bytes).unwrap();
     }
     let again = watching
-        && wait_for("==> booted again", Duration::from_secs(180))
-        && wait_for("==> watching", Duration::from_secs(10));
-    // SAFETY: signalling our own child by pid.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let stopped = wait_for("==> stopped watching", Duration::from_secs(10));
-    let end = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let transcript = seen.join("\n");
+        && w.wait_for("==> booted again", Duration::from_secs(180))
+        && w.wait_for("==> watching", Duration::from_secs(10));
+    w.interrupt();
+    let stopped = w.wait_for("==> stopped watching", Duration::from_secs(10));
+    let status = w.exit(Duration::from_secs(10));
+    let transcript = w.transcript();
     assert!(first, "first boot:\n{transcript}");
     assert!(again, "second boot after the change:\n{transcript}");
     assert!(stopped, "Ctrl-C:\n{transcript}");
     assert!(status.is_some_and(|s| s.success()), "exit: {status:?}");
-    for _ in 0..40 {
-        if processes_tagged(&tag).is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        processes_tagged(&tag).is_empty(),
-        "{:?}",
-        processes_tagged(&tag)
-    );
+    w.assert_nothing_left();
 }
