@@ -89,6 +89,20 @@ fn fails(args: &[&str]) -> String {
     common::flat(&String::from_utf8_lossy(&o.stderr))
 }
 
+/// `lmx env CMD --image IMAGE --board qemu-aarch64 NAME` (offline, on
+/// the flash file); its stdout.
+fn offline(cmd: &str, image: &str, name: &str) -> String {
+    ok(&[
+        "env",
+        cmd,
+        "--image",
+        image,
+        "--board",
+        "qemu-aarch64",
+        name,
+    ])
+}
+
 /// The test bed's U-Boot on pflash files in `dir` (kept between boots).
 struct Board {
     vm: Vm,
@@ -157,15 +171,7 @@ fn saveenv_in_uboot_is_read_from_the_flash_file() {
     b.power_off();
 
     let image = s(&flash.flash1);
-    let out = ok(&[
-        "env",
-        "print",
-        "--image",
-        image,
-        "--board",
-        "qemu-aarch64",
-        "lmxsaved",
-    ]);
+    let out = offline("print", image, "lmxsaved");
     assert_eq!(out, "lmxsaved=one  two;three $x \"q\"\n");
     // The whole listing holds U-Boot's defaults too.
     let all = ok(&["env", "print", "--image", image, "--board", "qemu-aarch64"]);
@@ -324,14 +330,7 @@ fn live_set_with_save_survives_a_fresh_boot() {
 
     // Offline, the flash file holds U-Boot's stored form: a backslash
     // is stored doubled (hexport), everything else as is.
-    let image = s(&flash.flash1);
-    let loc = ["--image", image, "--board", "qemu-aarch64"];
-    let get = |name: &str| {
-        let mut args = vec!["env", "get"];
-        args.extend(loc);
-        args.push(name);
-        ok(&args)
-    };
+    let get = |name: &str| offline("get", s(&flash.flash1), name);
     assert_eq!(get("lmxquote"), "it's \"quoted\"\n");
     assert_eq!(get("lmxdollar"), "$HOME ${bootcmd} $(x)\n");
     assert_eq!(get("lmxslash"), "C:\\\\dir\\\\\\\\x\n");
@@ -475,16 +474,7 @@ fn a_board_at_its_prompt_over_a_port() {
     b.con = b.vm.open_console().unwrap();
     assert_eq!(b.printenv("lmxport").as_deref(), Some("over the port; $x"));
     b.power_off();
-    let image = s(&flash.flash1);
-    let stored = ok(&[
-        "env",
-        "get",
-        "--image",
-        image,
-        "--board",
-        "qemu-aarch64",
-        "lmxport",
-    ]);
+    let stored = offline("get", s(&flash.flash1), "lmxport");
     assert_eq!(stored, "over the port; $x\n");
 }
 
