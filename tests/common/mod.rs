@@ -302,6 +302,43 @@ impl Watch {
     pub fn assert_nothing_left(&self) {
         assert_nothing_left(&self.tag);
     }
+
+    /// The edit-compile-test loop of `lmx tftpboot ARGS --watch ROOTFS` on
+    /// virtual board `board`: waits for the first boot (up to `boot`),
+    /// rewrites `rootfs` with the same bytes (a rebuild with a new mtime),
+    /// waits for the board to boot again, then Ctrl-C. Asserts each step,
+    /// a clean exit and that nothing lmx started is left; returns the
+    /// transcript for the caller's own checks.
+    pub fn cycle(args: &[&str], board: &str, rootfs: &Path, boot: Duration) -> String {
+        let mut w = Watch::start(args);
+        let first = w.wait_for(&format!("==> booted: {board} is up"), boot);
+        let watching = first && w.wait_for("==> watching", Duration::from_secs(10));
+        if watching {
+            let bytes = std::fs::read(rootfs).unwrap();
+            std::fs::write(rootfs, bytes).unwrap();
+        }
+        let again = watching
+            && w.wait_for("==> booted again", boot)
+            && w.wait_for("==> watching", Duration::from_secs(10));
+        // Ctrl-C ends the watch; lmx stops QEMU and reaps it.
+        w.interrupt();
+        let stopped = again && w.wait_for("==> stopped watching", Duration::from_secs(10));
+        let status = w.exit(Duration::from_secs(10));
+        let transcript = w.transcript();
+        assert!(first, "first boot:\n{transcript}");
+        assert!(again, "second boot after the change:\n{transcript}");
+        assert!(
+            transcript.contains("rootfs.squashfs changed: resetting the board"),
+            "{transcript}"
+        );
+        assert!(stopped, "Ctrl-C:\n{transcript}");
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "exit after Ctrl-C: {status:?}"
+        );
+        w.assert_nothing_left();
+        transcript
+    }
 }
 
 /// A tmux session (a real terminal for `lmx console`), killed on drop.
