@@ -235,8 +235,10 @@ fn stock_little_endian_uboot_boots_gzip_and_fails_lzma_at_bootm() {
     // The same U-Boot with an LZMA uImage: everything loads, bootm fails.
     let b = ram_boot(Arch::Mipsel, Some(&stock), Compression::Lzma, &[]);
     assert!(!b.success, "an LZMA uImage booted on Debian's U-Boot");
+    // (lmx-testbed-run stops at the failure text, possibly before the rest
+    // of U-Boot's line, "type 3", has arrived.)
     assert!(
-        b.console.contains("Unimplemented compression type 3"),
+        b.console.contains("Unimplemented compression"),
         "{}",
         b.console
     );
