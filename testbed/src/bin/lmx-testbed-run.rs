@@ -334,6 +334,8 @@ fn drive(
     needles.extend(failures);
     let (i, out) = con.expect_any(&needles, Duration::from_secs(20))?;
     if i > 1 {
+        // Let the failure's line arrive whole (e.g. "... type 3").
+        let _ = con.expect("\n", Duration::from_secs(2));
         return Err(Error::UBoot {
             command: boot.clone(),
             reason: format!("{:?} before the kernel started", needles[i]),
@@ -346,6 +348,7 @@ fn drive(
     needles.extend(failures);
     let (i, out) = con.expect_any(&needles, args.timeout)?;
     if i != 0 {
+        let _ = con.expect("\n", Duration::from_secs(2));
         return Err(Error::UBoot {
             command: boot.clone(),
             reason: format!("{:?} before {:?}", needles[i], args.expect),
