@@ -11,7 +11,8 @@ TEST_PKGS=(
   curl            # TFTP client (tftp://)
   tftp-hpa        # tftp client
   atftp           # TFTP client with windowsize
-  u-boot-tools    # mkimage, dumpimage, mkenvimage, fw_printenv
+  u-boot-tools    # mkimage, dumpimage, mkenvimage
+  libubootenv-tool  # fw_printenv, fw_setenv (only a Recommends of u-boot-tools)
   squashfs-tools  # mksquashfs, unsquashfs
   device-tree-compiler  # dtc, fdtget
   xz-utils        # xz / lzma
@@ -20,7 +21,7 @@ TEST_PKGS=(
 )
 # Peer servers for benchmarks (atftpd and tftpd-hpa conflict: tftpd-hpa is
 # unpacked privately by the benchmark script instead).
-BENCH_PKGS=(dnsmasq-base atftpd hyperfine time)
+BENCH_PKGS=(dnsmasq-base atftpd hyperfine time tcpdump)
 # The virtual board (shared/design/testbed.md, testbed/README.md): U-Boot
 # for QEMU's virt machine, the kernel's sources and cross compiler, the
 # namespace tools. qemu-system-arm and the busyboxes are handled by
