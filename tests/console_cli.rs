@@ -6,74 +6,19 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Tmux;
 use lmx_console::share;
 use lmx_console::{Dialect, Endpoint, SerialConfig, UBootShell};
+use lmx_testbed::{Arch, Console, Vm, VmConfig};
 
-const UBOOT: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
-
-struct Qemu(Child);
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn qemu(sock: &Path) -> Qemu {
-    assert!(
-        Path::new(UBOOT).is_file(),
-        "needs {UBOOT} and qemu-system-aarch64: run scripts/deps.sh virtual"
-    );
-    let _ = std::fs::remove_file(sock);
-    let mut cmd = Command::new("qemu-system-aarch64");
-    cmd.args([
-        "-M",
-        "virt",
-        "-cpu",
-        "cortex-a57",
-        "-m",
-        "512",
-        "-bios",
-        UBOOT,
-    ])
-    .args([
-        "-nographic",
-        "-monitor",
-        "none",
-        "-display",
-        "none",
-        "-nic",
-        "none",
-    ])
-    .arg("-serial")
-    .arg(format!("unix:{},server=on,wait=on", sock.display()))
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    // SAFETY: prctl only, between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let q = Qemu(
-        cmd.spawn()
-            .expect("qemu-system-aarch64 (scripts/deps.sh virtual)"),
-    );
-    let end = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(Instant::now() < end, "QEMU did not create its socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    q
+/// The virtual board's U-Boot alone (no network), its console on `sock`.
+fn qemu(sock: &Path) -> Vm {
+    Vm::start(&VmConfig::new(Arch::Aarch64, Console::Unix(sock.into())))
+        .unwrap_or_else(|e| panic!("{e} (scripts/deps.sh virtual)"))
 }
 
 fn count(s: &str, needle: &str) -> usize {

@@ -7,72 +7,20 @@
 //! Run through `bench/console.sh` (needs `scripts/deps.sh virtual`).
 //! Usage: console_bench [COMMANDS]
 
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lmx_console::sim::{SimConfig, UartSim};
 use lmx_console::{quote, Dialect, UBootShell};
+use lmx_testbed::{Arch, Console, Vm, VmConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-const UBOOT: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 const LINE_RATE: f64 = 11_520.0;
 
-struct Qemu(Child);
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_qemu(sock: &std::path::Path) -> Qemu {
-    assert!(
-        std::path::Path::new(UBOOT).exists(),
-        "needs {UBOOT} and qemu-system-aarch64: run scripts/deps.sh virtual"
-    );
-    let mut cmd = Command::new("qemu-system-aarch64");
-    cmd.args([
-        "-M",
-        "virt",
-        "-cpu",
-        "cortex-a57",
-        "-m",
-        "512",
-        "-bios",
-        UBOOT,
-    ])
-    .args([
-        "-nographic",
-        "-monitor",
-        "none",
-        "-display",
-        "none",
-        "-nic",
-        "none",
-    ])
-    .arg("-serial")
-    .arg(format!("unix:{},server=on,wait=on", sock.display()))
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
-    // SAFETY: prctl only, between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let q = Qemu(
-        cmd.spawn()
-            .expect("qemu-system-aarch64 (scripts/deps.sh virtual)"),
-    );
-    while !sock.exists() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    q
+/// The virtual board's U-Boot alone (no network), its console on `sock`.
+fn start_qemu(sock: &std::path::Path) -> Vm {
+    Vm::start(&VmConfig::new(Arch::Aarch64, Console::Unix(sock.into())))
+        .unwrap_or_else(|e| panic!("{e} (scripts/deps.sh virtual)"))
 }
 
 fn value(rng: &mut u64, len: usize) -> String {
