@@ -10,7 +10,7 @@
 //! steps. Each step's output is judged as the plan says; a failure stops
 //! the run with what the flash now holds and how to recover.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -119,17 +119,8 @@ pub struct FlashArgs {
     #[arg(long, value_name = "PORT")]
     pub port: Option<String>,
 
-    /// Address U-Boot fetches from (serverip). Default: the board file's.
-    #[arg(long, value_name = "IP")]
-    pub server_ip: Option<Ipv4Addr>,
-
-    /// The board's address (ipaddr). Default: the board file's.
-    #[arg(long, value_name = "IP")]
-    pub board_ip: Option<Ipv4Addr>,
-
-    /// Address the TFTP server listens on (default: the server IP).
-    #[arg(long, value_name = "IP")]
-    pub bind: Option<IpAddr>,
+    #[command(flatten)]
+    pub net: super::tftpboot::NetArgs,
 
     /// RAM buffer (U-Boot address) the image is loaded to, instead of the board's RAM-boot area.
     #[arg(long, value_name = "ADDR", value_parser = parse_addr, requires = "readback_addr")]
@@ -327,17 +318,8 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
     let src = source(&args, &board)?;
     let mut plan = build_plan(&board, &request(&args, &src, BackupVia::Tftpput))?;
 
-    let board_ip = args.board_ip.or(board.network.ip);
-    // A real board's server address: the host's address on the route toward it.
-    let server_ip = args.server_ip.or_else(|| {
-        if board.is_virtual {
-            board.network.server_ip
-        } else {
-            board_ip
-                .and_then(super::tftpboot::route_source)
-                .or(board.network.server_ip)
-        }
-    });
+    let board_ip = args.net.board_ip(&board);
+    let server_ip = args.net.server_ip(&board, board_ip);
 
     if args.dry_run {
         if args.verify_only {
@@ -450,7 +432,7 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
         .enable_all()
         .build()
         .into_diagnostic()?;
-    let bind = SocketAddr::new(args.bind.unwrap_or(IpAddr::V4(server_ip)), 69);
+    let bind = args.net.listen(server_ip);
     let policy = Policy::new(PolicySpec {
         files: vec![(src.image.file.clone(), src.path.clone())],
         allow: vec![IpNet::from(IpAddr::V4(board_ip))],

@@ -77,19 +77,8 @@ pub struct TftpbootArgs {
     #[arg(long, value_name = "PORT")]
     pub port: Option<String>,
 
-    /// Address U-Boot fetches from (serverip). Default: the board file's
-    /// for a virtual board; for a real one the host's address on the route
-    /// toward the board.
-    #[arg(long, value_name = "IP")]
-    pub server_ip: Option<Ipv4Addr>,
-
-    /// The board's address (ipaddr). Default: the board file's.
-    #[arg(long, value_name = "IP")]
-    pub board_ip: Option<Ipv4Addr>,
-
-    /// Address the TFTP server listens on (default: the server IP).
-    #[arg(long, value_name = "IP")]
-    pub bind: Option<IpAddr>,
+    #[command(flatten)]
+    pub net: NetArgs,
 
     /// Extra kernel arguments.
     #[arg(long, value_name = "ARGS")]
@@ -134,6 +123,50 @@ pub struct TftpbootArgs {
     pub reset: crate::boot::watch::ResetMethod,
 }
 
+/// The network flags of the commands that serve the board over TFTP
+/// (`lmx tftpboot`, `lmx flash`), and how their defaults are found.
+#[derive(Args, Debug)]
+pub struct NetArgs {
+    /// Address U-Boot fetches from (serverip). Default: the board file's
+    /// for a virtual board; for a real one the host's address on the route
+    /// toward the board.
+    #[arg(long, value_name = "IP")]
+    pub server_ip: Option<Ipv4Addr>,
+
+    /// The board's address (ipaddr). Default: the board file's.
+    #[arg(long, value_name = "IP")]
+    pub board_ip: Option<Ipv4Addr>,
+
+    /// Address the TFTP server listens on (default: the server IP).
+    #[arg(long, value_name = "IP")]
+    pub bind: Option<IpAddr>,
+}
+
+impl NetArgs {
+    /// The board's address: the flag, else the board file's.
+    pub fn board_ip(&self, board: &Board) -> Option<Ipv4Addr> {
+        self.board_ip.or(board.network.ip)
+    }
+
+    /// The address U-Boot fetches from: the flag; for a virtual board the
+    /// board file's; for a real one the host's address on the route toward
+    /// `board_ip`, else the board file's.
+    pub fn server_ip(&self, board: &Board, board_ip: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
+        self.server_ip.or_else(|| {
+            if board.is_virtual {
+                board.network.server_ip
+            } else {
+                board_ip.and_then(route_source).or(board.network.server_ip)
+            }
+        })
+    }
+
+    /// Where the TFTP server listens: `--bind`, else the server address.
+    pub fn listen(&self, server_ip: Ipv4Addr) -> SocketAddr {
+        SocketAddr::new(self.bind.unwrap_or(IpAddr::V4(server_ip)), 69)
+    }
+}
+
 fn parse_format(s: &str) -> Result<KernelFormat, String> {
     Ok(match s {
         "image" => KernelFormat::Image,
@@ -157,7 +190,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
         .resolve(&args.board)
         .map_err(|e| miette!("{e}"))?
         .board;
-    let board_ip = args.board_ip.or(board.network.ip).ok_or_else(|| {
+    let board_ip = args.net.board_ip(&board).ok_or_else(|| {
         miette!(
             help = "give --board-ip, or add network.ip to the board file",
             "board {}: no board address",
@@ -170,21 +203,16 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
     } else {
         None
     };
-    let server_ip = match (args.server_ip, is_virtual) {
-        (Some(ip), _) => ip,
-        (None, true) => board
-            .network
-            .server_ip
-            .ok_or_else(|| miette!("virtual board {}: no network.server_ip", board.name))?,
-        (None, false) => route_source(board_ip)
-            .or(board.network.server_ip)
-            .ok_or_else(|| {
-                miette!(
-                    help = "give --server-ip (this host's address on the board's network)",
-                    "no route toward {board_ip} and no network.server_ip in the board file"
-                )
-            })?,
-    };
+    let server_ip = args.net.server_ip(&board, Some(board_ip)).ok_or_else(|| {
+        if is_virtual {
+            miette!("virtual board {}: no network.server_ip", board.name)
+        } else {
+            miette!(
+                help = "give --server-ip (this host's address on the board's network)",
+                "no route toward {board_ip} and no network.server_ip in the board file"
+            )
+        }
+    })?;
 
     // A virtual board's network comes first, while this process has one thread.
     if let (Some(arch), false) = (arch, args.dry_run) {
@@ -231,7 +259,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
         .enable_all()
         .build()
         .into_diagnostic()?;
-    let bind = SocketAddr::new(args.bind.unwrap_or(IpAddr::V4(server_ip)), 69);
+    let bind = args.net.listen(server_ip);
     let policy = Policy::new(PolicySpec {
         files: prepared.files.clone(),
         allow: vec![IpNet::from(IpAddr::V4(board_ip))],
