@@ -7,10 +7,11 @@
 //! (for firewalls and NAT that only pass port 69). A read (RRQ) exchanges
 //! its packets from a thread of tokio's blocking pool with blocking
 //! receives: one wake-up per ACK instead of a reactor round and a task
-//! switch, which is most of a lock-step block's cost on a fast link (about
-//! a fifth faster on loopback, 1468-byte blocks). A semaphore bounds how
-//! many transfers (and so threads) run at once. Files are read in chunks into the transfer's
-//! window buffer, so memory does not grow with file size. Shutdown is a
+//! switch, which is most of a lock-step block's cost on a fast link
+//! (`bench/reaction.sh` measures the server's share). A semaphore bounds
+//! how many transfers (and so threads) run at once. Files are read in
+//! chunks into the transfer's window buffer, so memory does not grow with
+//! file size. Shutdown is a
 //! watch channel: listeners stop reading, every transfer sends its client
 //! an ERROR and ends, and `run` returns a summary of each transfer.
 

@@ -92,8 +92,8 @@ impl TransferConfig {
     /// stale blocks it will discard; with half the budget a whole
     /// recovery window (and its clock probe) fits behind them at once.
     /// Larger windows gain little on a clean link and, after each loss,
-    /// wait for the ring to drain (measured in the U-Boot model test: at 1%
-    /// loss, 4 to 11 drain waits per 8 MiB at 20 to 29, none or one at 15).
+    /// wait for the ring to drain (the U-Boot model test prints the drain
+    /// waits per run).
     pub fn max_window(&self) -> Option<u16> {
         self.rx_budget()
             .map(|b| (b / 2).clamp(1, u64::from(u16::MAX)) as u16)
