@@ -99,7 +99,8 @@ for name, argv in servers.items():
             for s in sizes:
                 set_loss(0)
                 board = Board(work)
-                p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                log = open(os.path.join(work, "server.log"), "w+")
+                p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
                 time.sleep(0.5)
                 times, note = [], ""
                 try:
@@ -133,6 +134,14 @@ for name, argv in servers.items():
                     p.kill()
                     p.wait()
                     board.close()
+                if name == "lmx":
+                    # lmx's own account of each load: retransmits, timeouts,
+                    # drain waits, probes.
+                    log.seek(0)
+                    for line in log.read().splitlines():
+                        if " sent file" in line:
+                            print(f"    {line.strip()}", file=sys.stderr)
+                log.close()
                 med = statistics.median(times) if times else None
                 results[(name, w, pct, s)] = (med, note, len(times))
                 print(f"  {name} window {w} loss {pct}% {s} MiB: {med} {note} "

@@ -54,6 +54,13 @@ pub struct TransferSummary {
     pub retransmits: u64,
     /// Smoothed round-trip time, when measured.
     pub srtt: Option<Duration>,
+    /// Retransmission timer expiries (reads: each starts a recovery round).
+    pub timeouts: u64,
+    /// Reads: times sending waited for the client's receive ring to drain
+    /// (see [`crate::TransferConfig::rx_frames`]).
+    pub drain_waits: u64,
+    /// Reads: clock probes sent (a block the client already holds, sent so that it answers).
+    pub probes: u64,
     /// `None` on success, else why it failed.
     pub error: Option<String>,
 }
@@ -140,9 +147,74 @@ impl std::fmt::Display for TransferSummary {
             self.info.windowsize,
             self.retransmits
         )?;
+        // Loss-recovery details, only when something happened.
+        if self.timeouts > 0 {
+            write!(f, ", {} timeouts", self.timeouts)?;
+        }
+        if self.drain_waits > 0 {
+            write!(f, ", {} drain waits", self.drain_waits)?;
+        }
+        if self.probes > 0 {
+            write!(f, ", {} probes", self.probes)?;
+        }
         if let Some(e) = &self.error {
             write!(f, ": FAILED: {e}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary() -> TransferSummary {
+        TransferSummary {
+            info: TransferInfo {
+                id: 1,
+                client: "192.168.8.251:2701".parse().unwrap(),
+                file: "uImage".into(),
+                path: None,
+                direction: Direction::Read,
+                size: Some(3 << 20),
+                blksize: 1468,
+                windowsize: 15,
+                timeout: None,
+                options: vec![],
+            },
+            bytes: 3 << 20,
+            elapsed: Duration::from_millis(100),
+            retransmits: 0,
+            srtt: None,
+            timeouts: 0,
+            drain_waits: 0,
+            probes: 0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn clean_summary_names_no_recovery() {
+        assert_eq!(
+            summary().to_string(),
+            "192.168.8.251:2701 sent uImage 3.0 MiB in 0.10 s (30.0 MiB/s, blksize 1468, window 15, 0 retransmits)"
+        );
+    }
+
+    #[test]
+    fn lossy_summary_counts_each_kind_of_repair() {
+        let s = TransferSummary {
+            retransmits: 40,
+            timeouts: 3,
+            drain_waits: 1,
+            probes: 2,
+            error: Some("client sent ERROR 0: stop".into()),
+            ..summary()
+        };
+        assert_eq!(
+            s.to_string(),
+            "192.168.8.251:2701 sent uImage 3.0 MiB in 0.10 s (30.0 MiB/s, blksize 1468, window 15, 40 retransmits), \
+             3 timeouts, 1 drain waits, 2 probes: FAILED: client sent ERROR 0: stop"
+        );
     }
 }

@@ -486,6 +486,9 @@ impl TransferCtx {
             elapsed: self.started.elapsed(),
             retransmits: 0,
             srtt: None,
+            timeouts: 0,
+            drain_waits: 0,
+            probes: 0,
             error: Some(reason),
         }
     }
@@ -527,6 +530,9 @@ impl TransferCtx {
             elapsed: self.started.elapsed(),
             retransmits: stats.retransmits,
             srtt: stats.srtt,
+            timeouts: stats.timeouts,
+            drain_waits: stats.drain_waits,
+            probes: stats.probes,
             error,
         };
         match &s.error {

@@ -161,6 +161,8 @@ pub struct TransferStats {
     pub blocks: u64,
     /// Smoothed round-trip time, when measured.
     pub srtt: Option<Duration>,
+    /// Retransmission timer expiries.
+    pub timeouts: u64,
     /// Times sending waited for the client's receive ring to drain with
     /// no answer (see [`TransferConfig::rx_frames`]).
     pub drain_waits: u64,
@@ -589,6 +591,7 @@ impl ReadTransfer {
             return;
         }
         self.timeouts += 1;
+        self.stats.timeouts += 1;
         self.rto.on_timeout();
         match self.phase {
             Phase::Oack => {
@@ -985,6 +988,7 @@ impl WriteTransfer {
             return;
         }
         self.timeouts += 1;
+        self.stats.timeouts += 1;
         self.rto.on_timeout();
         self.deadline = None;
         self.ack_pending = true;

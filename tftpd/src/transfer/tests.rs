@@ -140,6 +140,7 @@ fn duplicate_ack_in_lockstep_never_sends() {
     t.handle_timeout(d);
     assert_eq!(drain(&mut t), vec![data(2, &file[512..1024])]);
     assert_eq!(t.stats().retransmits, 1);
+    assert_eq!(t.stats().timeouts, 1);
 }
 
 #[test]
