@@ -782,11 +782,12 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// A transfer's datagram path for a blocking thread.
 enum Port {
-    /// Its own socket, in blocking mode, with the receive timeout last set.
-    Own {
-        sock: std::net::UdpSocket,
-        timeout: Option<Duration>,
-    },
+    /// Its own socket, non-blocking: waits go through `poll(2)`, whose
+    /// timeout has millisecond resolution. (A blocking receive with
+    /// `SO_RCVTIMEO` sleeps in whole scheduler ticks: with the common
+    /// `HZ=250` a 2 ms retransmission timeout became 4–8 ms, measured on
+    /// the virtual board, and every lost block cost that much.)
+    Own(std::net::UdpSocket),
     /// The listening socket (single-port mode): sends and the routed
     /// receive channel go through the runtime.
     Shared {
@@ -802,11 +803,8 @@ impl Link {
         Ok(match self {
             Link::Own(s) => {
                 let sock = s.into_std()?;
-                sock.set_nonblocking(false)?;
-                Port::Own {
-                    sock,
-                    timeout: None,
-                }
+                sock.set_nonblocking(true)?;
+                Port::Own(sock)
             }
             Link::Shared { sock, rx } => Port::Shared {
                 sock,
@@ -822,7 +820,7 @@ impl Port {
         // A failed send (e.g. EPERM from a firewall drop, ENOBUFS) is a lost
         // packet like any other: the timer recovers it.
         let r = match self {
-            Port::Own { sock, .. } => sock.send_to(data, to).map(|_| ()),
+            Port::Own(sock) => sock.send_to(data, to).map(|_| ()),
             Port::Shared { sock, rt, .. } => rt.block_on(sock.send_to(data, to)).map(|_| ()),
         };
         if let Err(e) = r {
@@ -835,22 +833,10 @@ impl Port {
     fn recv(&mut self, buf: &mut Vec<u8>, peer: SocketAddr, wait: Duration) -> Option<usize> {
         let deadline = Instant::now() + wait;
         match self {
-            Port::Own { sock, timeout } => loop {
+            Port::Own(sock) => loop {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return None;
-                }
-                // The socket timeout is a system call to change: keep it
-                // while it is close enough (never later than the deadline
-                // by more than a millisecond, the timer's granularity).
-                let want = left.max(Duration::from_micros(100));
-                let keep =
-                    timeout.is_some_and(|t| t <= want + Duration::from_millis(1) && t * 2 >= want);
-                if !keep {
-                    if sock.set_read_timeout(Some(want)).is_err() {
-                        return None;
-                    }
-                    *timeout = Some(want);
                 }
                 buf.resize(MAX_DATAGRAM, 0);
                 match sock.recv_from(buf) {
@@ -862,13 +848,8 @@ impl Port {
                             from,
                         );
                     }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        ) =>
-                    {
-                        if Instant::now() >= deadline {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if !wait_readable(sock, left) && Instant::now() >= deadline {
                             return None;
                         }
                     }
@@ -896,6 +877,21 @@ impl Port {
             }
         }
     }
+}
+
+/// Waits up to `timeout` (rounded up to whole milliseconds) for `sock` to
+/// become readable; false on timeout, signal or error (the caller looks at
+/// its deadline and tries again).
+fn wait_readable(sock: &std::net::UdpSocket, timeout: Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd on the stack, for the duration of the call.
+    unsafe { libc::poll(&mut pfd, 1, ms) > 0 }
 }
 
 async fn serve_write(mut ctx: TransferCtx, mut link: Link, req: Request) -> TransferSummary {

@@ -219,6 +219,9 @@ pub struct ReadTransfer {
     sent_at: VecDeque<SentBlock>,
     /// When the current head of the window was last (re)sent.
     head_sent_at: Option<Instant>,
+    /// When the OACK was first sent, and whether it was sent again (then
+    /// its ACK gives no RTT sample: Karn's rule).
+    oack_sent: Option<(Instant, bool)>,
     rto: Rto,
     deadline: Option<Instant>,
     timeouts: u32,
@@ -323,6 +326,7 @@ impl ReadTransfer {
             sent_max: 0,
             sent_at: VecDeque::new(),
             head_sent_at: None,
+            oack_sent: None,
             rto: Rto::new(cfg.rto),
             deadline: None,
             timeouts: 0,
@@ -459,6 +463,10 @@ impl ReadTransfer {
             Phase::Oack => {
                 if self.oack_unsent() {
                     out.extend_from_slice(self.oack.as_deref().unwrap_or_default());
+                    self.oack_sent = match self.oack_sent {
+                        None => Some((self.now, false)),
+                        Some((t, _)) => Some((t, true)),
+                    };
                     self.arm_timer();
                     return true;
                 }
@@ -702,7 +710,14 @@ impl ReadTransfer {
                 self.deadline = None;
                 self.timeouts = 0;
                 self.last_progress = self.now;
-                self.rto.on_progress();
+                // The OACK's round trip is the first RTT sample, so that a
+                // lost first DATA block costs milliseconds, not the initial
+                // timeout (1 s).
+                match self.oack_sent {
+                    Some((t, false)) => self.rto.sample(self.now.saturating_duration_since(t)),
+                    _ => self.rto.on_progress(),
+                }
+                self.stats.srtt = self.rto.srtt();
             }
             return;
         }

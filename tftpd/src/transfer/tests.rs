@@ -308,6 +308,38 @@ fn data_during_read_is_illegal() {
 }
 
 #[test]
+fn oack_round_trip_is_the_first_rtt_sample() {
+    // U-Boot answers the OACK in a fraction of a millisecond; when DATA 1
+    // is then lost, the timer must not wait the initial second.
+    let t0 = Instant::now();
+    let n = neg(&[("blksize", "512")], 4096);
+    let mut t = ReadTransfer::new(&n, TransferConfig::default(), t0);
+    t.supply(&[7u8; 4096], true);
+    assert_eq!(drain(&mut t).len(), 1, "the OACK");
+    let now = t0 + Duration::from_micros(300);
+    t.handle_packet(&ack(0), now);
+    assert_eq!(drain(&mut t).len(), 1, "DATA 1 (lost)");
+    let d = t.poll_timeout().unwrap();
+    assert_eq!(
+        d - now,
+        ms(2),
+        "the timer's floor, from the OACK's round trip"
+    );
+    // A resent OACK gives no sample (Karn): its ACK may answer either copy.
+    let mut t = ReadTransfer::new(&n, TransferConfig::default(), t0);
+    t.supply(&[7u8; 4096], true);
+    drain(&mut t);
+    let first = t.poll_timeout().unwrap();
+    assert_eq!(first - t0, ms(1000), "initial timeout before any sample");
+    t.handle_timeout(first);
+    assert_eq!(drain(&mut t).len(), 1, "the OACK again");
+    let now = first + Duration::from_micros(300);
+    t.handle_packet(&ack(0), now);
+    drain(&mut t);
+    assert_eq!(t.poll_timeout().unwrap() - now, ms(1000));
+}
+
+#[test]
 fn timeout_uses_measured_rtt() {
     let t0 = Instant::now();
     let mut t = ReadTransfer::new(&Negotiated::plain(), TransferConfig::default(), t0);
