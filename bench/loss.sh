@@ -6,15 +6,18 @@
 #   bench/loss.sh 3 "8 32" "0 1 5" "1 16" 240 "lmx dnsmasq atftpd tftpd-hpa"
 #                                                   (the defaults)
 #
-# For each server, loss and window: a fresh U-Boot (a NIC wedged by one
-# server cannot spoil the next cell), nftables in the private namespace
-# dropping LOSS% of the packets toward the board (`numgen random`, as in
-# testbed/tests/loss.rs), `setenv tftpwindowsize W`, then RUNS loads of each
-# size, timed on the host from typing `tftpboot` to the prompt; every
-# completed load's crc32 is checked against the file. A load that does not
-# finish within CAP_S seconds is stopped and reported as "> CAP_S"; a cell
-# whose first load took more than 20 s is not repeated. Prints Markdown: medians, and
-# each peer's time divided by lmx's.
+# All servers listen at once, each on an address of its own. RUNS rounds;
+# in each, one fresh U-Boot loads every (window, loss, size) cell from each
+# server in turn, order rotating: nftables in the private namespace drops
+# LOSS% of the packets toward the board (`numgen random`, as in
+# testbed/tests/loss.rs), `setenv tftpwindowsize W`, `setenv serverip`,
+# then one load, timed on the host from typing `tftpboot` to the prompt;
+# every completed load's crc32 is checked against the file. A load that
+# does not finish within CAP_S seconds is stopped and reported as "> CAP_S"
+# (and the next load gets a fresh U-Boot: its NIC may be wedged); a cell
+# whose load took more than 20 s is not repeated. Prints Markdown: medians,
+# and the median over rounds of each peer's time divided by lmx's in the
+# same round.
 #
 # Needs root (or unprivileged user namespaces with an openable
 # /dev/net/tun), the virtual and bench package sets. Not a test: nothing
@@ -62,22 +65,20 @@ UNSHARE=(unshare -n)
 BENCH_DIR="$ROOT_DIR/bench" "${UNSHARE[@]}" python3 - "$WORK" "$SRV" "$RUNS" "$LMX" "$HPA" "$SIZES" "$LOSSES" "$WINDOWS" "$CAP" "$SERVERS" <<'PY'
 import os, statistics, subprocess, sys, time, zlib
 sys.path.insert(0, os.environ["BENCH_DIR"])
-from vboard import Board, setup_tap, servers as peer_servers, sh
+from vboard import Board, setup_tap, own_hosts, servers as peer_servers, sh
 
 work, srv, runs, lmx, hpa, sizes, losses, windows, cap, only = sys.argv[1:11]
 runs, cap = int(runs), float(cap)
 sizes = [int(s) for s in sizes.split()]
 losses = [int(x) for x in losses.split()]
 windows = [int(w) for w in windows.split()]
-setup_tap()
 
 crcs = {}
 for s in sizes:
     with open(os.path.join(srv, f"file{s}"), "rb") as f:
         crcs[s] = "%08x" % (zlib.crc32(f.read()) & 0xFFFFFFFF)
 
-servers = {k: v for k, v in peer_servers(srv, lmx, hpa, atftpd=True).items()
-           if k in only.split()}
+names = [n for n in ["lmx", "dnsmasq", "atftpd", "tftpd-hpa"] if n in only.split()]
 
 
 def set_loss(pct):
@@ -92,62 +93,72 @@ def set_loss(pct):
        "numgen", "random", "mod", "100", "<", str(pct), "drop")
 
 
-results = {}
-for name, argv in servers.items():
-    for w in windows:
-        for pct in losses:
-            for s in sizes:
-                set_loss(0)
-                board = Board(work)
-                log = open(os.path.join(work, "server.log"), "w+")
-                p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-                time.sleep(0.5)
-                times, note = [], ""
-                try:
-                    board.cmd(f"setenv tftpwindowsize {w}")
-                    set_loss(pct)
-                    for _ in range(runs):
-                        board.buf = b""
-                        t = time.monotonic()
-                        try:
-                            out = board.cmd(f"tftpboot 0x44000000 file{s}", cap)
-                        except TimeoutError:
-                            note = f"> {cap:.0f}"
-                            break
-                        dt = time.monotonic() - t
-                        size = s * 1024 * 1024
-                        if f"Bytes transferred = {size} ".encode() not in out:
-                            note = "failed"
-                            print(f"  {name} w={w} {pct}% {s} MiB: failed after {dt:.1f} s: "
-                                  f"{out[-160:]!r}", file=sys.stderr)
-                            break
-                        set_loss(0)
-                        got = board.cmd("crc32 0x44000000 ${filesize}", 30)
-                        set_loss(pct)
-                        if f"==> {crcs[s]}".encode() not in got:
-                            raise SystemExit(f"{name} w={w} {pct}% {s} MiB: crc mismatch: {got!r}")
-                        times.append(dt)
-                        if dt > 20:
-                            break  # one slow run says enough
-                finally:
+hosts = own_hosts(names)
+setup_tap(hosts.values())
+servers = {k: v for k, v in peer_servers(srv, lmx, hpa, atftpd=True, hosts=hosts).items()
+           if k in names}
+cells = [(w, pct, s) for w in windows for pct in losses for s in sizes]
+times = {(n, *c): [] for n in names for c in cells}
+notes = {}
+paired = {(n, *c): [] for n in names for c in cells}
+
+# Every server listens at once, each on its own address; each round, one
+# U-Boot loads every cell from each server in turn (the order rotates), so
+# ratios compare loads into the same boot of the board. A load that failed,
+# hit the cap or took more than 20 s is not repeated in later rounds; one
+# that failed or hit the cap ends that U-Boot (its NIC may be wedged).
+logs = {n: open(os.path.join(work, f"{n}.log"), "w+") for n in names}
+procs = [subprocess.Popen(servers[n], stdout=logs[n], stderr=subprocess.STDOUT) for n in names]
+time.sleep(0.5)
+lmx_seen = 0
+try:
+    for r in range(runs):
+        board = None
+        for ci, (w, pct, s) in enumerate(cells):
+            k = (r + ci) % len(names)
+            got = {}
+            for name in names[k:] + names[:k]:
+                key = (name, w, pct, s)
+                if key in notes:
+                    continue
+                if board is None:
                     set_loss(0)
-                    p.kill()
-                    p.wait()
-                    board.close()
+                    board = Board(work)
+                board.cmd(f"setenv tftpwindowsize {w}")
+                set_loss(pct)
+                dt, note = board.load(name, hosts[name], f"file{s}", s << 20, crcs[s], cap)
+                set_loss(0)
                 if name == "lmx":
-                    # lmx's own account of each load: retransmits, timeouts,
+                    # lmx's own account of the load: retransmits, timeouts,
                     # drain waits, probes.
-                    log.seek(0)
-                    for line in log.read().splitlines():
+                    logs[name].seek(lmx_seen)
+                    text = logs[name].read()
+                    lmx_seen += len(text)
+                    for line in text.splitlines():
                         if " sent file" in line:
                             print(f"    {line.strip()}", file=sys.stderr)
-                log.close()
-                med = statistics.median(times) if times else None
-                results[(name, w, pct, s)] = (med, note, len(times))
-                print(f"  {name} window {w} loss {pct}% {s} MiB: {med} {note} "
-                      f"({len(times)} runs)", file=sys.stderr)
+                if dt is None:
+                    notes[key] = note
+                    board.close()
+                    board = None
+                else:
+                    times[key].append(dt)
+                    got[name] = dt
+                    if dt > 20:
+                        notes[key] = ""  # one slow run says enough
+                print(f"  round {r + 1} {name} window {w} loss {pct}% {s} MiB: "
+                      f"{note or f'{dt:.3f} s'}", file=sys.stderr)
+            if "lmx" in got:
+                for n, t in got.items():
+                    paired[(n, w, pct, s)].append(t / got["lmx"])
+        if board is not None:
+            board.close()
+finally:
+    set_loss(0)
+    for p in procs:
+        p.kill()
+        p.wait()
 
-names = list(servers)
 for s in sizes:
     print()
     print(f"#### {s} MiB (seconds, median; runs in brackets when fewer than {runs})")
@@ -158,19 +169,21 @@ for s in sizes:
     for pct in losses:
         for w in windows:
             cells, ratios = [], []
-            base = results.get(("lmx", w, pct, s), (None,))[0]
+            lt = times[("lmx", w, pct, s)] if "lmx" in names else []
+            base = statistics.median(lt) if lt else None
             for n in names:
-                med, note, k = results[(n, w, pct, s)]
-                c = "-" if med is None else f"{med:.2f}"
-                if k and k < runs:
-                    c += f" [{k}]"
+                v, note = times[(n, w, pct, s)], notes.get((n, w, pct, s), "")
+                c = "-" if not v else f"{statistics.median(v):.2f}"
+                if v and len(v) < runs:
+                    c += f" [{len(v)}]"
                 if note:
-                    c = note if med is None else f"{c}, then {note}"
+                    c = note if not v else f"{c}, then {note}"
                 cells.append(c)
             for n in [n for n in names if n != "lmx"]:
-                med, note, _ = results[(n, w, pct, s)]
-                if med is not None and base:
-                    ratios.append(f"{med / base:.1f}")
+                pr, note = paired[(n, w, pct, s)], notes.get((n, w, pct, s), "")
+                if pr:
+                    m = statistics.median(pr)
+                    ratios.append(f"{m:.2f}" if m < 10 else f"{m:.0f}")
                 elif note.startswith(">") and base:
                     ratios.append(f"> {cap / base:.0f}")
                 else:

@@ -7,10 +7,13 @@
 #    `lmx tftpboot --board qemu-aarch64 --no-console`, broken down by step
 #    (medians of RUNS runs of lmx's own step timings).
 # 2. Loading a 32 MiB file into the same U-Boot, lock-step and with
-#    `tftpwindowsize` 8, 16 and 32, served by lmx, dnsmasq and tftpd-hpa in
-#    turn on the same tap link in one private network namespace: host time
-#    from typing `tftpboot` to U-Boot's `Bytes transferred` line, median of
-#    RUNS; each load's crc32 is checked.
+#    `tftpwindowsize` 8, 16 and 32, served by lmx, dnsmasq and tftpd-hpa on
+#    the same tap link in one private network namespace: host time from
+#    typing `tftpboot` to U-Boot's prompt after `Bytes transferred`, median
+#    of RUNS rounds; each load's crc32 is checked. All servers listen at
+#    once on addresses of their own, and each round is one fresh U-Boot
+#    that loads from each server in turn (rotating order), so every ratio
+#    compares loads into the same boot of the board.
 #
 # Needs root (or unprivileged user namespaces with an openable
 # /dev/net/tun), the virtual package set and the cached kernel. Prints
@@ -75,71 +78,88 @@ head -c $((32 * 1024 * 1024)) /dev/urandom > "$SRV/file32"
 CRC="$(python3 -c 'import sys,zlib; print("%08x" % (zlib.crc32(open(sys.argv[1],"rb").read()) & 0xffffffff))' "$SRV/file32")"
 
 echo
-echo "### 32 MiB into U-Boot (seconds, median of $RUNS; MiB/s in parentheses)"
+echo "### 32 MiB into U-Boot (seconds, median of $RUNS rounds; MiB/s in parentheses)"
 echo
 UNSHARE=(unshare -n)
 [ "$(id -u)" = 0 ] || UNSHARE=(unshare -rn)
 BENCH_DIR="$ROOT_DIR/bench" "${UNSHARE[@]}" python3 - "$WORK" "$SRV" "$CRC" "$RUNS" "$LMX" "$HPA" <<'PY'
 import os, statistics, subprocess, sys, time
 sys.path.insert(0, os.environ["BENCH_DIR"])
-from vboard import Board, setup_tap, servers as peer_servers
+from vboard import Board, setup_tap, own_hosts, servers as peer_servers
 
 work, srv, crc, runs, lmx, hpa = sys.argv[1:7]
 runs = int(runs)
-setup_tap()
-servers = peer_servers(srv, lmx, hpa)
+names = ["lmx", "dnsmasq", "tftpd-hpa"]
+hosts = own_hosts(names)
+setup_tap(hosts.values())
+servers = peer_servers(srv, lmx, hpa, hosts=hosts)
 windows = [1, 8, 16, 32]
 size = os.path.getsize(os.path.join(srv, "file32"))
-results = {}
+times = {(n, w): [] for n in names for w in windows}
+fails = {(n, w): 0 for n in names for w in windows}
+# Per round and window, each peer's time over lmx's in the same round.
+paired = {(n, w): [] for n in names for w in windows}
 
-
-for name, argv in servers.items():
-    for w in windows:
+# Every server listens at once, each on its own address; one U-Boot per
+# round loads from each in turn (the order rotates from round to round), so
+# the board's own pace, which moves by several percent from one boot of the
+# VM to the next, is the same for all servers of a round.
+procs = [subprocess.Popen(servers[n], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         for n in names]
+time.sleep(0.5)
+try:
+    for r in range(runs):
         board = Board(work)
-        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.5)
-        try:
+        for wi, w in enumerate(windows):
             board.cmd(f"setenv tftpwindowsize {w}")
-            times, failed = [], 0
-            for _ in range(runs):
-                board.buf = b""
-                t = time.monotonic()
-                out = board.cmd("tftpboot 0x44000000 file32", 300)
-                dt = time.monotonic() - t
-                if f"Bytes transferred = {size} ".encode() not in out:
-                    failed += 1
-                    print(f"  {name} w={w}: load failed after {dt:.1f} s: {out[-160:]!r}", file=sys.stderr)
+            k = (r + wi) % len(names)
+            got = {}
+            for name in names[k:] + names[:k]:
+                dt, note = board.load(name, hosts[name], "file32", size, crc, 300)
+                if dt is None:
+                    fails[(name, w)] += 1
+                    print(f"  round {r + 1} {name} window {w}: {note}", file=sys.stderr)
+                    # The NIC may be wedged: go on with a fresh U-Boot.
+                    board.close()
+                    board = Board(work)
+                    board.cmd(f"setenv tftpwindowsize {w}")
                     continue
-                got = board.cmd("crc32 0x44000000 ${filesize}", 30)
-                if f"==> {crc}".encode() not in got:
-                    raise SystemExit(f"{name} w={w}: crc mismatch: {got!r}")
-                times.append(dt)
-            results[(name, w)] = (statistics.median(times) if times else None, failed)
-            print(f"  {name} window {w}: {results[(name, w)]}", file=sys.stderr)
-        finally:
-            p.kill()
-            p.wait()
-            board.close()
+                got[name] = dt
+                times[(name, w)].append(dt)
+            print(f"  round {r + 1} window {w}: " +
+                  ", ".join(f"{n} {t:.3f}" for n, t in got.items()), file=sys.stderr)
+            if "lmx" in got:
+                for n, t in got.items():
+                    paired[(n, w)].append(t / got["lmx"])
+        board.close()
+finally:
+    for p in procs:
+        p.kill()
+        p.wait()
+
 mib = size / (1 << 20)
 print("| server | lock-step | window 8 | window 16 | window 32 |")
 print("| --- | ---: | ---: | ---: | ---: |")
 def cell(name, w):
-    t, failed = results[(name, w)]
-    note = f" ({failed}/{runs} failed)" if failed else ""
-    return ("failed" if t is None else f"{t:.2f} ({mib / t:.0f})") + note
-for name in servers:
-    cells = [cell(name, w) for w in windows]
-    print(f"| {name} | " + " | ".join(cells) + " |")
+    v, f = times[(name, w)], fails[(name, w)]
+    note = f" ({f}/{runs} failed)" if f else ""
+    return ("failed" if not v else f"{statistics.median(v):.2f} ({mib / statistics.median(v):.0f})") + note
+for name in names:
+    print(f"| {name} | " + " | ".join(cell(name, w) for w in windows) + " |")
+print()
+print("Peer time / lmx time, median over rounds of the ratio within a round "
+      "(above 1: lmx faster), interquartile range in parentheses:")
 print()
 print("| ratio peer / lmx | lock-step | window 8 | window 16 | window 32 |")
 print("| --- | ---: | ---: | ---: | ---: |")
-for name in servers:
-    if name == "lmx":
-        continue
-    cells = [
-        f"{results[(name, w)][0] / results[('lmx', w)][0]:.2f}"
-        if results[(name, w)][0] and results[("lmx", w)][0] else "-"
-        for w in windows
-    ]
+for name in names[1:]:
+    def ratio(v):
+        if not v:
+            return "-"
+        if len(v) < 4:
+            return f"{statistics.median(v):.2f}"
+        q = statistics.quantiles(v, n=4)
+        return f"{statistics.median(v):.2f} ({q[0]:.2f}–{q[2]:.2f})"
+    cells = [ratio(paired[(name, w)]) for w in windows]
     print(f"| {name} | " + " | ".join(cells) + " |")
 PY

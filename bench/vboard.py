@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 
 HOST, BOARD = "192.168.77.1", "192.168.77.2"
@@ -20,27 +21,38 @@ def sh(*a, **kw):
     subprocess.run(a, check=True, **kw)
 
 
-def setup_tap():
-    """Loopback up and tap0 with the host address, in this namespace."""
+def setup_tap(extra=()):
+    """Loopback up and tap0 with the host address (and `extra` ones), in
+    this namespace."""
     sh("ip", "link", "set", "lo", "up")
     sh("ip", "tuntap", "add", "dev", "tap0", "mode", "tap")
-    sh("ip", "addr", "add", HOST + "/24", "dev", "tap0")
+    for a in [HOST, *extra]:
+        sh("ip", "addr", "add", a + "/24", "dev", "tap0")
     sh("ip", "link", "set", "tap0", "up")
 
 
-def servers(srv, lmx, hpa, atftpd=False):
-    """argv of each server, serving directory `srv` on HOST:69."""
+def own_hosts(names):
+    """A host address of its own for each server (192.168.77.10 on), so all
+    of them can listen at once and one U-Boot can load from each in turn
+    (`setenv serverip`)."""
+    return {n: f"192.168.77.{10 + i}" for i, n in enumerate(names)}
+
+
+def servers(srv, lmx, hpa, atftpd=False, hosts=None):
+    """argv of each server, serving directory `srv` on port 69 of HOST, or
+    of `hosts[name]` when given."""
+    at = lambda n: (hosts or {}).get(n, HOST)
     s = {
-        "lmx": [lmx, "serve", "--bind", HOST, "--port", "69", "--allow", BOARD, srv],
+        "lmx": [lmx, "serve", "--bind", at("lmx"), "--port", "69", "--allow", BOARD, srv],
         "dnsmasq": ["dnsmasq", "-d", "-p", "0", "--enable-tftp", f"--tftp-root={srv}",
-                    f"--listen-address={HOST}", "--bind-interfaces", "--user=root",
-                    "--conf-file=/dev/null"],
+                    f"--listen-address={at('dnsmasq')}", "--bind-interfaces",
+                    "--user=root", "--conf-file=/dev/null"],
     }
     if atftpd:
         s["atftpd"] = ["atftpd", "--daemon", "--no-fork", "--user", "root", "--group",
-                       "root", "--bind-address", HOST, "--port", "69", "--logfile",
-                       "/dev/null", srv]
-    s["tftpd-hpa"] = [hpa, "-L", "-a", f"{HOST}:69", "-u", "root", "-s", srv]
+                       "root", "--bind-address", at("atftpd"), "--port", "69",
+                       "--logfile", "/dev/null", srv]
+    s["tftpd-hpa"] = [hpa, "-L", "-a", f"{at('tftpd-hpa')}:69", "-u", "root", "-s", srv]
     return s
 
 
@@ -97,6 +109,27 @@ class Board:
         """Runs a U-Boot command; its output up to the next prompt."""
         self.con.sendall(line.encode() + b"\r")
         return self.until(rb"\n=> ", timeout)
+
+    def load(self, name, addr, fname, size, crc, timeout):
+        """Loads `fname` from the server at `addr` to 0x44000000: (seconds
+        from typing `tftpboot` to U-Boot's prompt, None) when all `size`
+        bytes arrived and their crc32 is `crc`, else (None, why). A load
+        that times out leaves U-Boot busy: the caller starts a new board."""
+        self.cmd(f"setenv serverip {addr}")
+        self.buf = b""
+        t = time.monotonic()
+        try:
+            out = self.cmd(f"tftpboot 0x44000000 {fname}", timeout)
+        except TimeoutError:
+            return None, f"> {timeout:.0f}"
+        dt = time.monotonic() - t
+        if f"Bytes transferred = {size} ".encode() not in out:
+            print(f"  {name}: load failed after {dt:.1f} s: {out[-160:]!r}", file=sys.stderr)
+            return None, "failed"
+        got = self.cmd("crc32 0x44000000 ${filesize}", 30)
+        if f"==> {crc}".encode() not in got:
+            raise SystemExit(f"{name}: crc mismatch after a complete load: {got!r}")
+        return dt, None
 
     def close(self):
         self.qemu.kill()
