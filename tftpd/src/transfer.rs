@@ -214,6 +214,20 @@ pub struct ReadTransfer {
     next: u64,
     /// Highest block put on the wire so far.
     sent_max: u64,
+    /// Blocks sent per burst: the negotiated window on a clean link,
+    /// halved after a loss and grown back by one per clean window (see
+    /// [`ReadTransfer::on_loss`]).
+    cwnd: u64,
+    /// No further halving until the client confirmed this block: one loss
+    /// episode (a burst and its repair) halves the burst once.
+    cwnd_hold: u64,
+    /// The burst (named by `acked` when it started) that already ended
+    /// with its clock probe.
+    burst_probed: Option<u64>,
+    /// Highest block sent as part of a burst (not by the timer's single
+    /// packets, which may add a block past everything sent): an ACK below
+    /// it reports a loss.
+    burst_max: u64,
     /// First-send time of blocks `acked+1 ..= sent_max`, and whether each
     /// was retransmitted (Karn: no RTT sample from those).
     sent_at: VecDeque<SentBlock>,
@@ -228,12 +242,12 @@ pub struct ReadTransfer {
     /// Recovery round: send up to this block instead of the window's end
     /// (everything sent so far and one block more; see `handle_timeout`).
     limit: Option<u64>,
-    /// Windowed recovery: send only this block next (see `handle_timeout`).
-    single: Option<u64>,
-    /// DATA packets sent since the client last said anything. Capped at a
-    /// window and a block: sending is clocked by the client's ACKs, so
-    /// bursts never pile up in a slow receiver's ring (U-Boot's virtio-net
-    /// stops receiving for good when its 32-frame ring overflows).
+    /// Windowed recovery: send only these blocks next, in this order (see
+    /// `handle_timeout`).
+    single: Vec<u64>,
+    /// DATA packets sent since the client last said anything. Without a
+    /// receive budget it is capped at a window and a block, so sending is
+    /// clocked by the client's ACKs (with one, the budget does that).
     sent_since_ack: u64,
     /// DATA packets sent so far (every transmission counts).
     seq: u64,
@@ -293,6 +307,15 @@ impl SentBlock {
     }
 }
 
+/// The shortest retransmission timeout with windows (see
+/// `ReadTransfer::timeout`). On the virtual board a window's ACK takes
+/// 0.2–0.7 ms, with stragglers past 2 ms (a 2 ms floor fired spuriously a few
+/// times per 8 MiB).
+const WINDOW_RTO_MIN: Duration = Duration::from_millis(4);
+
+/// The smallest burst `cwnd` is cut to after losses.
+const MIN_BURST: u64 = 2;
+
 /// Read-ahead granularity: file reads are at least this large.
 pub const READ_CHUNK: usize = 64 * 1024;
 
@@ -324,6 +347,10 @@ impl ReadTransfer {
             acked: 0,
             next: 1,
             sent_max: 0,
+            cwnd: negotiated.windowsize.max(1) as u64,
+            cwnd_hold: 0,
+            burst_probed: None,
+            burst_max: 0,
             sent_at: VecDeque::new(),
             head_sent_at: None,
             oack_sent: None,
@@ -331,7 +358,7 @@ impl ReadTransfer {
             deadline: None,
             timeouts: 0,
             limit: None,
-            single: None,
+            single: Vec::new(),
             sent_since_ack: 0,
             seq: 0,
             consumed_seq: 0,
@@ -393,6 +420,39 @@ impl ReadTransfer {
             && b >= self.acked + 2
             && b < self.acked + self.window
             && self.last_block().is_none_or(|l| b < l)
+    }
+
+    /// Whether a burst cut short by `cwnd`, or a recovery round, has gone
+    /// out without its clock probe: the client ACKs only at its window's
+    /// end (`acked + window`), so such a burst ends with block `acked + 1`
+    /// again, which it answers with an ACK of the last block it holds.
+    fn short_burst_ended(&self) -> bool {
+        if self.window == 1 {
+            return false;
+        }
+        let end = match self.limit {
+            // A recovery round (see `set_probe`) ends with a probe too: the
+            // receiver may have taken its last blocks silently.
+            Some(l) => l,
+            None if self.cwnd < self.window => self.acked + self.cwnd,
+            None => return false,
+        };
+        self.next == end + 1
+            && self.burst_probed != Some(self.acked)
+            && self.last_block().is_none_or(|l| end < l)
+    }
+
+    /// A loss was seen (a gap ACK, a repeated ACK or a timeout with
+    /// windows): halve the burst, once per loss episode. A window of blocks
+    /// queued behind a loss is discarded by the client and sent again; on
+    /// a link losing several packets per window, smaller bursts keep those
+    /// repeats (and the receive budget they hold) small instead of waiting
+    /// for a drained ring after each cascade of losses.
+    fn on_loss(&mut self) {
+        if self.window > 1 && self.acked >= self.cwnd_hold {
+            self.cwnd = (self.cwnd / 2).max(MIN_BURST.min(self.window));
+            self.cwnd_hold = self.sent_max.max(self.acked + 1);
+        }
     }
 
     /// Whether the OACK is still to be sent first (before any data).
@@ -473,14 +533,22 @@ impl ReadTransfer {
                 false
             }
             Phase::Data => {
-                if self.sent_since_ack > self.window {
+                // Without a receive budget, a round stays within a window
+                // and a block (with one, the budget bounds what may wait in
+                // the client's ring, rounds included).
+                if self.cfg.rx_budget().is_none() && self.sent_since_ack > self.window {
                     return false;
                 }
-                let single = self.single;
-                let limit = self.limit.unwrap_or(self.acked + self.window);
+                let single = self.single.first().copied();
+                let limit = self.limit.unwrap_or(self.acked + self.cwnd);
+                let mut end_probe = false;
                 let mut b = match single {
                     Some(b) => b,
                     None if self.next <= limit => self.next,
+                    None if self.short_burst_ended() => {
+                        end_probe = true;
+                        self.acked + 1
+                    }
                     None => return false,
                 };
                 if self.block_range(b).is_none() {
@@ -489,10 +557,11 @@ impl ReadTransfer {
                 if !self.budget_allows() {
                     return false;
                 }
-                let probe = single.is_none() && self.is_probe_slot(b);
+                let probe = end_probe || (single.is_none() && self.is_probe_slot(b));
                 if probe {
                     b = self.acked + 1;
                     self.stats.probes += 1;
+                    self.burst_probed = Some(self.acked);
                 }
                 let Some(range) = self.block_range(b) else {
                     return false;
@@ -532,8 +601,11 @@ impl ReadTransfer {
                     self.head_sent_at = Some(self.now);
                 }
                 self.sent_since_ack += 1;
+                if single.is_none() && !probe {
+                    self.burst_max = self.burst_max.max(b);
+                }
                 if single.is_some() {
-                    self.single = None;
+                    self.single.remove(0);
                     self.next = self.next.max(b + 1);
                 } else if !probe {
                     self.next += 1;
@@ -548,7 +620,22 @@ impl ReadTransfer {
     }
 
     fn arm_timer(&mut self) {
-        self.deadline = Some(self.now + self.rto.timeout());
+        self.deadline = Some(self.now + self.timeout());
+    }
+
+    /// The retransmission timeout: the adaptive one, and with windows at
+    /// least [`WINDOW_RTO_MIN`]. A window's ACK comes after the client has
+    /// worked through the whole burst, which a boot loader under emulation
+    /// (or a busy host) now and then stretches past the measured spread;
+    /// a timeout that fires then resends and disturbs the client's window
+    /// for nothing, where in lock-step it costs one repeated block.
+    fn timeout(&self) -> Duration {
+        let t = self.rto.timeout();
+        if self.window > 1 {
+            t.max(WINDOW_RTO_MIN.min(self.cfg.rto.max))
+        } else {
+            t
+        }
     }
 
     /// When [`ReadTransfer::handle_timeout`] must be called next.
@@ -610,6 +697,9 @@ impl ReadTransfer {
                 self.deadline = None;
                 // The timer clocks this round instead of an ACK.
                 self.sent_since_ack = 0;
+                // A new round, which may end with a probe of its own.
+                self.burst_probed = None;
+                self.limit = None;
                 if self.window == 1 {
                     // Lock-step: resend the unconfirmed block. Clients such
                     // as U-Boot and atftp answer a repeated block with one
@@ -623,18 +713,36 @@ impl ReadTransfer {
                     if self.timeouts >= 2 {
                         self.set_probe();
                     }
-                } else if self.timeouts % 2 == 1 {
-                    // Windows, odd timeouts: only the first unconfirmed
-                    // block. A receiver that lost the window's tail (or
-                    // whose ACK was lost) answers the repeat with its gap
-                    // ACK, and a timeout that was merely spurious adds one
-                    // packet, not a second window queued behind the first:
-                    // boot loaders have small receive rings, and U-Boot's
-                    // virtio-net on QEMU stops receiving for good once its
-                    // ring overflows.
-                    self.single = Some(self.acked + 1);
+                } else if self.timeouts % 3 != 0 {
+                    // Windows, first timeout (of three): only the first
+                    // unconfirmed block. A receiver that lost the window's
+                    // tail, or whose window-end ACK was lost, answers the
+                    // repeat with the ACK of its last block, and a timeout
+                    // that was merely spurious (a late ACK) adds one packet
+                    // that the receiver discards, not a second window
+                    // queued behind the first: boot loaders have small
+                    // receive rings, and U-Boot's virtio-net on QEMU stops
+                    // receiving for good once its ring overflows.
+                    //
+                    // Second timeout: the block after everything sent, then
+                    // the first unconfirmed one again. U-Boot, once it has
+                    // answered a repeat (a gap or a clock probe) and that
+                    // answer was lost, stays silent until it gets exactly
+                    // the block after its last, usually the one after
+                    // everything sent; it takes that block and answers the
+                    // repeat behind it. (Sent on the first timeout, that
+                    // extra block would shift U-Boot's window whenever the
+                    // timeout was spurious.)
+                    self.single.clear();
+                    if self.timeouts % 3 == 2
+                        && self.sent_max <= self.acked + self.window
+                        && self.last_block().is_none_or(|l| self.sent_max < l)
+                    {
+                        self.single.push(self.sent_max + 1);
+                    }
+                    self.single.push(self.acked + 1);
                 } else {
-                    // Even timeouts (the earlier burst has drained by now):
+                    // Third timeout (the earlier bursts have drained by now):
                     // the whole window again, then the block after
                     // everything sent. A receiver that already answered one
                     // repeat with a gap ACK (lost too) stays silent until it
@@ -649,19 +757,15 @@ impl ReadTransfer {
     }
 
     /// Starts a recovery round: resend from the first unconfirmed block
-    /// through the window and one block past everything sent (a receiver
-    /// whose answers were lost may be waiting for any of them; U-Boot, once
-    /// it has answered a repeat, stays silent until it gets exactly the
-    /// block after its last), never past the end of the file. The receive
-    /// budget paces the round; without one, the round stays within a
-    /// window and a block.
+    /// through the window and one block past it (a receiver whose answers
+    /// were lost may be waiting for any of them; U-Boot, once it has
+    /// answered a repeat, stays silent until it gets exactly the block
+    /// after its last), never past the end of the file; with windows the
+    /// round ends with a clock probe. The receive budget paces the round.
     fn set_probe(&mut self) {
-        let mut lim = self.sent_max + 1;
-        if self.cfg.rx_budget().is_none() {
-            // Without a receive budget, bursts stay within a window and a
-            // block.
-            lim = lim.min(self.acked + self.window + 1);
-        }
+        // Never past a window and a block: what lies beyond was sent only
+        // by earlier rounds' single packets (see `handle_timeout`).
+        let mut lim = (self.sent_max + 1).min(self.acked + self.window + 1);
         if let Some(l) = self.last_block() {
             lim = lim.min(l);
         }
@@ -759,13 +863,17 @@ impl ReadTransfer {
                     .head_sent_at
                     .is_some_and(|t| self.now.saturating_duration_since(t) < rtt);
                 if !fresh {
+                    self.on_loss();
                     self.next = self.acked + 1;
                     self.deadline = None;
                 }
             }
             return;
         }
-        // Progress: blocks acked+1 ..= b are confirmed.
+        // Progress: blocks acked+1 ..= b are confirmed. Short of the burst
+        // sent, the client lost what followed b (RFC 7440); all of it, and
+        // the burst was clean: it may grow.
+        let lost = b < self.burst_max;
         let newly = b - self.acked;
         // Karn's rule: only a block sent once gives an RTT sample. Progress
         // confirmed by a retransmitted block still ends the backoff: with
@@ -789,6 +897,11 @@ impl ReadTransfer {
         self.buf.drain(..drop);
         self.buf_start += drop as u64;
         self.acked = b;
+        if lost {
+            self.on_loss();
+        } else if b >= self.cwnd_hold && self.cwnd < self.window {
+            self.cwnd += 1;
+        }
         self.stats.blocks = b;
         self.stats.bytes = match self.total_len() {
             Some(t) => t.min(new_start),
@@ -797,14 +910,14 @@ impl ReadTransfer {
         self.stats.srtt = self.rto.srtt();
         self.timeouts = 0;
         self.limit = None;
-        self.single = None;
+        self.single.clear();
         self.last_progress = self.now;
         // Continue right after b. When b is inside what was sent, the
         // receiver lost what followed it (RFC 7440): resend from there now.
         self.next = b + 1;
         // Blocks still unconfirmed keep a timer running; otherwise
         // poll_transmit arms it with the next send.
-        self.deadline = (self.sent_max > self.acked).then(|| self.now + self.rto.timeout());
+        self.deadline = (self.sent_max > self.acked).then(|| self.now + self.timeout());
         if self.last_block() == Some(b) {
             self.phase = Phase::Done;
         }
