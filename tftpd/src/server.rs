@@ -838,6 +838,12 @@ impl Port {
                 if left.is_zero() {
                     return None;
                 }
+                // Poll first: the answer to what was just sent is rarely
+                // there yet, and a receive that finds nothing is a system
+                // call for nothing.
+                if !wait_readable(sock, left) {
+                    continue;
+                }
                 buf.resize(MAX_DATAGRAM, 0);
                 match sock.recv_from(buf) {
                     Ok((n, from)) if from == peer => return Some(n),
@@ -848,12 +854,11 @@ impl Port {
                             from,
                         );
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if !wait_readable(sock, left) && Instant::now() >= deadline {
-                            return None;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ) => {}
                     Err(e) => {
                         tracing::trace!("receive error: {e}");
                         return None;
@@ -880,8 +885,9 @@ impl Port {
 }
 
 /// Waits up to `timeout` (rounded up to whole milliseconds) for `sock` to
-/// become readable; false on timeout, signal or error (the caller looks at
-/// its deadline and tries again).
+/// become readable: false when the time passed; true when it is readable,
+/// or when `poll` failed (a signal, an error), so that the receive that
+/// follows reports what is wrong.
 fn wait_readable(sock: &std::net::UdpSocket, timeout: Duration) -> bool {
     use std::os::fd::AsRawFd;
     let mut pfd = libc::pollfd {
@@ -891,7 +897,7 @@ fn wait_readable(sock: &std::net::UdpSocket, timeout: Duration) -> bool {
     };
     let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
     // SAFETY: one valid pollfd on the stack, for the duration of the call.
-    unsafe { libc::poll(&mut pfd, 1, ms) > 0 }
+    unsafe { libc::poll(&mut pfd, 1, ms) != 0 }
 }
 
 async fn serve_write(mut ctx: TransferCtx, mut link: Link, req: Request) -> TransferSummary {
