@@ -743,11 +743,11 @@ impl ReadTransfer {
                     self.single.push(self.acked + 1);
                 } else {
                     // Third timeout (the earlier bursts have drained by now):
-                    // the whole window again, then the block after
-                    // everything sent. A receiver that already answered one
+                    // the whole window again and one block past it, ended
+                    // by a clock probe. A receiver that already answered a
                     // repeat with a gap ACK (lost too) stays silent until it
                     // gets exactly the block it waits for, which can be
-                    // anywhere in the window or just past what was sent.
+                    // anywhere in the window or just past it.
                     self.next = self.acked + 1;
                     self.set_probe();
                 }
