@@ -15,14 +15,13 @@
 # nothing here asserts timings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 RUNS="${1:-3}"
 ROOT_DIR="$(pwd)"
 
 scripts/deps.sh virtual >&2
 
-# One VM at a time on this machine (the e2e tests take the same lock).
-exec 9>"${TMPDIR:-/tmp}/lmx-virtual-board.lock"
-flock 9
+vm_lock
 
 WORK="$(mktemp -d /tmp/lmx-bench-flash.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT INT TERM

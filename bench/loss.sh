@@ -25,6 +25,7 @@
 # with the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 RUNS="${1:-3}"
 SIZES="${2:-8 32}"
 LOSSES="${3:-0 1 5}"
@@ -36,17 +37,12 @@ ROOT_DIR="$(pwd)"
 scripts/deps.sh virtual >&2
 scripts/deps.sh bench >&2
 
-# One VM at a time on this machine (the e2e tests take the same lock).
-exec 9>"${TMPDIR:-/tmp}/lmx-virtual-board.lock"
-flock 9
+vm_lock
 
 WORK="$(mktemp -d /tmp/lmx-bench-loss.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT INT TERM
 
-# tftpd-hpa conflicts with atftpd (both ship in.tftpd): unpack it privately.
-(cd "$WORK" && apt-get download -qq tftpd-hpa >/dev/null 2>&1 && dpkg-deb -x tftpd-hpa_*.deb hpa)
-HPA="$WORK/hpa/usr/sbin/in.tftpd"
-[ -x "$HPA" ] || { echo "could not unpack tftpd-hpa (apt-get download tftpd-hpa)" >&2; exit 1; }
+unpack_hpa "$WORK"
 command -v atftpd >/dev/null || { echo "atftpd missing: scripts/deps.sh bench" >&2; exit 1; }
 
 echo "building lmx (release)..." >&2

@@ -15,6 +15,7 @@
 # package sets (tcpdump is in the latter). Not a test: nothing here asserts timings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 ROUNDS="${1:-3}"
 SIZE="${2:-8}"
 ROOT_DIR="$(pwd)"
@@ -22,14 +23,11 @@ ROOT_DIR="$(pwd)"
 scripts/deps.sh virtual >&2
 scripts/deps.sh bench >&2
 
-exec 9>"${TMPDIR:-/tmp}/lmx-virtual-board.lock"
-flock 9
+vm_lock
 
 WORK="$(mktemp -d /tmp/lmx-bench-reaction.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT INT TERM
-(cd "$WORK" && apt-get download -qq tftpd-hpa >/dev/null 2>&1 && dpkg-deb -x tftpd-hpa_*.deb hpa)
-HPA="$WORK/hpa/usr/sbin/in.tftpd"
-[ -x "$HPA" ] || { echo "could not unpack tftpd-hpa (apt-get download tftpd-hpa)" >&2; exit 1; }
+unpack_hpa "$WORK"
 
 echo "building lmx (release)..." >&2
 cargo build --release --quiet --bin lmx

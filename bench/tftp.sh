@@ -11,6 +11,7 @@
 # asserts timings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 RUNS="${1:-5}"
 ROOT_DIR="$(pwd)"
 
@@ -26,11 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# tftpd-hpa conflicts with atftpd (both ship in.tftpd): unpack it privately.
-if [ ! -x "$WORK/hpa/usr/sbin/in.tftpd" ]; then
-  (cd "$WORK" && apt-get download -qq tftpd-hpa >/dev/null 2>&1 && dpkg-deb -x tftpd-hpa_*.deb hpa)
-fi
-HPA="$WORK/hpa/usr/sbin/in.tftpd"
+unpack_hpa "$WORK"
 
 echo "building lmx (release)..." >&2
 cargo build --release --quiet

@@ -21,6 +21,7 @@
 # lives in a namespace that ends with the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 RUNS="${1:-3}"
 ROOT_DIR="$(pwd)"
 
@@ -28,17 +29,12 @@ scripts/deps.sh virtual >&2
 scripts/deps.sh bench >&2
 testbed/kernel.sh aarch64 >/dev/null
 
-# One VM at a time on this machine (the e2e tests take the same lock).
-exec 9>"${TMPDIR:-/tmp}/lmx-virtual-board.lock"
-flock 9
+vm_lock
 
 WORK="$(mktemp -d /tmp/lmx-bench-boot.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT INT TERM
 
-# tftpd-hpa conflicts with atftpd (both ship in.tftpd): unpack it privately.
-(cd "$WORK" && apt-get download -qq tftpd-hpa >/dev/null 2>&1 && dpkg-deb -x tftpd-hpa_*.deb hpa)
-HPA="$WORK/hpa/usr/sbin/in.tftpd"
-[ -x "$HPA" ] || { echo "could not unpack tftpd-hpa (apt-get download tftpd-hpa)" >&2; exit 1; }
+unpack_hpa "$WORK"
 
 echo "building lmx (release)..." >&2
 cargo build --release --quiet

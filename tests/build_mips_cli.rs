@@ -89,8 +89,7 @@ fn qemu_mips_build_is_an_lzma_mips_uimage_with_cmdline_phram() {
     assert!(listing.contains("squashfs-root/init"), "{listing}");
     // The manifest: physical phram, KSEG0 loads, the firmware partition
     // between U-Boot and the environment, through KSEG1.
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let m = common::manifest(&out);
     assert_eq!(m["phram"], "cmdline");
     assert_eq!(m["kernel_format"], "uimage-lzma");
     let fw = &m["firmware"];

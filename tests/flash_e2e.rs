@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{lmx_watched as lmx, need, one_vm, s, MARKER};
+use common::{flash_args, lmx_watched as lmx, need, one_vm, s, MARKER};
 
 const MIB: usize = 1 << 20;
 
@@ -45,17 +45,6 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
 
 fn bank0(dir: &Path) -> Vec<u8> {
     std::fs::read(dir.join("flash0.img")).expect("flash0.img")
-}
-
-fn flash_args<'a>(board: &'a str, flash_dir: &'a Path) -> Vec<&'a str> {
-    vec![
-        "flash",
-        "--board",
-        board,
-        "--yes",
-        "--flash-dir",
-        s(flash_dir),
-    ]
 }
 
 #[test]
@@ -87,20 +76,11 @@ fn a_fit_and_rootfs_flashed_from_lmx_build_boot_from_flash() {
         Duration::from_secs(120),
     );
     assert!(r.success(), "lmx build: {}", r.flat());
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("manifest.json")).unwrap())
-            .unwrap();
-    let fw = &manifest["firmware"];
-    assert_eq!(fw["partition"], "firmware");
-    let parts = fw["parts"].as_array().unwrap();
-    let (k, rfs) = (&parts[0], &parts[1]);
-    assert_eq!(k["name"], "kernel");
-    assert_eq!(rfs["name"], "rootfs");
-    let k_off = k["flash_offset"].as_u64().unwrap();
-    let (r_off, r_size) = (
-        rfs["flash_offset"].as_u64().unwrap(),
-        rfs["padded_size"].as_u64().unwrap(),
-    );
+    let manifest = common::manifest(out.path());
+    assert_eq!(manifest["firmware"]["partition"], "firmware");
+    let parts = common::firmware_parts(&manifest);
+    let k_off = parts.kernel.0;
+    let (r_off, r_size) = parts.rootfs;
     // The rootfs as a partition of the CFI flash Linux calls 0.flash.
     let bootargs = format!(
         "console=ttyAMA0,115200 mtdparts=0.flash:{r_size:#x}@{r_off:#x}(rootfs) root=/dev/mtdblock0 rootfstype=squashfs init=/init"

@@ -21,7 +21,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{lmx_watched as lmx, need, one_vm, s, MARKER};
+use common::{flash_args, lmx_watched as lmx, need, one_vm, s, MARKER};
 
 /// The malta flash (boards/families/qemu-malta.toml).
 const FLASH_SIZE: usize = 0x40_0000;
@@ -98,23 +98,15 @@ fn a_firmware_flashed_from_lmx_build_boots_from_flash_on_qemu_mips() {
         Duration::from_secs(120),
     );
     assert!(r.success(), "lmx build: {}", r.all());
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("manifest.json")).unwrap())
-            .unwrap();
+    let manifest = common::manifest(out.path());
     let fw = &manifest["firmware"];
     assert_eq!(fw["partition"], "firmware");
     let part_off = fw["partition_offset"].as_u64().unwrap() as usize;
     let part_end = part_off + fw["partition_size"].as_u64().unwrap() as usize;
     assert_eq!((part_off, part_end), (UBOOT_END, ENV));
-    let parts = fw["parts"].as_array().unwrap();
-    let (k, rfs) = (&parts[0], &parts[1]);
-    assert_eq!(
-        (k["name"].as_str(), rfs["name"].as_str()),
-        (Some("kernel"), Some("rootfs"))
-    );
-    let k_off = k["flash_offset"].as_u64().unwrap();
-    let r_off = rfs["flash_offset"].as_u64().unwrap();
-    let r_size = rfs["padded_size"].as_u64().unwrap();
+    let parts = common::firmware_parts(&manifest);
+    let (k_off, k_size) = parts.kernel;
+    let (r_off, r_size) = parts.rootfs;
     // The RAM boot's command line (phram over the rootfs at 0x0A000000).
     let bootargs = manifest["bootargs"].as_str().unwrap().to_string();
     assert!(
@@ -136,10 +128,7 @@ fn a_firmware_flashed_from_lmx_build_boots_from_flash_on_qemu_mips() {
     assert!(r.success(), "{}", r.all());
     let (k_addr, r_addr) = (KSEG1_FLASH + k_off, KSEG1_FLASH + r_off);
     for want in [
-        format!(
-            "kernel flash offset {k_off:#x}, {:#x} bytes, U-Boot address {k_addr:#x}",
-            k["padded_size"].as_u64().unwrap()
-        ),
+        format!("kernel flash offset {k_off:#x}, {k_size:#x} bytes, U-Boot address {k_addr:#x}"),
         format!("rootfs flash offset {r_off:#x}, {r_size:#x} bytes, U-Boot address {r_addr:#x}"),
     ] {
         assert!(r.flat().contains(&want), "{want:?} not in {}", r.flat());
@@ -153,16 +142,7 @@ fn a_firmware_flashed_from_lmx_build_boots_from_flash_on_qemu_mips() {
     //    in its partition, after the image in the firmware partition, and
     //    over the environment, then flash again.
     let first = lmx(
-        &[
-            "flash",
-            "--board",
-            "qemu-mips",
-            "--yes",
-            "--flash-dir",
-            s(fd),
-            "--from",
-            s(out.path()),
-        ],
+        &[flash_args("qemu-mips", fd), vec!["--from", s(out.path())]].concat(),
         Duration::from_secs(300),
     );
     assert!(first.success(), "{}", first.all());
@@ -185,16 +165,7 @@ fn a_firmware_flashed_from_lmx_build_boots_from_flash_on_qemu_mips() {
     seeded[part_off..after_image].copy_from_slice(&pattern(image.len(), 4));
     std::fs::write(fd.join("flash.img"), &seeded).unwrap();
     let r = lmx(
-        &[
-            "flash",
-            "--board",
-            "qemu-mips",
-            "--yes",
-            "--flash-dir",
-            s(fd),
-            "--from",
-            s(out.path()),
-        ],
+        &[flash_args("qemu-mips", fd), vec!["--from", s(out.path())]].concat(),
         Duration::from_secs(300),
     );
     let all = r.flat();
@@ -239,21 +210,19 @@ fn a_firmware_flashed_from_lmx_build_boots_from_flash_on_qemu_mips() {
     let bootcmd = format!("cp.b {r_addr:#x} 0x8a000000 {r_size:#x}; bootm {k_addr:#x}");
     let r = lmx(
         &[
-            "flash",
-            "--board",
-            "qemu-mips",
-            "--yes",
-            "--flash-dir",
-            s(fd),
-            "--from",
-            s(out.path()),
-            "--bootcmd",
-            &bootcmd,
-            "--bootargs",
-            &bootargs,
-            "--boot",
-            "--show-console",
-        ],
+            flash_args("qemu-mips", fd),
+            vec![
+                "--from",
+                s(out.path()),
+                "--bootcmd",
+                &bootcmd,
+                "--bootargs",
+                &bootargs,
+                "--boot",
+                "--show-console",
+            ],
+        ]
+        .concat(),
         Duration::from_secs(300),
     );
     let all = r.flat();
@@ -366,14 +335,7 @@ fn b_writes_into_u_boot_or_the_environment_are_refused_before_qemu_starts() {
         ),
     ];
     for (extra, wants) in cases {
-        let mut args = vec![
-            "flash",
-            "--board",
-            "qemu-mips",
-            "--yes",
-            "--flash-dir",
-            s(&flash),
-        ];
+        let mut args = flash_args("qemu-mips", &flash);
         args.extend_from_slice(extra);
         let r = lmx(&args, Duration::from_secs(60));
         let all = r.flat();

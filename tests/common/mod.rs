@@ -493,3 +493,58 @@ pub fn testbed_inputs() -> tempfile::TempDir {
     }
     inputs
 }
+
+/// `manifest.json` of an `lmx build` output directory.
+pub fn manifest(out: &Path) -> serde_json::Value {
+    let path = out.join("manifest.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Where a kernel-then-rootfs firmware puts its parts, from the manifest's
+/// `firmware` entry (which must name them `kernel` and `rootfs`, in that
+/// order).
+#[derive(Debug, Clone, Copy)]
+pub struct FirmwareParts {
+    /// Flash offset and padded size of the kernel.
+    pub kernel: (u64, u64),
+    /// Flash offset and padded size of the rootfs.
+    pub rootfs: (u64, u64),
+}
+
+/// The kernel and rootfs parts of `manifest["firmware"]`.
+pub fn firmware_parts(manifest: &serde_json::Value) -> FirmwareParts {
+    let parts = manifest["firmware"]["parts"]
+        .as_array()
+        .expect("firmware parts in the manifest");
+    let (k, r) = (&parts[0], &parts[1]);
+    assert_eq!(
+        (k["name"].as_str(), r["name"].as_str()),
+        (Some("kernel"), Some("rootfs")),
+        "{manifest}"
+    );
+    let at = |p: &serde_json::Value| {
+        (
+            p["flash_offset"].as_u64().unwrap(),
+            p["padded_size"].as_u64().unwrap(),
+        )
+    };
+    FirmwareParts {
+        kernel: at(k),
+        rootfs: at(r),
+    }
+}
+
+/// `lmx flash --board BOARD --yes --flash-dir DIR`, the start of every
+/// flash test's command line (the virtual board keeps its flash in DIR).
+pub fn flash_args<'a>(board: &'a str, flash_dir: &'a Path) -> Vec<&'a str> {
+    vec![
+        "flash",
+        "--board",
+        board,
+        "--yes",
+        "--flash-dir",
+        s(flash_dir),
+    ]
+}

@@ -785,8 +785,8 @@ enum Port {
     /// Its own socket, non-blocking: waits go through `poll(2)`, whose
     /// timeout has millisecond resolution. (A blocking receive with
     /// `SO_RCVTIMEO` sleeps in whole scheduler ticks: with the common
-    /// `HZ=250` a 2 ms retransmission timeout became 4–8 ms, measured on
-    /// the virtual board, and every lost block cost that much.)
+    /// `HZ=250` a 2 ms retransmission timeout became one or two 4 ms
+    /// ticks, and every lost block cost that much.)
     Own(std::net::UdpSocket),
     /// The listening socket (single-port mode): sends and the routed
     /// receive channel go through the runtime.

@@ -308,9 +308,9 @@ impl SentBlock {
 }
 
 /// The shortest retransmission timeout with windows (see
-/// `ReadTransfer::timeout`). On the virtual board a window's ACK takes
-/// 0.2–0.7 ms, with stragglers past 2 ms (a 2 ms floor fired spuriously a few
-/// times per 8 MiB).
+/// `ReadTransfer::timeout`). With a 2 ms floor, clean windowed loads into
+/// the virtual board's U-Boot had a few spurious timer expiries each (the
+/// lmx summaries `bench/loss.sh` prints count them).
 const WINDOW_RTO_MIN: Duration = Duration::from_millis(4);
 
 /// The smallest burst `cwnd` is cut to after losses.
