@@ -2,13 +2,15 @@
 //!
 //! The crate has two layers:
 //! - a sans-I/O protocol core — [`packet`] (wire format), [`options`]
-//!   (negotiation), [`netascii`], [`rto`] (adaptive retransmission timer)
-//!   and [`transfer`] (per-transfer state machines) — that takes datagrams
+//!   (negotiation), [`netascii`], [`rto`] (adaptive retransmission timer),
+//!   [`busy`] (when to spin for an answer instead of sleeping) and
+//!   [`transfer`] (per-transfer state machines) — that takes datagrams
 //!   and clock ticks and returns datagrams to send, with no sockets inside;
 //! - [`server`], a tokio adapter: sockets, files, the serving policy of
 //!   [`policy`] (roots, named files, symlinks, allowlist, uploads) and
 //!   [`event`]s for progress display.
 
+pub mod busy;
 pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;

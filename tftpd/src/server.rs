@@ -8,7 +8,8 @@
 //! its packets from a thread of tokio's blocking pool with blocking
 //! receives: one wake-up per ACK instead of a reactor round and a task
 //! switch, which is most of a lock-step block's cost on a fast link
-//! (`bench/reaction.sh` measures the server's share). A semaphore bounds
+//! (`bench/reaction.sh` measures the server's share); before sleeping it
+//! spins briefly for the ACK when [`crate::busy`] allows. A semaphore bounds
 //! how many transfers (and so threads) run at once. Files are read in
 //! chunks into the transfer's window buffer, so memory does not grow with
 //! file size. Shutdown is a
@@ -28,6 +29,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::busy::{BusyPoll, SpinSlots};
 use crate::event::{Direction, Event, TransferInfo, TransferSummary};
 use crate::netascii::{Decoder, Encoder};
 use crate::options::{self, Limits, Negotiated};
@@ -48,6 +50,9 @@ pub struct ServerConfig {
     pub max_transfers: usize,
     /// Answer from the listening port instead of a new port per transfer.
     pub single_port: bool,
+    /// Longest a read transfer spins for the client's answer before it
+    /// sleeps (zero: always sleep); see [`crate::busy`].
+    pub busy_poll: Duration,
 }
 
 impl Default for ServerConfig {
@@ -58,9 +63,15 @@ impl Default for ServerConfig {
             transfer: TransferConfig::default(),
             max_transfers: 64,
             single_port: false,
+            busy_poll: DEFAULT_BUSY_POLL,
         }
     }
 }
+
+/// Default of [`ServerConfig::busy_poll`]: a client on the same host or a
+/// fast LAN answers well within it; a boot loader behind a slow link
+/// rarely does, and is soon no longer spun for.
+pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(50);
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +114,7 @@ struct Shared {
     events: Option<mpsc::UnboundedSender<Event>>,
     next_id: AtomicU64,
     permits: Arc<Semaphore>,
+    spinners: SpinSlots,
 }
 
 impl Shared {
@@ -194,6 +206,7 @@ impl Server {
             policy: self.policy,
             events: self.events,
             next_id: AtomicU64::new(1),
+            spinners: SpinSlots::for_this_machine(),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut listeners = JoinSet::new();
@@ -733,6 +746,7 @@ fn read_loop(
     let mut eof = false;
     let mut last_progress = Instant::now();
     let mut stopping = false;
+    let mut busy = BusyPoll::new(ctx.shared.config.busy_poll);
     loop {
         while !eof && m.wants() > 0 {
             match source.fill(m.wants(), &mut chunk) {
@@ -764,7 +778,18 @@ fn read_loop(
             .poll_timeout()
             .map_or(STOP_POLL, |d| d.saturating_duration_since(now))
             .min(STOP_POLL);
-        match port.recv(&mut inbuf, ctx.peer, wait) {
+        let spin = match port.can_spin().then(|| busy.budget()) {
+            None => None,
+            Some(d) if d.is_zero() => None,
+            Some(d) => ctx.shared.spinners.try_take().map(|slot| (d, slot)),
+        };
+        let spinning = spin.is_some();
+        let got = port.recv(&mut inbuf, ctx.peer, wait, spin.as_ref().map(|s| s.0));
+        drop(spin);
+        if spinning {
+            busy.record(got.caught_spinning);
+        }
+        match got.len {
             Some(n) => m.handle_packet(&inbuf[..n], Instant::now()),
             None => m.handle_timeout(Instant::now()),
         }
@@ -816,6 +841,12 @@ impl Link {
 }
 
 impl Port {
+    /// Whether [`Port::recv`] can spin (its own socket, not the routed
+    /// channel of single-port mode).
+    fn can_spin(&self) -> bool {
+        matches!(self, Port::Own(_))
+    }
+
     fn send(&mut self, data: &[u8], to: SocketAddr) {
         // A failed send (e.g. EPERM from a firewall drop, ENOBUFS) is a lost
         // packet like any other: the timer recovers it.
@@ -828,60 +859,104 @@ impl Port {
         }
     }
 
-    /// The next datagram from the peer, waiting at most `wait` (`None`
-    /// when it passed); packets from foreign TIDs get ERROR 5 on the way.
-    fn recv(&mut self, buf: &mut Vec<u8>, peer: SocketAddr, wait: Duration) -> Option<usize> {
-        let deadline = Instant::now() + wait;
+    /// The next datagram from the peer, waiting at most `wait`; packets
+    /// from foreign TIDs get ERROR 5 on the way. With `spin`, it first
+    /// keeps asking the socket for up to that long before it sleeps
+    /// (own socket only; see [`crate::busy`]).
+    fn recv(
+        &mut self,
+        buf: &mut Vec<u8>,
+        peer: SocketAddr,
+        wait: Duration,
+        spin: Option<Duration>,
+    ) -> Receive {
+        let start = Instant::now();
+        let deadline = start + wait;
+        let nothing = Receive {
+            len: None,
+            caught_spinning: false,
+        };
         match self {
-            Port::Own(sock) => loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return None;
-                }
-                // Poll first: the answer to what was just sent is rarely
-                // there yet, and a receive that finds nothing is a system
-                // call for nothing.
-                if !wait_readable(sock, left) {
-                    continue;
-                }
-                buf.resize(MAX_DATAGRAM, 0);
-                match sock.recv_from(buf) {
-                    Ok((n, from)) if from == peer => return Some(n),
-                    Ok((_, from)) => {
-                        tracing::debug!("packet from foreign TID {from}: ERROR 5");
-                        let _ = sock.send_to(
-                            &packet::error_packet(ErrorCode::UnknownTid, "unknown transfer ID"),
-                            from,
-                        );
+            Port::Own(sock) => {
+                let mut spin_until = spin.map(|s| start + s.min(wait));
+                loop {
+                    match spin_until {
+                        Some(until) if Instant::now() >= until => spin_until = None,
+                        Some(_) => {}
+                        None => {
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            if left.is_zero() {
+                                return nothing;
+                            }
+                            // Sleeping, poll first: the answer to what was
+                            // just sent is rarely there yet, and a receive
+                            // that finds nothing is a system call for
+                            // nothing.
+                            if !wait_readable(sock, left) {
+                                continue;
+                            }
+                        }
                     }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                        ) => {}
-                    Err(e) => {
-                        tracing::trace!("receive error: {e}");
-                        return None;
+                    buf.resize(MAX_DATAGRAM, 0);
+                    match sock.recv_from(buf) {
+                        Ok((n, from)) if from == peer => {
+                            return Receive {
+                                len: Some(n),
+                                caught_spinning: spin_until.is_some(),
+                            }
+                        }
+                        Ok((_, from)) => {
+                            tracing::debug!("packet from foreign TID {from}: ERROR 5");
+                            let _ = sock.send_to(
+                                &packet::error_packet(ErrorCode::UnknownTid, "unknown transfer ID"),
+                                from,
+                            );
+                        }
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                            ) =>
+                        {
+                            if spin_until.is_some() {
+                                std::hint::spin_loop();
+                            }
+                        }
+                        Err(e) => {
+                            tracing::trace!("receive error: {e}");
+                            return nothing;
+                        }
                     }
                 }
-            },
+            }
             Port::Shared { rx, rt, .. } => {
                 match rt.block_on(tokio::time::timeout(wait, rx.recv())) {
                     Ok(Some(d)) => {
                         buf.clear();
                         buf.extend_from_slice(&d);
-                        Some(d.len())
+                        Receive {
+                            len: Some(d.len()),
+                            caught_spinning: false,
+                        }
                     }
                     // The router is gone (server stopping): wait it out.
                     Ok(None) => {
                         std::thread::sleep(wait);
-                        None
+                        nothing
                     }
-                    Err(_) => None,
+                    Err(_) => nothing,
                 }
             }
         }
     }
+}
+
+/// What [`Port::recv`] got.
+struct Receive {
+    /// The datagram's length; `None` when the wait passed.
+    len: Option<usize>,
+    /// Whether it came while spinning.
+    caught_spinning: bool,
 }
 
 /// Waits up to `timeout` (rounded up to whole milliseconds) for `sock` to
