@@ -50,7 +50,16 @@ impl TestServer {
                         let _ = stop_rx.await;
                     })
                     .await;
-                collector.abort();
+                // The server (and with it the event sender) is gone once
+                // `run` returns: let the collector drain what is still
+                // queued. (Aborting it lost late events, such as the
+                // `Failed` of a transfer that ended during shutdown.)
+                if tokio::time::timeout(Duration::from_secs(10), collector)
+                    .await
+                    .is_err()
+                {
+                    panic!("the event channel stayed open after the server stopped");
+                }
                 s
             })
         });
