@@ -6,9 +6,11 @@
 #                                dnsmasq's fixed port 69 and apt)
 #
 # Prints a Markdown table of median times and the ratio of each peer to
-# lmx (peer time / lmx time: above 1.00 means lmx is faster), then each
-# server's peak RSS while serving a 1 GiB file. Not a test: nothing here
-# asserts timings.
+# lmx (peer time / lmx time: above 1.00 means lmx is faster), the CPU time
+# each server spent per transfer, then each server's peak RSS while
+# serving a 1 GiB file. "lmx-sleep" is lmx with `--busy-poll 0` (it
+# sleeps for every ACK, as the peers do), to show what busy polling buys
+# and what it costs. Not a test: nothing here asserts timings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -46,6 +48,7 @@ start_server() { # name port
     # with a small receive ring (lmx's default keeps windows within 32
     # frames; see docs/serve.md).
     lmx) setsid "$LMX" serve --bind 127.0.0.1 --port "$port" --max-windowsize 64 --client-rx-frames 0 "$SRV" >/dev/null 2>&1 & ;;
+    lmx-sleep) setsid "$LMX" serve --bind 127.0.0.1 --port "$port" --max-windowsize 64 --client-rx-frames 0 --busy-poll 0 "$SRV" >/dev/null 2>&1 & ;;
     dnsmasq) setsid dnsmasq -d -p 0 --enable-tftp --tftp-root="$SRV" --listen-address=127.0.0.1 \
                --bind-interfaces --user=root --conf-file=/dev/null --tftp-max=100 >/dev/null 2>&1 & ;;
     tftpd-hpa) setsid "$HPA" -L -a "127.0.0.1:$port" -u root -s "$SRV" >/dev/null 2>&1 & ;;
@@ -63,7 +66,9 @@ stop_server() {
   sleep 0.2
 }
 
-port_of() { case "$1" in dnsmasq) echo 69 ;; lmx) echo 6901 ;; tftpd-hpa) echo 6902 ;; atftpd) echo 6903 ;; esac; }
+port_of() { case "$1" in dnsmasq) echo 69 ;; lmx) echo 6901 ;; tftpd-hpa) echo 6902 ;; atftpd) echo 6903 ;; lmx-sleep) echo 6904 ;; esac; }
+
+
 
 # One transfer; prints seconds. Args: client port blksize window file
 fetch() {
@@ -87,14 +92,14 @@ fetch() {
   python3 -c "print(f'{$t1 - $t0:.4f}')"
 }
 
-SERVERS=(lmx dnsmasq tftpd-hpa atftpd)
+SERVERS=(lmx lmx-sleep dnsmasq tftpd-hpa atftpd)
 # client blksize window; windows only where server and client support them
 CASES=(
   "curl 512 1" "curl 1468 1" "curl 8192 1"
   "atftp 512 1" "atftp 1468 1" "atftp 8192 1"
   "atftp 1468 8" "atftp 1468 16" "atftp 1468 32"
 )
-supports_window() { [ "$1" = lmx ] || [ "$1" = atftpd ]; }
+supports_window() { [ "$1" = lmx ] || [ "$1" = lmx-sleep ] || [ "$1" = atftpd ]; }
 
 RES="$WORK/results.tsv"
 : > "$RES"
@@ -115,8 +120,15 @@ for c in "${CASES[@]}"; do
   for r in $(seq "$RUNS"); do
     for s in "${SERVERS[@]}"; do
       if [ "$win" != 1 ] && ! supports_window "$s"; then continue; fi
+      rm -f "$WORK/cpu" "$WORK/cpu.ready"
+      python3 bench/cpu_sample.py "${SPID[$s]}" "$WORK/cpu" &
+      sampler=$!
+      while [ ! -e "$WORK/cpu.ready" ]; do sleep 0.01; done
       t=$(fetch "$client" "$(port_of "$s")" "$blk" "$win" file64)
-      printf '%s\t%s\t%s\t%s\t%s\n' "$s" "$client" "$blk" "$win" "$t" >> "$RES"
+      kill -TERM "$sampler"
+      wait "$sampler"
+      cpu=$(cat "$WORK/cpu")
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$client" "$blk" "$win" "$t" "$cpu" >> "$RES"
     done
   done
 done
@@ -150,13 +162,15 @@ python3 - "$RES" "$RSS" "$RUNS" <<'PY'
 import sys, statistics, collections
 res, rss, runs = sys.argv[1], sys.argv[2], sys.argv[3]
 cells = collections.defaultdict(list)
+cpus = collections.defaultdict(list)
 corrupt = set()
 for line in open(res):
-    s, c, b, w, t = line.rstrip("\n").split("\t")
+    s, c, b, w, t, cpu = line.rstrip("\n").split("\t")
     if t == "CORRUPT":
         corrupt.add((s, c, b, w)); continue
     cells[(c, b, w, s)].append(float(t))
-servers = ["lmx", "dnsmasq", "tftpd-hpa", "atftpd"]
+    cpus[(c, b, w, s)].append(float(cpu))
+servers = ["lmx", "lmx-sleep", "dnsmasq", "tftpd-hpa", "atftpd"]
 keys = sorted({(c, b, w) for (c, b, w, s) in cells}, key=lambda k: (k[0], int(k[2]), int(k[1])))
 size = 64 * 1024 * 1024
 print(f"64 MiB file on loopback, median of {runs} runs (seconds; MiB/s; peer/lmx time ratio)\n")
@@ -177,6 +191,15 @@ for (c, b, w) in keys:
             rate = size / m / 2**20
             ratio = f", x{m / base_m:.2f}" if base_m and s != "lmx" else ""
             row.append(f"{m:.3f} s ({rate:.0f} MiB/s{ratio})")
+    print("| " + " | ".join(row) + " |")
+print("\nServer CPU time per transfer, median (seconds, user + system, the server's processes and threads; bench/cpu_sample.py):\n")
+print("| client | blksize | window | " + " | ".join(servers) + " |")
+print("|---|---|---|" + "---|" * len(servers))
+for (c, b, w) in keys:
+    row = [c, b, w]
+    for s in servers:
+        v = cpus.get((c, b, w, s))
+        row.append(f"{statistics.median(v):.2f}" if v else "n/a")
     print("| " + " | ".join(row) + " |")
 print("\nPeak RSS while serving a 1 GiB file (curl, blksize 8192):\n")
 print("| server | peak RSS |")
