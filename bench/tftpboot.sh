@@ -79,7 +79,7 @@ echo
 UNSHARE=(unshare -n)
 [ "$(id -u)" = 0 ] || UNSHARE=(unshare -rn)
 BENCH_DIR="$ROOT_DIR/bench" "${UNSHARE[@]}" python3 - "$WORK" "$SRV" "$CRC" "$RUNS" "$LMX" "$HPA" <<'PY'
-import os, statistics, subprocess, sys, time
+import os, re, statistics, subprocess, sys, time
 sys.path.insert(0, os.environ["BENCH_DIR"])
 from vboard import Board, setup_tap, own_hosts, servers as peer_servers
 
@@ -100,7 +100,11 @@ paired = {(n, w): [] for n in names for w in windows}
 # round loads from each in turn (the order rotates from round to round), so
 # the board's own pace, which moves by several percent from one boot of the
 # VM to the next, is the same for all servers of a round.
-procs = [subprocess.Popen(servers[n], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+# lmx logs (-v) how many of its waits for an ACK spun and caught it.
+servers["lmx"].insert(1, "-v")
+lmx_log = open(os.path.join(work, "lmx.log"), "w")
+procs = [subprocess.Popen(servers[n], stdout=subprocess.DEVNULL,
+                          stderr=lmx_log if n == "lmx" else subprocess.DEVNULL)
          for n in names]
 time.sleep(0.5)
 try:
@@ -133,6 +137,13 @@ finally:
         p.kill()
         p.wait()
 
+spun = [tuple(map(int, m.groups())) for m in re.finditer(
+    r"busy poll: (\d+) waits, (\d+) caught the answer spinning, (\d+) spun in vain",
+    open(os.path.join(work, "lmx.log")).read())]
+if spun:
+    w, c, m = (sum(x[i] for x in spun) for i in range(3))
+    print(f"lmx busy polling over its {len(spun)} loads: {w} waits for an ACK, "
+          f"{c + m} spun ({c} caught the ACK, {m} in vain)\n")
 mib = size / (1 << 20)
 print("| server | lock-step | window 8 | window 16 | window 32 |")
 print("| --- | ---: | ---: | ---: | ---: |")

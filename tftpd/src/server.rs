@@ -747,6 +747,7 @@ fn read_loop(
     let mut last_progress = Instant::now();
     let mut stopping = false;
     let mut busy = BusyPoll::new(ctx.shared.config.busy_poll);
+    let (mut waits, mut caught, mut missed) = (0u64, 0u64, 0u64);
     loop {
         while !eof && m.wants() > 0 {
             match source.fill(m.wants(), &mut chunk) {
@@ -784,16 +785,26 @@ fn read_loop(
             Some(d) => ctx.shared.spinners.try_take().map(|slot| (d, slot)),
         };
         let spinning = spin.is_some();
+        waits += 1;
         let got = port.recv(&mut inbuf, ctx.peer, wait, spin.as_ref().map(|s| s.0));
         drop(spin);
         if spinning {
             busy.record(got.caught_spinning);
+            if got.caught_spinning {
+                caught += 1;
+            } else {
+                missed += 1;
+            }
         }
         match got.len {
             Some(n) => m.handle_packet(&inbuf[..n], Instant::now()),
             None => m.handle_timeout(Instant::now()),
         }
     }
+    tracing::debug!(
+        client = %ctx.shown,
+        "busy poll: {waits} waits, {caught} caught the answer spinning, {missed} spun in vain"
+    );
     let error = match m.outcome() {
         Some(Ok(())) => None,
         Some(Err(e)) => Some(e.to_string()),
