@@ -145,3 +145,78 @@ fn exit_after_and_plain_log_lines_when_not_a_tty() {
     assert!(text.contains("refused 127.0.0.1"), "{text}");
     assert!(text.contains("TFTP error 1"), "{text}");
 }
+
+/// Runs `lmx -v serve --exit-after 1 EXTRA…`, fetches a 1 MiB file in
+/// lock-step with curl, and returns lmx's `busy poll` log line as
+/// (waits, caught, spun in vain).
+fn busy_poll_counts(extra: &[&str]) -> (u64, u64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), vec![7u8; 1 << 20]).unwrap();
+    let mut child = lmx()
+        .args(["-v", "serve", "--port", "0", "--bind", "127.0.0.1"])
+        .args(["--exit-after", "1"])
+        .args(extra)
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = port_of(&lines.next().unwrap().unwrap());
+    let got = Command::new("curl")
+        .args(["-sS", "--tftp-blksize", "512", "-o", "/dev/null"])
+        .arg(format!("tftp://127.0.0.1:{port}/f"))
+        .output()
+        .unwrap();
+    assert!(got.status.success(), "{got:?}");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    let line = log
+        .lines()
+        .find(|l| l.contains("busy poll: "))
+        .unwrap_or_else(|| panic!("no busy poll line in {log}"));
+    let nums: Vec<u64> = line
+        .split("busy poll: ")
+        .nth(1)
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .take(3)
+        .collect();
+    assert_eq!(nums.len(), 3, "{line}");
+    (nums[0], nums[1], nums[2])
+}
+
+#[test]
+fn busy_poll_spins_by_default_and_never_when_off() {
+    // 1 MiB at 512 bytes: 2049 DATA blocks, one wait for each ACK.
+    let (waits, caught, missed) = busy_poll_counts(&["--busy-poll", "0"]);
+    assert!(waits >= 2049, "{waits} waits");
+    assert_eq!((caught, missed), (0, 0), "--busy-poll 0 spun");
+
+    let (waits, caught, missed) = busy_poll_counts(&[]);
+    assert!(waits >= 2049, "{waits} waits");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus > 1 {
+        // The first wait always spins (nothing missed yet, a slot free).
+        assert!(caught + missed >= 1, "never spun on {cpus} CPUs");
+    } else {
+        assert_eq!((caught, missed), (0, 0), "spun on one CPU");
+    }
+}
+
+#[test]
+fn busy_poll_out_of_range_is_refused_with_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = lmx()
+        .args(["serve", "--port", "0", "--busy-poll", "10001"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--busy-poll"), "{err}");
+    assert!(err.contains("0..=10000"), "{err}");
+}
