@@ -10,7 +10,10 @@
 # each server spent per transfer, then each server's peak RSS while
 # serving a 1 GiB file. "lmx-sleep" is lmx with `--busy-poll 0` (it
 # sleeps for every ACK, as the peers do), to show what busy polling buys
-# and what it costs. Not a test: nothing here asserts timings.
+# and what it costs. "curl, 4 at once" is four curl clients fetching the
+# file at the same time (time until all four are done; MiB/s over all
+# four): the CPUs are busy then, which is when spinning could only hurt.
+# Not a test: nothing here asserts timings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -73,10 +76,16 @@ port_of() { case "$1" in dnsmasq) echo 69 ;; lmx) echo 6901 ;; tftpd-hpa) echo 6
 # One transfer; prints seconds. Args: client port blksize window file
 fetch() {
   local client="$1" port="$2" blk="$3" win="$4" file="$5" out="$WORK/out" t0 t1
-  rm -f "$out"
+  rm -f "$out" "$out".[1-4]
   t0=$(date +%s.%N)
   case "$client" in
     curl) curl -s --tftp-blksize "$blk" -o "$out" "tftp://127.0.0.1:$port/$file" ;;
+    # Four clients at once: the CPUs are busy, nothing is idle to wake.
+    curlx4)
+      for i in 1 2 3 4; do
+        curl -s --tftp-blksize "$blk" -o "$out.$i" "tftp://127.0.0.1:$port/$file" &
+      done
+      wait ;;
     atftp)
       if [ "$win" = 1 ]; then
         atftp --option "blksize $blk" -g -r "$file" -l "$out" 127.0.0.1 "$port" >/dev/null 2>&1
@@ -85,10 +94,15 @@ fetch() {
       fi ;;
   esac
   t1=$(date +%s.%N)
-  if [ "$file" = file64 ] && [ "$(sha256sum < "$out" | cut -d' ' -f1)" != "$SUM64" ]; then
-    echo "CORRUPT"
-    return
-  fi
+  local o
+  for o in "$out" "$out".[1-4]; do
+    [ -e "$o" ] || continue
+    if [ "$file" = file64 ] && [ "$(sha256sum < "$o" | cut -d' ' -f1)" != "$SUM64" ]; then
+      echo "CORRUPT"
+      return
+    fi
+  done
+  rm -f "$out".[1-4]
   python3 -c "print(f'{$t1 - $t0:.4f}')"
 }
 
@@ -98,12 +112,13 @@ CASES=(
   "curl 512 1" "curl 1468 1" "curl 8192 1"
   "atftp 512 1" "atftp 1468 1" "atftp 8192 1"
   "atftp 1468 8" "atftp 1468 16" "atftp 1468 32"
+  "curlx4 1468 1"
 )
 supports_window() { [ "$1" = lmx ] || [ "$1" = lmx-sleep ] || [ "$1" = atftpd ]; }
 
 RES="$WORK/results.tsv"
 : > "$RES"
-# All four servers run at once (different ports); measurements are
+# All the servers run at once (different ports); measurements are
 # interleaved round-robin so that background load, if any, hits every
 # server alike.
 declare -A SPID
@@ -173,11 +188,13 @@ for line in open(res):
 servers = ["lmx", "lmx-sleep", "dnsmasq", "tftpd-hpa", "atftpd"]
 keys = sorted({(c, b, w) for (c, b, w, s) in cells}, key=lambda k: (k[0], int(k[2]), int(k[1])))
 size = 64 * 1024 * 1024
+label = {"curlx4": "curl, 4 at once"}
+files = {"curlx4": 4}
 print(f"64 MiB file on loopback, median of {runs} runs (seconds; MiB/s; peer/lmx time ratio)\n")
 print("| client | blksize | window | " + " | ".join(servers) + " |")
 print("|---|---|---|" + "---|" * len(servers))
 for (c, b, w) in keys:
-    row = [c, b, w]
+    row = [label.get(c, c), b, w]
     base = cells.get((c, b, w, "lmx"))
     base_m = statistics.median(base) if base else None
     for s in servers:
@@ -188,7 +205,7 @@ for (c, b, w) in keys:
             row.append("n/a")
         else:
             m = statistics.median(v)
-            rate = size / m / 2**20
+            rate = size * files.get(c, 1) / m / 2**20
             ratio = f", x{m / base_m:.2f}" if base_m and s != "lmx" else ""
             row.append(f"{m:.3f} s ({rate:.0f} MiB/s{ratio})")
     print("| " + " | ".join(row) + " |")
@@ -196,7 +213,7 @@ print("\nServer CPU time per transfer, median (seconds, user + system, the serve
 print("| client | blksize | window | " + " | ".join(servers) + " |")
 print("|---|---|---|" + "---|" * len(servers))
 for (c, b, w) in keys:
-    row = [c, b, w]
+    row = [label.get(c, c), b, w]
     for s in servers:
         v = cpus.get((c, b, w, s))
         row.append(f"{statistics.median(v):.2f}" if v else "n/a")

@@ -15,7 +15,10 @@
 //! with every further miss (up to [`MAX_SKIP`] waits) and halves with every
 //! catch; and the server lets only some threads spin at once
 //! ([`SpinSlots`], one less than the CPUs available, so none on one
-//! CPU). This module holds the policy only; the server does the spinning.
+//! CPU), and none at all while more read transfers run than that: then
+//! the CPUs have work (the transfers, and on the same host their
+//! clients), and a spin would only take CPU time from it. This module
+//! holds the policy only; the server does the spinning.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -72,16 +75,25 @@ impl BusyPoll {
 #[derive(Debug)]
 pub struct SpinSlots {
     used: AtomicUsize,
+    running: AtomicUsize,
     max: usize,
 }
 
 impl SpinSlots {
-    /// At most `max` spinners at once.
+    /// At most `max` spinners at once, and none while more than `max`
+    /// transfers are running.
     pub fn new(max: usize) -> Self {
         SpinSlots {
             used: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
             max,
         }
+    }
+
+    /// Counts a transfer as running until the guard is dropped.
+    pub fn running(&self) -> Running<'_> {
+        self.running.fetch_add(1, Ordering::AcqRel);
+        Running(self)
     }
 
     /// One less than the CPUs this process may use: a spinner must never
@@ -91,14 +103,28 @@ impl SpinSlots {
         SpinSlots::new(cpus - 1)
     }
 
-    /// A slot, when one is free; it is given back when dropped.
+    /// A slot, when one is free and no more than `max` transfers run;
+    /// it is given back when dropped.
     pub fn try_take(&self) -> Option<SpinSlot<'_>> {
+        if self.running.load(Ordering::Acquire) > self.max {
+            return None;
+        }
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < self.max).then_some(n + 1)
             })
             .ok()
             .map(|_| SpinSlot(self))
+    }
+}
+
+/// A running transfer, counted by [`SpinSlots::running`].
+#[derive(Debug)]
+pub struct Running<'a>(&'a SpinSlots);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -202,5 +228,18 @@ mod tests {
         drop(c);
         assert_eq!(s.used.load(Ordering::Relaxed), 0);
         assert!(SpinSlots::new(0).try_take().is_none());
+    }
+
+    #[test]
+    fn nobody_spins_while_more_transfers_run_than_slots() {
+        let s = SpinSlots::new(1);
+        let a = s.running();
+        assert!(s.try_take().is_some(), "one transfer, one slot");
+        let b = s.running();
+        assert!(s.try_take().is_none(), "two transfers busy the CPUs");
+        drop(a);
+        assert!(s.try_take().is_some(), "back to one");
+        drop(b);
+        assert_eq!(s.running.load(Ordering::Relaxed), 0);
     }
 }

@@ -747,6 +747,8 @@ fn read_loop(
     let mut last_progress = Instant::now();
     let mut stopping = false;
     let mut busy = BusyPoll::new(ctx.shared.config.busy_poll);
+    let shared = ctx.shared.clone();
+    let _running = shared.spinners.running();
     let (mut waits, mut caught, mut missed) = (0u64, 0u64, 0u64);
     loop {
         while !eof && m.wants() > 0 {
