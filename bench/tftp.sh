@@ -82,10 +82,12 @@ fetch() {
     curl) curl -s --tftp-blksize "$blk" -o "$out" "tftp://127.0.0.1:$port/$file" ;;
     # Four clients at once: the CPUs are busy, nothing is idle to wake.
     curlx4)
+      local pids=() i
       for i in 1 2 3 4; do
         curl -s --tftp-blksize "$blk" -o "$out.$i" "tftp://127.0.0.1:$port/$file" &
+        pids+=($!)
       done
-      wait ;;
+      wait "${pids[@]}" ;; # (a bare wait would also wait for the servers)
     atftp)
       if [ "$win" = 1 ]; then
         atftp --option "blksize $blk" -g -r "$file" -l "$out" 127.0.0.1 "$port" >/dev/null 2>&1
