@@ -13,6 +13,39 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Starts `lmx ARGS… serve --port 0 --bind 127.0.0.1 SERVE_ARGS… ROOT`
+/// with piped output; returns it, its stdout lines after the first, and
+/// the port that first line names.
+fn start_serve(
+    args: &[&str],
+    serve_args: &[&str],
+    root: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+    u16,
+) {
+    let mut child = lmx()
+        .args(args)
+        .args(["serve", "--port", "0", "--bind", "127.0.0.1"])
+        .args(serve_args)
+        .arg(root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = port_of(&lines.next().unwrap().unwrap());
+    (child, lines, port)
+}
+
+/// Runs `cmd`, which must fail; returns its standard error.
+fn failing(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "expected a failure: {out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// The port from `lmx serve`'s first line ("listening on 127.0.0.1:PORT; …").
 fn port_of(first: &str) -> u16 {
     first
@@ -40,25 +73,17 @@ fn privileged_port_error_names_port_flag_and_setcap() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let out = cmd
-        .args(["serve", "--port", "69", "--bind", "127.0.0.1"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failing(
+        cmd.args(["serve", "--port", "69", "--bind", "127.0.0.1"])
+            .arg(dir.path()),
+    );
     assert!(err.contains("--port"), "{err}");
     assert!(err.contains("setcap cap_net_bind_service=+ep"), "{err}");
 }
 
 #[test]
 fn missing_root_is_a_clear_startup_error() {
-    let out = lmx()
-        .args(["serve", "--port", "0", "/nonexistent/lmx-test-root"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failing(lmx().args(["serve", "--port", "0", "/nonexistent/lmx-test-root"]));
     assert!(err.contains("/nonexistent/lmx-test-root"), "{err}");
     assert!(err.contains("does not exist"), "{err}");
 }
@@ -68,16 +93,7 @@ fn serves_then_ctrl_c_prints_summary() {
     let dir = tempfile::tempdir().unwrap();
     let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(dir.path().join("uImage"), &data).unwrap();
-    let mut child = lmx()
-        .args(["serve", "--port", "0", "--bind", "127.0.0.1"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let port = port_of(&first);
+    let (mut child, lines, port) = start_serve(&[], &[], dir.path());
     let out_file = dir.path().join("got");
     let st = Command::new("curl")
         .args(["-sS", "--tftp-blksize", "1468", "-o"])
@@ -112,23 +128,7 @@ fn serves_then_ctrl_c_prints_summary() {
 fn exit_after_and_plain_log_lines_when_not_a_tty() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("f"), b"hello").unwrap();
-    let mut child = lmx()
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--exit-after",
-            "2",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let port = port_of(&first);
+    let (mut child, lines, port) = start_serve(&[], &["--exit-after", "2"], dir.path());
     for name in ["f", "missing"] {
         let _ = Command::new("curl")
             .args(["-sS", "-o", "/dev/null"])
@@ -152,17 +152,8 @@ fn exit_after_and_plain_log_lines_when_not_a_tty() {
 fn busy_poll_counts(extra: &[&str]) -> (u64, u64, u64) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("f"), vec![7u8; 1 << 20]).unwrap();
-    let mut child = lmx()
-        .args(["-v", "serve", "--port", "0", "--bind", "127.0.0.1"])
-        .args(["--exit-after", "1"])
-        .args(extra)
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let port = port_of(&lines.next().unwrap().unwrap());
+    let serve_args: Vec<&str> = ["--exit-after", "1"].iter().chain(extra).copied().collect();
+    let (child, _lines, port) = start_serve(&["-v"], &serve_args, dir.path());
     let got = Command::new("curl")
         .args(["-sS", "--tftp-blksize", "512", "-o", "/dev/null"])
         .arg(format!("tftp://127.0.0.1:{port}/f"))
@@ -210,13 +201,11 @@ fn busy_poll_spins_by_default_and_never_when_off() {
 #[test]
 fn busy_poll_out_of_range_is_refused_with_the_range() {
     let dir = tempfile::tempdir().unwrap();
-    let out = lmx()
-        .args(["serve", "--port", "0", "--busy-poll", "10001"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = failing(
+        lmx()
+            .args(["serve", "--port", "0", "--busy-poll", "10001"])
+            .arg(dir.path()),
+    );
     assert!(err.contains("--busy-poll"), "{err}");
     assert!(err.contains("0..=10000"), "{err}");
 }
