@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{flash_args, lmx_watched as lmx, need, one_vm, s, MARKER};
+use common::{flash_and_boot_args, flash_args, lmx_watched as lmx, need, one_vm, s, MARKER};
 
 const MIB: usize = 1 << 20;
 
@@ -87,17 +87,13 @@ fn a_fit_and_rootfs_flashed_from_lmx_build_boot_from_flash() {
     );
     let bootcmd = format!("bootm {k_off:#x}");
     let flash = tmp();
-    let mut args = flash_args("qemu-aarch64", flash.path());
-    args.extend([
-        "--from",
-        s(out.path()),
-        "--bootcmd",
+    let args = flash_and_boot_args(
+        "qemu-aarch64",
+        flash.path(),
+        out.path(),
         &bootcmd,
-        "--bootargs",
         &bootargs,
-        "--boot",
-        "--show-console",
-    ]);
+    );
     let r = lmx(&args, Duration::from_secs(300));
     let all = r.flat();
     assert!(r.success(), "{all}");

@@ -21,7 +21,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{flash_args, lmx_watched as lmx, need, one_vm, s, MARKER};
+use common::{flash_and_boot_args, flash_args, lmx_watched as lmx, need, one_vm, s, MARKER};
 
 /// The malta flash (boards/families/qemu-malta.toml).
 const FLASH_SIZE: usize = 0x40_0000;
@@ -209,20 +209,7 @@ fn a_firmware_flashed_from_lmx_build_boots_from_flash_on_qemu_mips() {
     //    the RAM boot's address and runs bootm on the uImage in flash.
     let bootcmd = format!("cp.b {r_addr:#x} 0x8a000000 {r_size:#x}; bootm {k_addr:#x}");
     let r = lmx(
-        &[
-            flash_args("qemu-mips", fd),
-            vec![
-                "--from",
-                s(out.path()),
-                "--bootcmd",
-                &bootcmd,
-                "--bootargs",
-                &bootargs,
-                "--boot",
-                "--show-console",
-            ],
-        ]
-        .concat(),
+        &flash_and_boot_args("qemu-mips", fd, out.path(), &bootcmd, &bootargs),
         Duration::from_secs(300),
     );
     let all = r.flat();

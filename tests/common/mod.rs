@@ -536,6 +536,30 @@ pub fn firmware_parts(manifest: &serde_json::Value) -> FirmwareParts {
     }
 }
 
+/// `lmx flash` writing the build in `from` to the board's flash in DIR,
+/// then booting from flash with `bootcmd` and `bootargs` and showing the
+/// console: the last step of the flash tests on each board.
+pub fn flash_and_boot_args<'a>(
+    board: &'a str,
+    flash_dir: &'a Path,
+    from: &'a Path,
+    bootcmd: &'a str,
+    bootargs: &'a str,
+) -> Vec<&'a str> {
+    let mut args = flash_args(board, flash_dir);
+    args.extend([
+        "--from",
+        s(from),
+        "--bootcmd",
+        bootcmd,
+        "--bootargs",
+        bootargs,
+        "--boot",
+        "--show-console",
+    ]);
+    args
+}
+
 /// `lmx flash --board BOARD --yes --flash-dir DIR`, the start of every
 /// flash test's command line (the virtual board keeps its flash in DIR).
 pub fn flash_args<'a>(board: &'a str, flash_dir: &'a Path) -> Vec<&'a str> {

@@ -34,6 +34,9 @@ pub struct BusyPoll {
     skip: u32,
     /// Length of the next stretch of sleeping waits after a miss.
     penalty: u32,
+    /// Spins that caught the answer, and spins that ran out.
+    caught: u64,
+    missed: u64,
 }
 
 impl BusyPoll {
@@ -43,6 +46,8 @@ impl BusyPoll {
             limit,
             skip: 0,
             penalty: 0,
+            caught: 0,
+            missed: 0,
         }
     }
 
@@ -63,11 +68,18 @@ impl BusyPoll {
     /// while spinning, false when the spin ran out and the wait slept.
     pub fn record(&mut self, caught: bool) {
         if caught {
+            self.caught += 1;
             self.penalty /= 2;
         } else {
+            self.missed += 1;
             self.penalty = (self.penalty * 2).clamp(1, MAX_SKIP);
             self.skip = self.penalty;
         }
+    }
+
+    /// Spins so far: (caught the answer, ran out).
+    pub fn spins(&self) -> (u64, u64) {
+        (self.caught, self.missed)
     }
 }
 
@@ -206,6 +218,7 @@ mod tests {
             assert_eq!(b.budget(), Duration::ZERO);
         }
         assert_eq!(b.budget(), L);
+        assert_eq!(b.spins(), (0, 3));
         b.record(true); // penalty 2
         assert_eq!(b.budget(), L);
         b.record(false); // penalty 4 again: a catch halved, a miss doubles

@@ -749,7 +749,7 @@ fn read_loop(
     let mut busy = BusyPoll::new(ctx.shared.config.busy_poll);
     let shared = ctx.shared.clone();
     let _running = shared.spinners.running();
-    let (mut waits, mut caught, mut missed) = (0u64, 0u64, 0u64);
+    let mut waits = 0u64;
     loop {
         while !eof && m.wants() > 0 {
             match source.fill(m.wants(), &mut chunk) {
@@ -781,28 +781,23 @@ fn read_loop(
             .poll_timeout()
             .map_or(STOP_POLL, |d| d.saturating_duration_since(now))
             .min(STOP_POLL);
-        let spin = match port.can_spin().then(|| busy.budget()) {
-            None => None,
-            Some(d) if d.is_zero() => None,
-            Some(d) => ctx.shared.spinners.try_take().map(|slot| (d, slot)),
-        };
-        let spinning = spin.is_some();
+        // Spin first when the policy wants to and a slot is free.
+        let mut spin = port
+            .can_spin()
+            .then(|| busy.budget())
+            .filter(|d| !d.is_zero())
+            .and_then(|d| shared.spinners.try_take().map(|slot| (d, slot)));
         waits += 1;
         let got = port.recv(&mut inbuf, ctx.peer, wait, spin.as_ref().map(|s| s.0));
-        drop(spin);
-        if spinning {
+        if spin.take().is_some() {
             busy.record(got.caught_spinning);
-            if got.caught_spinning {
-                caught += 1;
-            } else {
-                missed += 1;
-            }
         }
         match got.len {
             Some(n) => m.handle_packet(&inbuf[..n], Instant::now()),
             None => m.handle_timeout(Instant::now()),
         }
     }
+    let (caught, missed) = busy.spins();
     tracing::debug!(
         client = %ctx.shown,
         "busy poll: {waits} waits, {caught} caught the answer spinning, {missed} spun in vain"

@@ -870,9 +870,10 @@ impl ReadTransfer {
             }
             return;
         }
-        // Progress: blocks acked+1 ..= b are confirmed. Short of the burst
-        // sent, the client lost what followed b (RFC 7440); all of it, and
-        // the burst was clean: it may grow.
+        // Progress: blocks acked+1 ..= b are confirmed. An ACK short of
+        // the burst sent means the client lost what followed b (RFC 7440);
+        // one covering the whole burst means the burst was clean, and it
+        // may grow.
         let lost = b < self.burst_max;
         let newly = b - self.acked;
         // Karn's rule: only a block sent once gives an RTT sample. Progress

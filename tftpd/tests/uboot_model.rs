@@ -149,7 +149,13 @@ fn simulate(size: usize, window: u16, loss_per_mille: u32, seed: u64) -> Outcome
 
 /// Runs one transfer of `size` bytes, losing `to_board` per mille of the
 /// packets toward U-Boot and `to_server` per mille of those back.
-fn simulate_lossy(size: usize, window: u16, to_board: u32, to_server: u32, seed: u64) -> Outcome {
+fn simulate_lossy(
+    size: usize,
+    window: u16,
+    loss_to_board: u32,
+    loss_to_server: u32,
+    seed: u64,
+) -> Outcome {
     let blksize = 1468usize;
     let file: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
     let opts: Vec<(String, String)> = vec![
@@ -192,12 +198,15 @@ fn simulate_lossy(size: usize, window: u16, to_board: u32, to_server: u32, seed:
     let mut dropped = 0;
     let mut pos = 0usize;
     let mut now = Duration::ZERO;
-    let to_server_loss = to_server;
     let mut send = |queue: &mut BinaryHeap<Ev>, at: Duration, to_server: bool, bytes: Vec<u8>| {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        let loss_per_mille = if to_server { to_server_loss } else { to_board };
+        let loss_per_mille = if to_server {
+            loss_to_server
+        } else {
+            loss_to_board
+        };
         if (rng % 1000) < loss_per_mille as u64 {
             dropped += 1;
             return;

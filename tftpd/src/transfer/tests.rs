@@ -46,6 +46,14 @@ fn data(block: u16, payload: &[u8]) -> Vec<u8> {
     v
 }
 
+/// DATA packets of `list`'s blocks of `file` at blksize 8 (the windowed
+/// tests' size), as `drain` returns them.
+fn blocks8(file: &[u8], list: &[u16]) -> Vec<Vec<u8>> {
+    list.iter()
+        .map(|&b| data(b, &file[(b as usize - 1) * 8..b as usize * 8]))
+        .collect()
+}
+
 fn ack(block: u16) -> Vec<u8> {
     let mut v = vec![0, 4];
     v.extend_from_slice(&block.to_be_bytes());
@@ -154,47 +162,20 @@ fn windowed_sends_whole_window_and_restarts_after_gap_ack() {
     drain(&mut t); // OACK
     t.handle_packet(&ack(0), t0);
     let sent = drain(&mut t);
-    assert_eq!(
-        sent,
-        (1..=4)
-            .map(|b| data(b, &file[(b as usize - 1) * 8..b as usize * 8]))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(sent, blocks8(&file, &[1, 2, 3, 4]));
     // Block 2 was lost: the receiver re-ACKs 1. We restart at 2 at once,
     // with the burst halved (2 blocks) and ended by a clock probe (block 2
     // again), since the receiver ACKs by itself only at its window's end.
     t.handle_packet(&ack(1), t0 + ms(1));
-    assert_eq!(
-        drain(&mut t),
-        vec![
-            data(2, &file[8..16]),
-            data(3, &file[16..24]),
-            data(2, &file[8..16])
-        ]
-    );
+    assert_eq!(drain(&mut t), blocks8(&file, &[2, 3, 2]));
     // The receiver answers the probe with the ACK of its last block. The
     // loss episode lasts until everything sent before it is confirmed
     // (block 4), so the burst stays at 2 once more.
     t.handle_packet(&ack(3), t0 + ms(2));
-    assert_eq!(
-        drain(&mut t),
-        vec![
-            data(4, &file[24..32]),
-            data(5, &file[32..40]),
-            data(4, &file[24..32])
-        ]
-    );
+    assert_eq!(drain(&mut t), blocks8(&file, &[4, 5, 4]));
     // Then each clean burst grows by one block: 3, then the whole window.
     t.handle_packet(&ack(5), t0 + ms(3));
-    assert_eq!(
-        drain(&mut t),
-        vec![
-            data(6, &file[40..48]),
-            data(7, &file[48..56]),
-            data(8, &file[56..64]),
-            data(6, &file[40..48])
-        ]
-    );
+    assert_eq!(drain(&mut t), blocks8(&file, &[6, 7, 8, 6]));
     t.handle_packet(&ack(8), t0 + ms(4));
     assert_eq!(
         drain(&mut t),
@@ -229,14 +210,7 @@ fn windowed_duplicate_ack_restarts_at_most_once_per_rtt() {
     // After an RTT it is a real request to resend: from block 5, in a
     // halved burst ended by a clock probe.
     t.handle_packet(&ack(4), t0 + ms(25));
-    assert_eq!(
-        drain(&mut t),
-        vec![
-            data(5, &file[32..40]),
-            data(6, &file[40..48]),
-            data(5, &file[32..40])
-        ]
-    );
+    assert_eq!(drain(&mut t), blocks8(&file, &[5, 6, 5]));
     // A duplicate of that ACK right after does not double the traffic.
     t.handle_packet(&ack(4), t0 + ms(26));
     assert!(drain(&mut t).is_empty());
@@ -702,14 +676,7 @@ fn budget_cut_recovery_burst_ends_with_a_clock_probe() {
                                         // 3 and 4 and answer at once.
     t.handle_packet(&ack(2), t0 + ms(1));
     let sent = drain(&mut t);
-    assert_eq!(
-        sent,
-        vec![
-            data(3, &file[16..24]),
-            data(4, &file[24..32]),
-            data(3, &file[16..24]),
-        ]
-    );
+    assert_eq!(sent, blocks8(&file, &[3, 4, 3]));
     assert_eq!(t.stats().probes, 1);
     // The probe's answer: the client holds 4.
     t.handle_packet(&ack(4), t0 + ms(2));
@@ -718,7 +685,7 @@ fn budget_cut_recovery_burst_ends_with_a_clock_probe() {
     // sequences 5..=8 may still be queued: room for two more, the second a
     // probe again.
     let sent = drain(&mut t);
-    assert_eq!(sent, vec![data(5, &file[32..40]), data(5, &file[32..40])]);
+    assert_eq!(sent, blocks8(&file, &[5, 5]));
     assert_eq!(t.stats().probes, 2);
     // A repeated ACK of 4 (the client met something other than 5 after
     // taking 4): the packet after the copy of 4 it took is out too.
