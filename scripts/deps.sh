@@ -21,7 +21,9 @@ TEST_PKGS=(
 )
 # Peer servers for benchmarks (atftpd and tftpd-hpa conflict: tftpd-hpa is
 # unpacked privately by the benchmark script instead).
-BENCH_PKGS=(dnsmasq-base atftpd hyperfine time tcpdump)
+# The scripts themselves use python3 (tables, bench/vboard.py,
+# bench/cpu_sample.py) and ps (procps; peak RSS), which minimal images lack.
+BENCH_PKGS=(dnsmasq-base atftpd hyperfine time tcpdump python3 procps)
 # The virtual board (shared/design/testbed.md, testbed/README.md): U-Boot
 # for QEMU's virt machine, the kernel's sources and cross compiler, the
 # namespace tools. qemu-system-arm and the busyboxes are handled by
