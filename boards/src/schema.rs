@@ -436,18 +436,62 @@ pub struct Kernel {
     /// The DTB must be appended to the kernel because U-Boot cannot pass one.
     #[serde(default, skip_serializing_if = "is_false")]
     pub append_dtb: bool,
+    /// The `/chosen` property this board's kernel takes its command line
+    /// from, when not `bootargs` (e.g. `bootargs-override` on boards
+    /// whose U-Boot rewrites `bootargs`); `None` means `bootargs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dt_bootargs: Option<String>,
 }
 
 /// How the kernel is told where the RAM root filesystem is and kept off it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum PhramMethod {
-    /// A device-tree `/reserved-memory` node (`compatible = "phram"`, `no-map`).
+    /// A device-tree `/reserved-memory` node (`compatible = "phram"`,
+    /// `no-map`, `label = "rootfs"`) alone; the kernel's OF phram probe
+    /// (Linux 6.2 and later) makes the MTD device.
     Dt,
-    /// `phram.phram=` on the command line, RAM limited with `mem=`.
+    /// `phram.phram=` on the command line, RAM limited with `mem=` to
+    /// what lies below the rootfs.
     Cmdline,
     /// `memmap=SIZE$START` plus `phram.phram=` on the command line.
     Memmap,
+    /// Both halves: a `/reserved-memory` `no-map` node (no label) keeps
+    /// the kernel off the region, and `phram.phram=` plus `mtdparts=` on
+    /// the command line make the MTD device; no `mem=`, so Linux keeps
+    /// all other RAM. The recipe Liminix's `tftpboot` output uses
+    /// (`telent/liminix`, `modules/outputs/tftpboot.nix`).
+    DtCmdline,
+}
+
+impl PhramMethod {
+    /// Every method, in the order help texts list them.
+    pub const ALL: [PhramMethod; 4] = [
+        PhramMethod::DtCmdline,
+        PhramMethod::Dt,
+        PhramMethod::Cmdline,
+        PhramMethod::Memmap,
+    ];
+
+    /// The name used in board files and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhramMethod::Dt => "dt",
+            PhramMethod::Cmdline => "cmdline",
+            PhramMethod::Memmap => "memmap",
+            PhramMethod::DtCmdline => "dt-cmdline",
+        }
+    }
+
+    /// The method called `name` ([`PhramMethod::as_str`]).
+    pub fn from_name(name: &str) -> Option<PhramMethod> {
+        PhramMethod::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+
+    /// Whether the method adds a `/reserved-memory` node (and so needs a DTB).
+    pub fn needs_dtb(self) -> bool {
+        matches!(self, PhramMethod::Dt | PhramMethod::DtCmdline)
+    }
 }
 
 /// `[ram_boot]`: facts for booting from RAM without touching flash.
@@ -477,6 +521,12 @@ pub struct RamBoot {
     /// for a RAM boot (devices this board's kernel trips over).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dt_disable: Vec<String>,
+    /// An always-running hardware watchdog resets the board after this
+    /// many milliseconds unless the booted kernel feeds it; every plan
+    /// for the board says so. `None` when the board has none (or it is
+    /// not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hardware_watchdog_ms: Option<u32>,
 }
 
 impl RamBoot {

@@ -1,5 +1,5 @@
 //! The board files this crate ships: all valid, all embedded, and
-//! faithful to the facts in the design notes.
+//! faithful to the public sources their comments cite.
 
 use std::path::PathBuf;
 
@@ -121,10 +121,27 @@ fn gl_ar750_facts() {
     assert_eq!(b.flash.root_device.as_deref(), Some("/dev/mtdblock5"));
     assert_eq!(b.console.kernel_name, "ttyS0");
     assert_eq!(b.console.baud, 115200);
+    // GL's U-Boot 1.1.4 (gl-inet/uboot-for-qca95xx): hush, CFG_CBSIZE 512,
+    // keyed autoboot "gl", ipaddr/serverip from board953x.h.
+    assert_eq!(b.uboot.cbsize, Some(512));
+    assert_eq!(
+        (b.uboot.quotes_special, b.uboot.braces_required),
+        (Some(true), Some(false))
+    );
+    assert_eq!(
+        (b.uboot.echo, b.uboot.exit_status),
+        (Some(true), Some(true))
+    );
+    assert!(
+        matches!(b.uboot.interrupt, Some(lmx_boards::Interrupt::String { ref string }) if string == "gl")
+    );
+    assert_eq!(b.uboot.bootdelay, Some(2));
+    assert_eq!((b.uboot.lzma, b.uboot.lzmadec), (Some(true), Some(false)));
+    assert_eq!(b.network.ip, Some("192.168.1.1".parse().unwrap()));
+    assert_eq!(b.network.server_ip, Some("192.168.1.2".parse().unwrap()));
     // Unknown facts stay unknown.
     assert_eq!(b.ram.uboot, None);
-    assert_eq!(b.uboot.cbsize, None);
-    assert_eq!(b.network.ip, None);
+    assert_eq!(b.network.prefix_len, None);
 }
 
 #[test]
@@ -139,10 +156,28 @@ fn ramips_flash_goes_through_kseg1() {
         );
         assert_eq!(fw.size, size);
         assert_eq!(b.cpu.endian, Endian::Little);
+        // GL's builds are keyed with "gl" and never offer the Ralink menu
+        // (gl-inet/uboot-source-for_mtk include/configs/rt2880.h l.98-100,
+        // lib_mips/board.c l.1976).
         assert!(
-            matches!(b.uboot.interrupt, Some(lmx_boards::Interrupt::Menu { ref choice }) if choice == "4")
+            matches!(b.uboot.interrupt, Some(lmx_boards::Interrupt::String { ref string }) if string == "gl"),
+            "{name}"
         );
+        assert_eq!(
+            b.uboot.autoboot.as_deref(),
+            Some("type 'gl' to run U-Boot console")
+        );
+        assert_eq!(b.uboot.cbsize, Some(256), "{name}: CFG_CBSIZE");
+        assert_eq!(
+            (b.uboot.echo, b.uboot.exit_status),
+            (Some(false), Some(false))
+        );
+        assert_eq!(b.uboot.quotes_special, Some(false));
+        assert_eq!(b.network.server_ip, Some("192.168.1.2".parse().unwrap()));
     }
+    let prompt = |n: &str| regex::Regex::new(&board(n).uboot.prompt).unwrap();
+    assert!(prompt("gl-mt300a").is_match("MT7620 # "));
+    assert!(prompt("gl-mt300n-v2").is_match("MT7628 # "));
     assert_eq!(board("gl-mt300n-v2").ram_boot.rootfs, Some(0x0140_0000));
 }
 
@@ -268,27 +303,32 @@ fn ram_addresses_take_only_the_ram_window() {
 #[test]
 fn unknown_facts_are_absent() {
     let ax23 = board("tp-archer-ax23");
-    assert_eq!(ax23.ram.size, None);
-    assert_eq!(ax23.kernel.format, KernelFormat::Fit);
-    assert_eq!(ax23.kernel.load, Some(0x8000_1000));
-    assert_eq!(ax23.ram_boot.rootfs, Some(0x0640_0000));
+    // The Liminix load address 0x86400000 is KSEG0: physical 0x06400000.
     assert_eq!(ax23.to_uboot_addr(0x0640_0000), Ok(0x8640_0000));
     assert_eq!(ax23.flash.root_device.as_deref(), Some("/dev/mtdblock3"));
+    // Nothing settles these for the TP-Link boot loader.
+    assert_eq!(ax23.flash.env, None);
+    assert_eq!(ax23.network.ip, None);
+    assert_eq!((ax23.uboot.cbsize, ax23.uboot.bootdelay), (None, None));
+    assert_eq!(ax23.ram.uboot, None);
     let nwa = board("zyxel-nwa50ax");
-    assert_eq!(nwa.ram_boot.rootfs, None);
     assert_eq!(nwa.flash.kind, FlashKind::Ubi);
+    // Every command but the `at*` ones is refused at its prompt: unknown.
+    assert_eq!((nwa.uboot.echo, nwa.uboot.exit_status), (None, None));
+    assert_eq!(nwa.network.ip, None);
     for name in ["belkin-rt3200", "openwrt-one"] {
         let b = board(name);
         assert_eq!(b.cpu.arch, Arch::Aarch64);
-        assert_eq!(b.kernel.load, None, "{name}: FIT carries its own");
+        assert_eq!(b.flash.env, None, "{name}");
+        assert_eq!((b.uboot.bootdelay, b.uboot.cbsize), (None, None), "{name}");
     }
-    assert_eq!(board("belkin-rt3200").ram_boot.rootfs, Some(0x4800_0000));
-    assert_eq!(board("openwrt-one").ram_boot.rootfs, Some(0x5000_0000));
+    assert_eq!(board("belkin-rt3200").ram_boot.hardware_watchdog_ms, None);
     let omnia = board("turris-omnia");
     assert_eq!(omnia.boot_command(), "bootz");
     assert!(omnia.ram_boot.compressed_rootfs);
-    assert_eq!(omnia.ram_boot.rootfs, Some(0x0170_0000));
+    assert_eq!(omnia.uboot.lzmadec, Some(true));
     assert_eq!(omnia.flash.kind, FlashKind::Emmc);
+    assert!(omnia.flash.partitions.is_empty());
 }
 
 #[test]
@@ -361,4 +401,251 @@ fn from_toml_str_checks_the_schema_version() {
     let errs = Board::from_toml_str("x.toml", &text).unwrap_err();
     assert_eq!(errs.errors[0].rule, lmx_boards::Rule::SchemaVersion);
     assert_eq!(errs.errors[0].to_string(), "x.toml: `schema`: schema version 7 is not supported (this lmx reads version 1) [schema-version]");
+}
+
+/// One real board's cited facts, written down from the sources named in
+/// its board file (not read back from the file).
+struct Cited {
+    name: &'static str,
+    ram: u64,
+    format: KernelFormat,
+    /// kernel.load and kernel.entry (U-Boot addresses).
+    load: u64,
+    /// ram_boot.rootfs (physical).
+    rootfs: u64,
+    flash_size: Option<u64>,
+    erase_block: Option<u64>,
+    /// (name, offset, size) of every protected partition.
+    protected: &'static [(&'static str, u64, u64)],
+    env: Option<Env>,
+}
+
+/// flash.env: (offset, size, redundant offset, CRC byte order).
+type Env = (u64, Option<u64>, Option<u64>, Option<Endian>);
+
+const MIB: u64 = 1 << 20;
+
+const REAL_BOARDS: &[Cited] = &[
+    // telent/liminix devices/gl-ar750/default.nix; openwrt/openwrt
+    // target/linux/ath79/dts/qca9531_glinet_gl-ar750.dts and image/Makefile;
+    // gl-inet/uboot-for-qca95xx src/include/configs/board953x.h.
+    Cited {
+        name: "gl-ar750",
+        ram: 128 * MIB,
+        format: KernelFormat::UimageLzma,
+        load: 0x8006_0000,
+        rootfs: 0x00A0_0000,
+        flash_size: Some(16 * MIB),
+        erase_block: Some(0x1_0000),
+        protected: &[
+            ("u-boot", 0x0, 0x4_0000),
+            ("u-boot-env", 0x4_0000, 0x1_0000),
+            ("art", 0x5_0000, 0x1_0000),
+        ],
+        env: Some((0x4_0000, Some(0x1_0000), None, Some(Endian::Big))),
+    },
+    // telent/liminix devices/gl-mt300a/default.nix; openwrt/openwrt
+    // target/linux/ramips/dts/mt7620a_glinet_gl-mt300a.dts;
+    // gl-inet/uboot-source-for_mtk README.md, include/configs/rt2880.h.
+    Cited {
+        name: "gl-mt300a",
+        ram: 128 * MIB,
+        format: KernelFormat::UimageLzma,
+        load: 0x8000_0000,
+        rootfs: 0x00A0_0000,
+        flash_size: Some(16 * MIB),
+        erase_block: Some(0x1_0000),
+        protected: &[
+            ("u-boot", 0x0, 0x3_0000),
+            ("u-boot-env", 0x3_0000, 0x1_0000),
+            ("factory", 0x4_0000, 0x1_0000),
+            ("unassigned", 0xFD_0000, 0x2_0000),
+            ("art", 0xFF_0000, 0x1_0000),
+        ],
+        env: Some((0x3_0000, Some(0x1000), None, Some(Endian::Little))),
+    },
+    // telent/liminix devices/gl-mt300n-v2/default.nix; openwrt/openwrt
+    // target/linux/ramips/dts/mt7628an_glinet_gl-mt300n-v2.dts;
+    // gl-inet/uboot-source-for_mtk README.md, include/configs/rt2880.h.
+    Cited {
+        name: "gl-mt300n-v2",
+        ram: 128 * MIB,
+        format: KernelFormat::UimageLzma,
+        load: 0x8000_0000,
+        rootfs: 0x0140_0000,
+        flash_size: Some(16 * MIB),
+        erase_block: Some(0x1_0000),
+        protected: &[
+            ("u-boot", 0x0, 0x3_0000),
+            ("u-boot-env", 0x3_0000, 0x1_0000),
+            ("factory", 0x4_0000, 0x1_0000),
+        ],
+        env: Some((0x3_0000, Some(0x1000), None, Some(Endian::Little))),
+    },
+    // telent/liminix devices/tp-archer-ax23/default.nix; openwrt/openwrt
+    // target/linux/ramips/dts/mt7621_tplink_archer-ax23-v1.dts,
+    // image/mt7621.mk and image/Makefile (loadaddr 0x80001000).
+    Cited {
+        name: "tp-archer-ax23",
+        ram: 128 * MIB,
+        format: KernelFormat::UimageLzma,
+        load: 0x8000_1000,
+        rootfs: 0x0640_0000,
+        flash_size: Some(16 * MIB),
+        erase_block: Some(0x1_0000),
+        protected: &[
+            ("u-boot", 0x0, 0x4_0000),
+            ("config", 0xFA_0000, 0x1_0000),
+            ("tplink", 0xFB_0000, 0x4_0000),
+            ("radio", 0xFF_0000, 0x1_0000),
+        ],
+        env: None,
+    },
+    // telent/liminix devices/zyxel-nwa50ax/default.nix; openwrt/openwrt
+    // target/linux/ramips/dts/mt7621_zyxel_nwa-ax.dtsi;
+    // RaitoBezarius/uboot-nwa50ax configs/mt7621_nand_ax_rfb_defconfig;
+    // the NWA50AX boot log on community.zyxel.com (DRAM, NAND size).
+    Cited {
+        name: "zyxel-nwa50ax",
+        ram: 256 * MIB,
+        format: KernelFormat::Fit,
+        load: 0x8000_1000,
+        rootfs: 0x0200_0000,
+        flash_size: Some(128 * MIB),
+        erase_block: Some(0x2_0000),
+        protected: &[
+            ("u-boot", 0x0, 0x8_0000),
+            ("u-boot-env", 0x8_0000, 0x8_0000),
+            ("factory", 0x10_0000, 0x8_0000),
+            ("zy_firmware_1", 0x298_0000, 0x280_0000),
+            ("zy_rootfs_data", 0x518_0000, 0x140_0000),
+            ("zy_logs", 0x658_0000, 0xD0_0000),
+            ("myzyxel", 0x728_0000, 0x48_0000),
+            ("bootconfig", 0x770_0000, 0x8_0000),
+            ("mrd", 0x778_0000, 0x8_0000),
+        ],
+        env: Some((0x8_0000, Some(0x2_0000), None, Some(Endian::Little))),
+    },
+    // telent/liminix devices/belkin-rt3200/default.nix; openwrt/openwrt
+    // target/linux/mediatek/dts/mt7622-linksys-e8450-ubi.dts.
+    Cited {
+        name: "belkin-rt3200",
+        ram: 512 * MIB,
+        format: KernelFormat::Fit,
+        load: 0x4200_0000,
+        rootfs: 0x4800_0000,
+        flash_size: Some(128 * MIB),
+        erase_block: Some(0x2_0000),
+        protected: &[
+            ("bl2", 0x0, 0x8_0000),
+            ("fip", 0x8_0000, 0x14_0000),
+            ("factory", 0x1C_0000, 0x10_0000),
+            ("reserved", 0x2C_0000, 0x4_0000),
+        ],
+        env: None,
+    },
+    // telent/liminix devices/openwrt-one/default.nix; openwrt/openwrt
+    // target/linux/mediatek/dts/mt7981b-openwrt-one.dts.
+    Cited {
+        name: "openwrt-one",
+        ram: 1024 * MIB,
+        format: KernelFormat::Fit,
+        load: 0x4400_0000,
+        rootfs: 0x5000_0000,
+        flash_size: Some(256 * MIB),
+        erase_block: Some(0x2_0000),
+        protected: &[("bl2", 0x0, 0x10_0000)],
+        env: None,
+    },
+    // telent/liminix devices/turris-omnia/default.nix; torvalds/linux
+    // arch/arm/boot/dts/marvell/armada-385-turris-omnia.dts. The eMMC's
+    // size and table are not settled; the boot loader is on the NOR.
+    Cited {
+        name: "turris-omnia",
+        ram: 1024 * MIB,
+        format: KernelFormat::Zimage,
+        load: 0x0080_0000,
+        rootfs: 0x0170_0000,
+        flash_size: None,
+        erase_block: None,
+        protected: &[],
+        env: None,
+    },
+];
+
+#[test]
+fn real_boards_match_their_cited_sources() {
+    let real: Vec<&str> = SHIPPED
+        .iter()
+        .copied()
+        .filter(|n| !n.starts_with("qemu-"))
+        .collect();
+    let mut cited: Vec<&str> = REAL_BOARDS.iter().map(|c| c.name).collect();
+    cited.sort();
+    assert_eq!(cited, real, "every real board has a cited row");
+
+    for c in REAL_BOARDS {
+        let b = board(c.name);
+        let n = c.name;
+        assert_eq!(b.ram.size, Some(c.ram), "{n}: ram.size");
+        assert_eq!(b.kernel.format, c.format, "{n}: kernel.format");
+        assert_eq!(b.kernel.load, Some(c.load), "{n}: kernel.load");
+        assert_eq!(b.kernel.entry, Some(c.load), "{n}: kernel.entry");
+        assert_eq!(b.ram_boot.rootfs, Some(c.rootfs), "{n}: ram_boot.rootfs");
+        // Liminix's tftpboot recipe (telent/liminix modules/outputs/tftpboot.nix).
+        assert_eq!(b.ram_boot.phram, Some(PhramMethod::DtCmdline), "{n}");
+        assert_eq!(
+            b.ram_boot.root_device.as_deref(),
+            Some("/dev/mtdblock0"),
+            "{n}"
+        );
+        assert_eq!(b.flash.size, c.flash_size, "{n}: flash.size");
+        assert_eq!(b.flash.erase_block, c.erase_block, "{n}: flash.erase_block");
+        let mut protected: Vec<(&str, u64, u64)> = b
+            .flash
+            .protected()
+            .map(|p| (p.name.as_str(), p.offset, p.size))
+            .collect();
+        protected.sort();
+        let mut want = c.protected.to_vec();
+        want.sort();
+        assert_eq!(protected, want, "{n}: protected partitions");
+        let env = b
+            .flash
+            .env
+            .as_ref()
+            .map(|e| (e.offset, e.size, e.redundant_offset, e.endian));
+        assert_eq!(env, c.env, "{n}: flash.env");
+        // The kernel addresses are U-Boot addresses inside RAM, the rootfs
+        // is physical and inside RAM.
+        let load_phys = b.address_map.ram_to_phys(c.load).unwrap();
+        assert!(b.ram.contains(load_phys), "{n}");
+        assert!(b.ram.contains(c.rootfs), "{n}");
+    }
+
+    // The MIPS uImage boards' U-Boots cannot pass a DTB: it is appended.
+    for n in ["gl-ar750", "gl-mt300a", "gl-mt300n-v2", "tp-archer-ax23"] {
+        assert!(board(n).kernel.append_dtb, "{n}");
+    }
+    // Liminix commandLineDtbNode for the Zyxel.
+    assert_eq!(
+        board("zyxel-nwa50ax").kernel.dt_bootargs.as_deref(),
+        Some("bootargs-override")
+    );
+    // OpenWrt's mt7981b-openwrt-one.dts: gpio-watchdog, 25 s, always running.
+    assert_eq!(
+        board("openwrt-one").ram_boot.hardware_watchdog_ms,
+        Some(25000)
+    );
+    // Prompts, anchored at the start of the line.
+    for (n, seen) in [
+        ("belkin-rt3200", "MT7622> "),
+        ("openwrt-one", "OpenWrt One> "),
+        ("gl-ar750", "ath> "),
+        ("zyxel-nwa50ax", "=> "),
+    ] {
+        let re = regex::Regex::new(&board(n).uboot.prompt).unwrap();
+        assert!(re.is_match(seen), "{n}");
+        assert!(!re.is_match(&format!("x {seen}")), "{n}: not anchored");
+    }
 }
