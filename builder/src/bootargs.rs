@@ -18,7 +18,11 @@
 //!   `phram.phram=phram0,START,SIZE,ERASE mtdparts=phram0:SIZE(rootfs)`
 //!   declares it (physical addresses, not KSEG0);
 //! - `memmap`: `mem=RAM memmap=SIZE$START` (MIPS; `memmap=` alone panics
-//!   there) plus the same `phram.phram=`/`mtdparts=`.
+//!   there) plus the same `phram.phram=`/`mtdparts=`;
+//! - `dt-cmdline`: a `/reserved-memory` `no-map` node without a label
+//!   keeps the kernel off the region, and the same `phram.phram=`/
+//!   `mtdparts=` make the MTD device; no `mem=`, so Linux keeps every
+//!   other byte of RAM (the recipe of Liminix's `tftpboot` output).
 
 use lmx_boards::{Arch as BoardArch, Board, PhramMethod};
 
@@ -26,13 +30,13 @@ use lmx_boards::{Arch as BoardArch, Board, PhramMethod};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BootargsError {
     /// Neither the board nor the user says how to declare phram.
-    #[error("board {board} does not say how the kernel finds the RAM rootfs (ram_boot.phram); pass --phram dt|cmdline|memmap")]
+    #[error("board {board} does not say how the kernel finds the RAM rootfs (ram_boot.phram); choose one of dt-cmdline, dt, cmdline, memmap")]
     NoPhramMethod {
         /// Board name.
         board: String,
     },
     /// No root device known.
-    #[error("board {board} does not say which device the phram rootfs becomes (ram_boot.root_device); pass --root /dev/mtdblockN or root= in --append")]
+    #[error("board {board} does not say which device the phram rootfs becomes (ram_boot.root_device); give a root device (such as /dev/mtdblock0) or root= among the extra arguments")]
     NoRootDevice {
         /// Board name.
         board: String,
@@ -192,6 +196,7 @@ pub fn compose(i: &BootargsInput) -> Result<String, BootargsError> {
     );
     match i.method {
         PhramMethod::Dt => {}
+        PhramMethod::DtCmdline => parts.push(phram),
         PhramMethod::Cmdline => {
             let below = r
                 .start

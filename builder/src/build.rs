@@ -65,6 +65,10 @@ pub struct BuildRequest {
     /// `kernel.append_dtb`: the image gl-ar750-class U-Boots need, which
     /// cannot pass a DTB themselves.
     pub append_dtb: Option<bool>,
+    /// Send the rootfs LZMA-compressed and unpack it in U-Boot with
+    /// `lzmadec` (or not), overriding the board's
+    /// `ram_boot.compressed_rootfs`.
+    pub lzma_rootfs: Option<bool>,
 }
 
 impl BuildRequest {
@@ -89,6 +93,7 @@ impl BuildRequest {
             ipaddr: None,
             serverip: None,
             append_dtb: None,
+            lzma_rootfs: None,
         }
     }
 }
@@ -138,10 +143,12 @@ pub enum BuildError {
         known: String,
     },
     /// phram through the DT needs a DTB.
-    #[error("board {board} declares phram in the device tree (phram = \"dt\") but no DTB was given: pass --dtb, or --phram cmdline")]
+    #[error("phram method {method} adds a /reserved-memory node to the device tree, but no DTB was given for board {board}")]
     NeedDtb {
         /// Board name.
         board: String,
+        /// The method in effect.
+        method: &'static str,
     },
     /// The kernel could not be converted.
     #[error(transparent)]
@@ -305,6 +312,9 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
     if let Some(a) = req.append_dtb {
         chosen.kernel.append_dtb = a;
     }
+    if let Some(z) = req.lzma_rootfs {
+        chosen.ram_boot.compressed_rootfs = z;
+    }
     let board = &chosen;
     let mut notes = Vec::new();
 
@@ -318,6 +328,13 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
             lzmadec: board.ram_boot.compressed_rootfs,
         },
     )?);
+
+    if let Some(ms) = board.ram_boot.hardware_watchdog_ms {
+        notes.push(format!(
+            "board has an always-running hardware watchdog ({} s, ram_boot.hardware_watchdog_ms): the booted kernel must feed it (its watchdog driver built in) or the board resets",
+            f64::from(ms) / 1000.0
+        ));
+    }
 
     // Rootfs.
     let (rootfs_name, rootfs) = if std::fs::metadata(&req.rootfs)
@@ -381,9 +398,10 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
     // Device tree.
     let dtb = match &req.dtb {
         None => {
-            if method == PhramMethod::Dt {
+            if method.needs_dtb() {
                 return Err(BuildError::NeedDtb {
                     board: board.name.clone(),
+                    method: method.as_str(),
                 });
             }
             None
@@ -417,11 +435,14 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
                         source,
                     })?;
             }
-            if method == PhramMethod::Dt {
+            if method.needs_dtb() {
+                // `dt` names the node so Linux makes the MTD device from it
+                // alone; with `dt-cmdline` the command line makes it, and a
+                // label would make a second one.
                 t.add_phram_reservation(&PhramReservation {
                     start: rootfs_start,
                     size: region_size,
-                    label: Some("rootfs".into()),
+                    label: (method == PhramMethod::Dt).then(|| "rootfs".into()),
                 })
                 .map_err(|source| BuildError::DtEdit {
                     path: path.clone(),
@@ -429,7 +450,13 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
                     source,
                 })?;
             }
-            t.set_bootargs(&cmdline);
+            let property = board.kernel.dt_bootargs.as_deref().unwrap_or("bootargs");
+            t.set_chosen_cmdline(property, &cmdline);
+            if property != "bootargs" {
+                notes.push(format!(
+                    "DT: command line in /chosen/{property} (board kernel.dt_bootargs), where this board's kernel reads it"
+                ));
+            }
             Some(t.to_bytes())
         }
     };
@@ -590,11 +617,7 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
         }
         artifacts.push(e);
     }
-    let phram = match method {
-        PhramMethod::Dt => "dt",
-        PhramMethod::Cmdline => "cmdline",
-        PhramMethod::Memmap => "memmap",
-    };
+    let phram = method.as_str();
     let manifest = Manifest::new(
         &plan,
         board.kernel.format.as_str(),
@@ -682,10 +705,18 @@ pub fn build(req: &BuildRequest, out: &Path, dry_run: bool) -> Result<Build, Bui
     Ok(b)
 }
 
-/// The inputs found in a build-output directory: the kernel (`vmlinux`,
-/// `Image`, `zImage` or `uimage`/`uImage`, picked for the board's
-/// format), `dtb` (a file, or the only `*.dtb` in the directory) and
-/// `rootfs`. Symlinks (such as a Nix store's) are followed.
+/// The inputs found in a build-output directory, by one deterministic
+/// rule that `lmx build --from` and `lmx tftpboot --from` share:
+///
+/// * the kernel: the first of `vmlinux`, `uimage`, `uImage` (uImage
+///   boards), `Image`, `zImage`, `vmlinux`, `uimage`, `uImage`,
+///   `kernel.itb` (FIT boards), `Image` or `zImage` (booti/bootz boards)
+///   that exists;
+/// * the device tree: `dtb`, else the only `*.dtb` (several are refused);
+/// * the rootfs: `rootfs` (a file or a directory), else the only
+///   `*.squashfs` (several are refused).
+///
+/// Symlinks (such as a Nix store's) are followed.
 pub fn inputs_from_dir(
     board: &Board,
     dir: &Path,
@@ -702,7 +733,14 @@ pub fn inputs_from_dir(
         F::Image => &["Image"],
         F::Zimage => &["zImage"],
         F::UimageLzma | F::UimageGzip | F::Uimage => &["vmlinux", "uimage", "uImage"],
-        F::Fit => &["Image", "zImage", "vmlinux", "uimage", "uImage"],
+        F::Fit => &[
+            "Image",
+            "zImage",
+            "vmlinux",
+            "uimage",
+            "uImage",
+            "kernel.itb",
+        ],
     };
     let exists = |n: &str| std::fs::metadata(dir.join(n)).is_ok();
     let kernel = order
@@ -716,36 +754,40 @@ pub fn inputs_from_dir(
                 order.join(", ")
             ))
         })?;
+    // The only file with this extension, or none; several are an error.
+    let only = |ext: &str, what: &str| -> Result<Option<PathBuf>, BuildError> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| err(e.to_string()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == ext) && p.is_file())
+            .collect();
+        found.sort();
+        match found.len() {
+            0 | 1 => Ok(found.pop()),
+            _ => Err(err(format!(
+                "several *.{ext} files ({}); name the {what} to use",
+                found
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    };
     let dtb = if std::fs::metadata(dir.join("dtb"))
         .map(|m| m.is_file())
         .unwrap_or(false)
     {
         Some(dir.join("dtb"))
     } else {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| err(e.to_string()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "dtb"))
-            .collect();
-        found.sort();
-        match found.len() {
-            0 => None,
-            1 => found.pop(),
-            _ => {
-                return Err(err(format!(
-                    "several *.dtb files ({}); pass --dtb",
-                    found
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )))
-            }
-        }
+        only("dtb", "device tree")?
     };
-    let rootfs = dir.join("rootfs");
-    if std::fs::metadata(&rootfs).is_err() {
-        return Err(err("no rootfs (file or directory)".into()));
-    }
+    let rootfs = if std::fs::metadata(dir.join("rootfs")).is_ok() {
+        dir.join("rootfs")
+    } else {
+        only("squashfs", "rootfs")?.ok_or_else(|| {
+            err("no rootfs (a file or directory named rootfs, or one *.squashfs)".into())
+        })?
+    };
     Ok((kernel, dtb, rootfs))
 }

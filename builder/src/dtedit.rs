@@ -66,7 +66,14 @@ impl Fdt {
 
     /// Sets `/chosen/bootargs`, creating `/chosen` when missing.
     pub fn set_bootargs(&mut self, args: &str) {
-        self.node_or_insert("/chosen").set_str("bootargs", args);
+        self.set_chosen_cmdline("bootargs", args);
+    }
+
+    /// Sets the kernel command line in `/chosen/<property>`: `bootargs`,
+    /// or the property a board's kernel reads instead (such as
+    /// `bootargs-override` where U-Boot rewrites `bootargs`).
+    pub fn set_chosen_cmdline(&mut self, property: &str, args: &str) {
+        self.node_or_insert("/chosen").set_str(property, args);
     }
 
     /// Sets `status` of the node at `path` (e.g. to disable a device the

@@ -193,7 +193,28 @@ pub struct ElfBinary {
     pub big_endian: bool,
     /// `e_machine` as a name (`mips`, `arm`, `aarch64`).
     pub machine: String,
+    /// The `.appended_dtb` section of a kernel built with
+    /// `CONFIG_MIPS_ELF_APPENDED_DTB`, when there is one: where its bytes
+    /// start in [`ElfBinary::data`] and how large it is. Such a kernel
+    /// looks for its device tree there, not after the end of the image.
+    pub appended_dtb: Option<AppendedDtbSection>,
 }
+
+/// Where a kernel's `.appended_dtb` section lies in its binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendedDtbSection {
+    /// Offset of the section's first byte in [`ElfBinary::data`].
+    pub offset: u64,
+    /// The section's size: the largest DTB it can hold (1 MiB in Linux's
+    /// `arch/mips/kernel/setup.c`).
+    pub size: u64,
+    /// The DTB was written into it ([`elf_to_binary_with_dtb`]).
+    pub filled: bool,
+}
+
+/// The ELF section a `CONFIG_MIPS_ELF_APPENDED_DTB` kernel reads its
+/// device tree from.
+pub const APPENDED_DTB_SECTION: &str = ".appended_dtb";
 
 /// 64-bit MIPS kernels link 32-bit KSEG0 addresses sign-extended.
 fn narrow(a: u64) -> u64 {
@@ -232,6 +253,20 @@ const MAX_BINARY: u64 = 1 << 30;
 /// does not move the start. A file without section headers falls back to
 /// the `PT_LOAD` segments' file bytes.
 pub fn elf_to_binary(input: &str, bytes: &[u8]) -> Result<ElfBinary, KernelError> {
+    elf_to_binary_with_dtb(input, bytes, None)
+}
+
+/// [`elf_to_binary`] with the contents of the `.appended_dtb` section
+/// replaced by `dtb` first, as `objcopy --update-section
+/// .appended_dtb=DTB` followed by `objcopy -O binary` would: the section
+/// keeps its address and takes the DTB's size, so the bytes after the
+/// DTB up to the next section are the binary's zero fill. A DTB larger
+/// than the section, or an ELF without the section, is refused.
+pub fn elf_to_binary_with_dtb(
+    input: &str,
+    bytes: &[u8],
+    dtb: Option<&[u8]>,
+) -> Result<ElfBinary, KernelError> {
     use object::elf::{FileHeader32, FileHeader64};
     let bad = |what: String| KernelError::Elf {
         input: input.to_string(),
@@ -241,15 +276,15 @@ pub fn elf_to_binary(input: &str, bytes: &[u8]) -> Result<ElfBinary, KernelError
         return Err(bad("no ELF magic (\\x7fELF)".into()));
     }
     match bytes.get(4) {
-        Some(1) => elf_image::<FileHeader32<object::Endianness>>(input, bytes),
-        Some(2) => elf_image::<FileHeader64<object::Endianness>>(input, bytes),
+        Some(1) => elf_image::<FileHeader32<object::Endianness>>(input, bytes, dtb),
+        Some(2) => elf_image::<FileHeader64<object::Endianness>>(input, bytes, dtb),
         other => Err(bad(format!(
             "EI_CLASS is {other:?}; expected 1 (32-bit) or 2 (64-bit)"
         ))),
     }
 }
 
-fn elf_image<H>(input: &str, bytes: &[u8]) -> Result<ElfBinary, KernelError>
+fn elf_image<H>(input: &str, bytes: &[u8], dtb: Option<&[u8]>) -> Result<ElfBinary, KernelError>
 where
     H: object::read::elf::FileHeader<Endian = object::Endianness>,
 {
@@ -288,17 +323,25 @@ where
         .sections(endian, bytes)
         .map_err(|e| bad(format!("section headers: {e}")))?;
     let mut parts: Vec<Part> = Vec::new();
+    // (LMA, size) of `.appended_dtb`, when the kernel has one.
+    let mut dtb_section: Option<(u64, u64)> = None;
     for s in sections.iter() {
         let size: u64 = s.sh_size(endian).into();
+        let is_dtb_section = sections
+            .section_name(endian, s)
+            .is_ok_and(|n| n == APPENDED_DTB_SECTION.as_bytes());
         if s.sh_flags(endian).0 & elf::SHF_ALLOC.0 == 0
-            || s.sh_type(endian) == elf::SHT_NOBITS
+            || (s.sh_type(endian) == elf::SHT_NOBITS && !is_dtb_section)
             || size == 0
         {
             continue;
         }
-        let data = s
-            .data(endian, bytes)
-            .map_err(|e| bad(format!("section data: {e}")))?;
+        let mut data: &[u8] = if s.sh_type(endian) == elf::SHT_NOBITS {
+            &[]
+        } else {
+            s.data(endian, bytes)
+                .map_err(|e| bad(format!("section data: {e}")))?
+        };
         let vma = narrow(s.sh_addr(endian).into());
         let off: u64 = s.sh_offset(endian).into();
         // The section's LMA, through the segment that holds its bytes.
@@ -312,7 +355,27 @@ where
             })
             .map(|l| l.paddr + (vma - l.vaddr))
             .unwrap_or(vma);
+        if is_dtb_section {
+            dtb_section = Some((lma, size));
+            if let Some(d) = dtb {
+                if d.len() as u64 > size {
+                    return Err(bad(format!(
+                        "the DTB is {} bytes; the kernel's {APPENDED_DTB_SECTION} section holds {size}",
+                        d.len()
+                    )));
+                }
+                data = d;
+            }
+            if data.is_empty() {
+                continue;
+            }
+        }
         parts.push((lma, vma, data));
+    }
+    if dtb.is_some() && dtb_section.is_none() {
+        return Err(bad(format!(
+            "no {APPENDED_DTB_SECTION} section to put the DTB in (the kernel was not built with CONFIG_MIPS_ELF_APPENDED_DTB)"
+        )));
     }
     if parts.is_empty() {
         for l in loads.iter().filter(|l| l.filesz > 0) {
@@ -361,6 +424,11 @@ where
         mem_size: mem_end.saturating_sub(load).max(len),
         big_endian: h.is_big_endian(),
         machine: machine.to_string(),
+        appended_dtb: dtb_section.map(|(lma, size)| AppendedDtbSection {
+            offset: lma.wrapping_sub(lma0),
+            size,
+            filled: dtb.is_some(),
+        }),
     })
 }
 
@@ -648,9 +716,32 @@ pub fn build_kernel(board: &Board, k: &KernelInput) -> Result<KernelArtifact, Ke
                 return reuse_uimage(board, k, comp, notes);
             }
             check_lzma(board, k.input, comp)?;
+            // Where the DTB goes when the board needs it appended: into the
+            // kernel's `.appended_dtb` section when it has one, else after
+            // the image.
+            let mut in_section = false;
             let (mut raw, load, entry, span, known) = match kind {
                 KernelKind::Elf => {
-                    let elf = elf_to_binary(k.input, k.bytes)?;
+                    let probe = elf_to_binary(k.input, k.bytes)?;
+                    let elf = match (board.kernel.append_dtb, probe.appended_dtb, k.dtb) {
+                        (true, Some(sec), Some(dtb)) => {
+                            let elf = elf_to_binary_with_dtb(k.input, k.bytes, Some(dtb))?;
+                            in_section = true;
+                            notes.push(format!(
+                                "appended DTB: written into the kernel's {APPENDED_DTB_SECTION} section ({} of {} bytes; CONFIG_MIPS_ELF_APPENDED_DTB kernel)",
+                                dtb.len(),
+                                sec.size
+                            ));
+                            elf
+                        }
+                        (false, Some(_), _) => {
+                            notes.push(format!(
+                                "the kernel has an empty {APPENDED_DTB_SECTION} section, but the board passes the DTB itself (kernel.append_dtb = false): it stays empty"
+                            ));
+                            probe
+                        }
+                        _ => probe,
+                    };
                     check_elf(board, k.input, &elf)?;
                     if let Some(l) = board.kernel.load {
                         if l != elf.load {
@@ -686,12 +777,16 @@ pub fn build_kernel(board: &Board, k: &KernelInput) -> Result<KernelArtifact, Ke
             };
             let mut span = span;
             let dtb_inside = board.kernel.append_dtb;
-            if dtb_inside {
+            if dtb_inside && !in_section {
                 let dtb = k.dtb.ok_or_else(|| {
-                    wrong("the board needs the DTB appended to the kernel: give --dtb")
+                    wrong("the board needs the DTB appended to the kernel, and no device tree was given")
                 })?;
                 raw.extend_from_slice(dtb);
                 span = span.max(raw.len() as u64);
+                notes.push(format!(
+                    "appended DTB: concatenated after the image ({} bytes; for kernels built with CONFIG_MIPS_RAW_APPENDED_DTB, as OpenWrt's)",
+                    dtb.len()
+                ));
             }
             let payload = compress_as(k.input, &raw, comp)?;
             let spec = UImageSpec {

@@ -26,7 +26,8 @@
 //!   unpacks it to the header's load address;
 //! - **DTB** 4 KiB aligned with 64 KiB of room for U-Boot's fixups (it grows
 //!   the blob by about 12 KB in place), outside the kernel's span and the
-//!   rootfs. The field notes say "below the kernel"; that rule exists to
+//!   rootfs. The usual manual rule is "below the kernel"
+//!   (`docs/design/uboot-and-tftp.md`, "RAM boot through phram"); it exists to
 //!   keep the blob out of the decompressed kernel's way, and for a zImage
 //!   the decompressed kernel lies *below* the load address, so the planner
 //!   implements the underlying rule instead: first try right above the

@@ -18,6 +18,14 @@ use crate::bootargs::{BootargsError, Dialect};
 use crate::layout::{RamLayout, RegionKind};
 use crate::uimage::{self, UImageSpec};
 
+/// The least memory lmx leaves Linux beyond its own image when `mem=`
+/// limits it (`phram = "cmdline"`): page tables, slab, page cache for the
+/// squashfs and a small userland. A judgement, not a kernel constant: a
+/// busybox userland on the 6.1 test-bed kernels runs in far less, a real
+/// router's services in more; below it a boot is more likely to die of
+/// memory than to be useful.
+pub const MIN_LINUX_FREE: u64 = 16 << 20;
+
 /// Errors building a plan.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -37,6 +45,21 @@ pub enum PlanError {
         kernel_end: u64,
         /// Rootfs start.
         rootfs: u64,
+    },
+    /// With phram on the command line, `mem=` (which ends at the rootfs)
+    /// would leave Linux too little memory beyond its own image.
+    #[error("with phram on the command line, mem= ends at the rootfs and gives Linux {mem:#x} bytes, of which its own image takes up to {kernel_end:#x}: {left:#x} bytes would be left, less than the {min:#x} a kernel needs to reach userland{ram_note}",
+        min = MIN_LINUX_FREE,
+        ram_note = ram.map(|r| format!(" (the board has {r:#x} bytes of RAM)")).unwrap_or_default())]
+    MemStarves {
+        /// The `mem=` value: RAM below the rootfs.
+        mem: u64,
+        /// End of the kernel's span (physical).
+        kernel_end: u64,
+        /// Bytes between the kernel's span and the rootfs.
+        left: u64,
+        /// The board's RAM size, when known.
+        ram: Option<u64>,
     },
     /// A separately loaded file is missing.
     #[error("the {0} is not in the plan's inputs")]
@@ -215,12 +238,25 @@ impl BootPlan {
         };
         let rootfs = region(RegionKind::Rootfs, "rootfs")?.clone();
         let kernel = region(RegionKind::Kernel, "kernel")?.clone();
-        if phram == lmx_boards::PhramMethod::Cmdline && kernel.end() > rootfs.phys {
-            return Err(PlanError::KernelAboveMemLimit {
-                kernel_start: kernel.phys,
-                kernel_end: kernel.end(),
-                rootfs: rootfs.phys,
-            });
+        if phram == lmx_boards::PhramMethod::Cmdline {
+            if kernel.end() > rootfs.phys {
+                return Err(PlanError::KernelAboveMemLimit {
+                    kernel_start: kernel.phys,
+                    kernel_end: kernel.end(),
+                    rootfs: rootfs.phys,
+                });
+            }
+            // `mem=` ends at the rootfs: what lies between the kernel's own
+            // span and the rootfs is all the memory Linux gets.
+            let left = rootfs.phys - kernel.end();
+            if left < MIN_LINUX_FREE {
+                return Err(PlanError::MemStarves {
+                    mem: rootfs.phys.saturating_sub(board.ram.base),
+                    kernel_end: kernel.end(),
+                    left,
+                    ram: board.ram.size,
+                });
+            }
         }
         let addr = |phys: u64| {
             board

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 use common::{run, stdout};
 use lmx_boards::{Board, Catalog};
-use lmx_builder::kernel::{build_kernel, elf_to_binary, KernelError, KernelInput};
+use lmx_builder::kernel::{
+    build_kernel, elf_to_binary, elf_to_binary_with_dtb, KernelError, KernelInput,
+};
 use lmx_builder::layout::KernelRun;
 use lmx_builder::uimage::{Arch, Compression, UImage};
 
@@ -424,4 +426,111 @@ fn cached_test_bed_kernels_flatten_as_objcopy_does() {
         "{checked} cached MIPS vmlinux file(s) compared with objcopy under {}",
         dir.display()
     );
+}
+
+/// kernel.c linked with an `.appended_dtb` section (appended_dtb.c,
+/// kernel-appended-dtb.lds), as a `CONFIG_MIPS_ELF_APPENDED_DTB` kernel is.
+fn appended_section_elf(dir: &Path, triple: &str, out: &str) -> PathBuf {
+    let elf = dir.join(out);
+    run(cross(triple, "gcc")
+        .args(FREESTANDING)
+        .arg("-Wl,--build-id=none")
+        .arg(format!(
+            "-Wl,-T,{}",
+            fixture("kernel-appended-dtb.lds").display()
+        ))
+        .arg("-o")
+        .arg(&elf)
+        .arg(fixture("kernel.c"))
+        .arg(fixture("appended_dtb.c")));
+    elf
+}
+
+#[test]
+fn elf_appended_dtb_section_is_filled_as_objcopy_update_section_does() {
+    let t = tempfile::tempdir().unwrap();
+    let dtb = common::dtb_fixture("mips-ar750.dts", t.path());
+    let dtb_file = t.path().join("board.dtb");
+    std::fs::write(&dtb_file, &dtb).unwrap();
+    for (triple, board_name) in [
+        ("mips-linux-gnu", "gl-ar750"),
+        ("mipsel-linux-gnu", "gl-mt300n-v2"),
+    ] {
+        let elf = appended_section_elf(t.path(), triple, &format!("vmlinux-{triple}"));
+        let bytes = std::fs::read(&elf).unwrap();
+        // The empty section is found where the linker put it.
+        let plain = elf_to_binary("vmlinux", &bytes).unwrap();
+        let sec = plain.appended_dtb.expect("the .appended_dtb section");
+        assert_eq!(sec.size, 0x1_0000);
+        assert!(!sec.filled);
+        assert!(plain.data == objcopy_binary(triple, &elf));
+        // The oracle: objcopy --update-section, then -O binary.
+        let updated = t.path().join(format!("updated-{triple}"));
+        run(cross(triple, "objcopy")
+            .arg(format!(
+                "--update-section=.appended_dtb={}",
+                dtb_file.display()
+            ))
+            .arg(&elf)
+            .arg(&updated));
+        let theirs = objcopy_binary(triple, &updated);
+        let ours = elf_to_binary_with_dtb("vmlinux", &bytes, Some(&dtb)).unwrap();
+        assert_eq!(ours.data.len(), theirs.len(), "{triple}: length");
+        assert!(ours.data == theirs, "{triple}: bytes differ from objcopy");
+        let at = sec.offset as usize;
+        assert!(ours.data[at..at + dtb.len()] == dtb[..]);
+        // The section is the last one with contents: the binary ends with
+        // the DTB, as objcopy's does.
+        assert_eq!(ours.data.len(), at + dtb.len());
+
+        // Through build_kernel for a board that appends its DTB: the
+        // section is filled, nothing is concatenated.
+        let b = board(board_name);
+        assert!(b.kernel.append_dtb);
+        // The test ELF is linked at 0x80100000, not where the board loads.
+        let k = build_kernel(
+            &b,
+            &KernelInput {
+                input: "vmlinux",
+                bytes: &bytes,
+                dtb: Some(&dtb),
+                name: "Linux",
+                timestamp: 0,
+            },
+        )
+        .unwrap();
+        assert!(k.dtb_inside);
+        assert!(
+            k.notes.iter().any(|n| n.contains(".appended_dtb section")),
+            "{:?}",
+            k.notes
+        );
+        let path = t.path().join(format!("uImage-{triple}"));
+        std::fs::write(&path, &k.bytes).unwrap();
+        let raw = unpack(
+            t.path(),
+            &extract_payload(t.path(), &path),
+            Compression::Lzma,
+        );
+        assert!(raw == theirs, "{triple}: uImage payload is not objcopy's");
+    }
+}
+
+#[test]
+fn dtb_larger_than_the_section_or_no_section_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let elf = std::fs::read(appended_section_elf(t.path(), "mips-linux-gnu", "v")).unwrap();
+    let big = vec![0u8; 0x1_0001];
+    let e = elf_to_binary_with_dtb("vmlinux", &elf, Some(&big))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("65537 bytes") && e.contains("holds 65536"),
+        "{e}"
+    );
+    let plain = std::fs::read(kernel_elf(t.path(), "mips-linux-gnu", &[], "p")).unwrap();
+    let e = elf_to_binary_with_dtb("vmlinux", &plain, Some(&big[..16]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("CONFIG_MIPS_ELF_APPENDED_DTB"), "{e}");
 }

@@ -251,9 +251,18 @@ fn gl_ar750_vmlinux_becomes_an_lzma_uimage_with_the_dtb_appended() {
         Some(dt.clone()),
         rootfs_dir(t.path()),
     );
-    req.phram = Some(PhramMethod::Cmdline);
     req.root_device = Some("/dev/mtdblock0".into());
     let out = t.path().join("out");
+    // mem= would end at the rootfs (10 MiB): refused, not a starving boot.
+    let mut starving = req.clone();
+    starving.phram = Some(PhramMethod::Cmdline);
+    match build::build(&starving, &t.path().join("starving"), true) {
+        Err(build::BuildError::Plan(lmx_builder::plan::PlanError::MemStarves { mem, .. })) => {
+            assert_eq!(mem, 0xa0_0000)
+        }
+        other => panic!("expected MemStarves, got {other:?}"),
+    }
+    // The board's own method: dt-cmdline, all RAM kept.
     let b = build::build(&req, &out, false).unwrap();
 
     let info = tool("dumpimage", &["-l", p(&out.join("uImage"))]);
@@ -273,14 +282,25 @@ fn gl_ar750_vmlinux_becomes_an_lzma_uimage_with_the_dtb_appended() {
     std::fs::write(&appended, &raw[text.len()..]).unwrap();
     let args = tool("fdtget", &[p(&appended), "/chosen", "bootargs"]);
     assert_eq!(args.trim(), b.manifest.bootargs);
-    assert!(
-        args.contains("mem=10M phram.phram=phram0,0xa00000,"),
-        "{args}"
+    assert!(args.contains(" phram.phram=phram0,0xa00000,"), "{args}");
+    assert!(!args.contains("mem="), "{args}");
+    // The no-map node keeps the kernel off the rootfs; no label, so the
+    // command line alone makes the MTD device.
+    let node = "/reserved-memory/phram-rootfs@a00000";
+    assert_eq!(
+        tool("fdtget", &[p(&appended), node, "compatible"]).trim(),
+        "phram"
     );
+    let props = tool("fdtget", &["-p", p(&appended), node]);
+    assert!(props.lines().any(|l| l == "no-map"), "{props}");
+    assert!(!props.lines().any(|l| l == "label"), "{props}");
 
     // KSEG0 loads, physical phram; no separate DTB.
     let cmds = &b.manifest.commands;
-    assert_eq!(cmds[0], "tftpboot 0x80a00000 rootfs.squashfs");
+    // The board's network defaults (GL's U-Boot configuration) come first.
+    assert_eq!(cmds[0], "setenv ipaddr 192.168.1.1");
+    assert_eq!(cmds[1], "setenv serverip 192.168.1.2");
+    assert_eq!(cmds[2], "tftpboot 0x80a00000 rootfs.squashfs");
     assert!(cmds
         .iter()
         .any(|c| c.starts_with("tftpboot 0x80") && c.ends_with(" uImage")));

@@ -1,7 +1,8 @@
 //! Golden layouts and U-Boot command lists of the boot plan for the
-//! virtual boards (the layouts that booted in shared/design/testbed.md)
-//! and for gl-ar750 with command-line phram (KSEG0 loads, physical
-//! phram), plus CBSIZE splitting and the refusals.
+//! virtual boards (the layouts that booted on the test bed,
+//! docs/design/testbed.md) and for gl-ar750 with the dt-cmdline phram
+//! recipe (KSEG0 loads, physical phram, no `mem=`), plus CBSIZE
+//! splitting and the refusals.
 
 use lmx_boards::{Board, Catalog, PhramMethod};
 use lmx_builder::bootargs::{self, BootargsError, BootargsInput, PhramRegion};
@@ -182,29 +183,50 @@ fn qemu_armv7l_golden_plan() {
 }
 
 #[test]
-fn gl_ar750_cmdline_golden_plan_kseg0_loads_physical_phram() {
-    let p = plan(&ar750(PhramMethod::Cmdline)).unwrap();
+fn gl_ar750_golden_plan_keeps_all_ram_with_dt_cmdline() {
+    // The recipe of Liminix's tftpboot output: phram.phram= and mtdparts=
+    // on the command line (the no-map node is in the appended DTB, which
+    // this plan-level test does not build), and no mem=.
+    let p = plan(&ar750(PhramMethod::DtCmdline)).unwrap();
     assert_eq!(
         p.commands(),
         [
+            "setenv ipaddr 192.168.1.1",
+            "setenv serverip 192.168.1.2",
             "tftpboot 0x80a00000 rootfs.squashfs",
             "tftpboot 0x80600000 uImage",
-            "setenv bootargs console=ttyS0,115200 mem=10M phram.phram=phram0,0xa00000,0x300000,65536 mtdparts=phram0:0x300000(rootfs) root=/dev/mtdblock0",
+            "setenv bootargs 'console=ttyS0,115200 phram.phram=phram0,0xa00000,0x300000,65536 mtdparts=phram0:0x300000(rootfs) root=/dev/mtdblock0'",
             "bootm 0x80600000",
         ]
     );
-    assert!(!p.dialect.hush);
-    assert!(!p.dialect.cbsize_known);
+    // GL's build is hush (CFG_HUSH_PARSER) with a 512-byte buffer.
+    assert!(p.dialect.hush);
+    assert!(p.dialect.cbsize_known);
+    assert_eq!(p.dialect.cbsize, 512);
     let k = p.layout.region(RegionKind::Kernel).unwrap();
     assert_eq!((k.phys, k.uboot), (0x6_0000, Some(0x8006_0000)));
 }
 
 #[test]
+fn gl_ar750_cmdline_would_starve_the_kernel_and_is_refused() {
+    // mem= would end at the rootfs (10 MiB); the 5 MiB kernel from
+    // 0x60000 would leave Linux under 5 MiB.
+    let e = plan(&ar750(PhramMethod::Cmdline)).unwrap_err();
+    assert!(e.contains("gives Linux 0xa00000 bytes"), "{e}");
+    assert!(e.contains("less than the 0x1000000"), "{e}");
+}
+
+#[test]
 fn gl_ar750_memmap_golden_plan() {
     let p = plan(&ar750(PhramMethod::Memmap)).unwrap();
+    let line = p
+        .commands()
+        .into_iter()
+        .find(|c| c.starts_with("setenv bootargs"))
+        .unwrap();
     assert_eq!(
-        p.commands()[2],
-        "setenv bootargs console=ttyS0,115200 mem=128M memmap=3M$0xa00000 phram.phram=phram0,0xa00000,0x300000,65536 mtdparts=phram0:0x300000(rootfs) root=/dev/mtdblock0"
+        line,
+        "setenv bootargs 'console=ttyS0,115200 mem=128M memmap=3M$0xa00000 phram.phram=phram0,0xa00000,0x300000,65536 mtdparts=phram0:0x300000(rootfs) root=/dev/mtdblock0'"
     );
 }
 
@@ -232,7 +254,7 @@ fn malta(name: &str, method: PhramMethod) -> Case {
 
 #[test]
 fn qemu_mips_golden_plan_is_the_verified_malta_boot() {
-    // shared/design/testbed.md "MIPS twins": rootfs at KSEG0 0x8A000000,
+    // docs/design/testbed.md, the MIPS twins: rootfs at KSEG0 0x8A000000,
     // mem=160M, phram at physical 0xA000000, 1 MiB, erase 65536. The
     // uImage is staged right above the unpacked kernel's span
     // (0x100000 + 6 MiB), 1 MiB aligned.
@@ -368,7 +390,13 @@ fn long_bootargs_on_a_simple_parser_are_refused() {
             .join(" ")
             .into_boxed_str(),
     );
-    let mut c = ar750(PhramMethod::Cmdline);
+    // A simple-parser U-Boot of unknown CBSIZE (256 assumed): quotes are
+    // not special there, so a value with spaces cannot be split safely.
+    let mut c = ar750(PhramMethod::DtCmdline);
+    c.board.uboot.cbsize = None;
+    c.board.uboot.quotes_special = Some(false);
+    c.board.uboot.braces_required = Some(true);
+    c.board.uboot.exit_status = None;
     c.append = Some(append);
     let e = plan(&c).unwrap_err();
     assert!(e.contains("CBSIZE 256"), "{e}");
@@ -376,7 +404,10 @@ fn long_bootargs_on_a_simple_parser_are_refused() {
 
 #[test]
 fn missing_root_device_and_phram_method_are_named() {
-    let b = board("gl-ar750");
+    // A board file that leaves both unknown.
+    let mut b = board("gl-ar750");
+    b.ram_boot.phram = None;
+    b.ram_boot.root_device = None;
     assert!(matches!(
         bootargs::phram_method(&b, None),
         Err(BootargsError::NoPhramMethod { .. })
