@@ -340,13 +340,14 @@ fn live_set_with_save_survives_a_fresh_boot() {
 /// port does not exist, and no "starting virtual board" line appears.
 #[test]
 fn unsafe_values_are_refused_per_dialect_before_touching_the_board() {
-    // Old builds (quotes not special, braces required): gl-ar750.
+    // Old builds (quotes not special, braces required): GL's MT76xx
+    // U-Boot 1.1.3 (gl-mt300n-v2).
     let old = |value: &str| {
         fails(&[
             "env",
             "set",
             "--board",
-            "gl-ar750",
+            "gl-mt300n-v2",
             "--port",
             "/dev/lmx-no-such-port",
             "x",
@@ -368,7 +369,7 @@ fn unsafe_values_are_refused_per_dialect_before_touching_the_board() {
         "env",
         "set",
         "--board",
-        "gl-ar750",
+        "gl-mt300n-v2",
         "--port",
         "/dev/lmx-no-such-port",
         "--dry-run",

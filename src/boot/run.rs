@@ -282,8 +282,12 @@ impl<T: Transport> Runner<T> {
             say(&format!("    {cmd}"));
         }
         self.timings.add("network settings", t.elapsed());
+        let sent: Vec<&str> = self.net.vars().iter().map(|(n, _)| *n).collect();
         for step in &plan.steps {
             match step {
+                // The run's network settings, just sent, win over a plan's
+                // own (a saved plan may carry other addresses).
+                Step::Setenv { name, .. } if sent.contains(&name.as_str()) => {}
                 Step::Setenv { name, commands, .. } => {
                     let t = Instant::now();
                     for c in commands {

@@ -7,5 +7,6 @@ pub mod console;
 pub mod env;
 pub mod flash;
 pub mod image;
+pub mod plan_args;
 pub mod serve;
 pub mod tftpboot;

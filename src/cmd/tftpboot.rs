@@ -12,15 +12,17 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use ipnet::IpNet;
-use lmx_boards::{Board, KernelFormat};
+use lmx_boards::Board;
+use lmx_builder::build::{self, BuildRequest};
 use lmx_console::{Endpoint, SerialConfig, SerialTransport, Transport, UBootShell};
 use lmx_tftpd::policy::PolicySpec;
 use lmx_tftpd::{Policy, Server, ServerConfig};
 use miette::{miette, IntoDiagnostic, WrapErr};
 
-use crate::boot::prepare::{self, Inputs, Prepared};
+use crate::boot::prepare::{self, Prepared};
 use crate::boot::run::{NetSetup, RunOptions, Runner, Timings};
 use crate::boot::{term, virt, watch};
+use crate::cmd::plan_args::{hint, PlanArgs};
 
 /// The marker the test bed's rootfs prints when userland runs.
 pub const DEFAULT_MARKER: &str = lmx_testbed::rootfs::MARKER;
@@ -37,7 +39,8 @@ pub struct TftpbootArgs {
     pub boards_dir: Option<PathBuf>,
 
     /// Take the inputs from DIR: a `boot-plan.json`/`manifest.json` there,
-    /// else the kernel (Image, zImage, uImage, vmlinux), `*.squashfs` and `*.dtb`.
+    /// else a build-output directory as `lmx build --from` reads it (kernel,
+    /// `dtb` or the only `*.dtb`, `rootfs` or the only `*.squashfs`).
     #[arg(long, value_name = "DIR", conflicts_with = "manifest")]
     pub from: Option<PathBuf>,
 
@@ -45,29 +48,21 @@ pub struct TftpbootArgs {
     #[arg(long, value_name = "FILE")]
     pub kernel: Option<PathBuf>,
 
-    /// Root filesystem (squashfs).
-    #[arg(long, value_name = "FILE")]
+    /// Root filesystem: an image file (squashfs) or a directory (made into squashfs).
+    #[arg(long, value_name = "FILE|DIR")]
     pub rootfs: Option<PathBuf>,
-
-    /// The board's device tree (lmx adds the phram node and bootargs).
-    #[arg(long, value_name = "FILE")]
-    pub dtb: Option<PathBuf>,
 
     /// Boot a saved plan: `boot-plan.json` (written by --out or --dry-run
     /// --out) or a manifest that carries one; files are read next to it.
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<PathBuf>,
 
-    /// Kernel format instead of the board's: image, zimage, fit (kernel and
-    /// DTB in one FIT, booted with bootm), uimage, uimage-lzma, uimage-gzip.
-    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
-    pub format: Option<KernelFormat>,
+    #[command(flatten)]
+    pub plan: PlanArgs,
 
-    /// Send the rootfs LZMA-compressed and unpack it in U-Boot with lzmadec.
-    #[arg(long)]
-    pub lzma_rootfs: bool,
-
-    /// Keep the artifacts and `boot-plan.json` in DIR (default: a temporary directory).
+    /// Keep the artifacts, `manifest.json` and `boot-plan.json` in DIR
+    /// (default: a temporary directory). DIR must be empty or an earlier
+    /// build's.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
@@ -79,10 +74,6 @@ pub struct TftpbootArgs {
 
     #[command(flatten)]
     pub net: NetArgs,
-
-    /// Extra kernel arguments.
-    #[arg(long, value_name = "ARGS")]
-    pub append: Option<String>,
 
     /// Exit 0 once the userland marker is seen instead of staying on the console.
     #[arg(long)]
@@ -167,22 +158,6 @@ impl NetArgs {
     }
 }
 
-fn parse_format(s: &str) -> Result<KernelFormat, String> {
-    Ok(match s {
-        "image" => KernelFormat::Image,
-        "zimage" => KernelFormat::Zimage,
-        "fit" => KernelFormat::Fit,
-        "uimage" => KernelFormat::Uimage,
-        "uimage-lzma" => KernelFormat::UimageLzma,
-        "uimage-gzip" => KernelFormat::UimageGzip,
-        _ => {
-            return Err(format!(
-                "unknown format {s:?}: image, zimage, fit, uimage, uimage-lzma, uimage-gzip"
-            ))
-        }
-    })
-}
-
 /// Runs `lmx tftpboot`.
 pub fn run(args: TftpbootArgs) -> miette::Result<()> {
     let started = Instant::now();
@@ -228,16 +203,17 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
         .prefix("lmx-tftpboot-")
         .tempdir()
         .into_diagnostic()?;
+    args.plan.check()?;
     let out_dir = match &args.out {
-        Some(d) => {
-            std::fs::create_dir_all(d)
-                .into_diagnostic()
-                .wrap_err_with(|| format!("creating {}", d.display()))?;
-            d.clone()
-        }
-        None => tmp.path().to_path_buf(),
+        Some(d) => d.clone(),
+        None => tmp.path().join("artifacts"),
     };
-    let prepared = plan(&args, &board, arch, &out_dir)?;
+    // The test bed's own inputs (test rootfs, QEMU's device tree) are made
+    // here, apart from the artifact directory the build replaces whole.
+    let inputs_dir = tmp.path().join("inputs");
+    std::fs::create_dir_all(&inputs_dir).into_diagnostic()?;
+    let addrs = (board_ip, server_ip);
+    let prepared = plan(&args, &board, arch, addrs, &inputs_dir, &out_dir)?;
     timings.0.push(("plan and artifacts".into(), t.elapsed()));
     for n in &prepared.notes {
         eprintln!("note: {n}");
@@ -399,7 +375,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
             .into_diagnostic()
             .wrap_err("resetting the board")?;
             let cycle = Instant::now();
-            let again = match plan(&args, &board, arch, &out_dir) {
+            let again = match plan(&args, &board, arch, addrs, &inputs_dir, &out_dir) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("{e:?}");
@@ -474,6 +450,8 @@ fn plan(
     args: &TftpbootArgs,
     board: &Board,
     arch: Option<lmx_testbed::Arch>,
+    (board_ip, server_ip): (Ipv4Addr, Ipv4Addr),
+    inputs_dir: &Path,
     out: &Path,
 ) -> miette::Result<Prepared> {
     if let Some(m) = &args.manifest {
@@ -495,7 +473,7 @@ fn plan(
     }
     let mut kernel = args.kernel.clone();
     let mut rootfs = args.rootfs.clone();
-    let mut dtb = args.dtb.clone();
+    let mut dtb = args.plan.dtb.clone();
     if let Some(dir) = &args.from {
         for name in [prepare::PLAN_FILE, "manifest.json"] {
             let p = dir.join(name);
@@ -503,40 +481,22 @@ fn plan(
                 return prepare::load(&p);
             }
         }
-        let entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .into_diagnostic()
-            .wrap_err_with(|| format!("reading --from {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
-            .collect();
-        let named = |names: &[&str]| {
-            entries
-                .iter()
-                .find(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| names.contains(&n))
-                })
-                .cloned()
-        };
-        let ext = |e: &str| {
-            entries
-                .iter()
-                .find(|p| p.extension().and_then(|x| x.to_str()) == Some(e))
-                .cloned()
-        };
-        kernel = kernel.or_else(|| named(&["Image", "zImage", "uImage", "vmlinux", "kernel.itb"]));
-        rootfs = rootfs.or_else(|| ext("squashfs"));
-        dtb = dtb.or_else(|| ext("dtb"));
+        // The rule `lmx build --from` follows; flags given beside it win.
+        let (k, d, r) =
+            build::inputs_from_dir(board, dir).map_err(|e| miette!(help = hint(&e), "{e}"))?;
+        kernel = kernel.or(Some(k));
+        rootfs = rootfs.or(Some(r));
+        dtb = dtb.or(d);
     }
-    let mut append = args.append.clone();
+    let mut append = args.plan.append.clone();
+    let mut generated_dtb = None;
     if let Some(arch) = arch {
         if kernel.is_none() {
             kernel = Some(virt::default_kernel(arch)?);
         }
         if rootfs.is_none() {
             eprintln!("==> test rootfs (busybox, or a static /init on big-endian MIPS; /init prints {DEFAULT_MARKER})");
-            rootfs = Some(virt::default_rootfs(arch, out)?);
+            rootfs = Some(virt::default_rootfs(arch, inputs_dir)?);
             // The test rootfs's /init is a script the kernel does not look for by itself.
             let mut a = append.unwrap_or_default();
             if !a.split_whitespace().any(|w| w.starts_with("init=")) {
@@ -545,7 +505,8 @@ fn plan(
             append = Some(a);
         }
         if dtb.is_none() {
-            dtb = virt::default_dtb(arch, out)?;
+            dtb = virt::default_dtb(arch, inputs_dir)?;
+            generated_dtb = dtb.clone();
         }
     }
     let kernel = kernel.ok_or_else(|| {
@@ -560,20 +521,28 @@ fn plan(
             "no rootfs"
         )
     })?;
-    let inputs = Inputs {
-        kernel,
-        rootfs,
-        dtb,
-        format: args.format,
-        lzma_rootfs: args.lzma_rootfs,
-        append,
-    };
-    prepare::build(board, &inputs, out)
+    let mut req = BuildRequest::new(board.clone(), kernel, dtb, rootfs);
+    args.plan.apply(&mut req);
+    req.append = append;
+    // The plan carries the run's addresses, so it is the plan `lmx build
+    // --ipaddr --serverip` makes from the same inputs.
+    req.ipaddr = Some(board_ip);
+    req.serverip = Some(server_ip);
+    let prepared = prepare::build(&req, out).map_err(|e| miette!(help = hint(&e), "{e}"))?;
+    // QEMU's own device tree, unpatched, is kept beside the artifacts (as
+    // `virt.dtb`): the input to give `lmx build` or a later run.
+    if let Some(d) = generated_dtb {
+        let to = out.join("virt.dtb");
+        std::fs::copy(&d, &to)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("copying {} to {}", d.display(), to.display()))?;
+    }
+    Ok(prepared)
 }
 
 fn print_plan(p: &Prepared, net: &NetSetup) {
     println!("{}", p.plan.render());
-    println!("Network settings, sent first:");
+    println!("Network settings, sent first (they take the place of the plan's own):");
     for (name, value) in net.vars() {
         println!("  setenv {name} {value}");
     }

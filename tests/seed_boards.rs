@@ -1,0 +1,268 @@
+//! The eight real seed boards planned as a new user plans them: the real
+//! binary, a kernel of the board's architecture linked where the board
+//! loads it, a squashfs-sized rootfs and a dtc-compiled device tree, and
+//! nothing else but the two addresses. For each board:
+//!
+//! * `lmx tftpboot --dry-run` plans with no other flag, and its printed
+//!   plan (`plan.txt`: commands, addresses, bootargs, RAM map, notes) is
+//!   the golden file `tests/golden/BOARD.plan.txt` (regenerate with
+//!   `LMX_UPDATE_GOLDEN=1 cargo test --test seed_boards`, then read the
+//!   diff: each address must be the board file's cited value);
+//! * `lmx build` from the same inputs writes byte for byte the same plan,
+//!   manifest and artifacts (one build path);
+//! * the phram recipe leaves Linux all RAM but the rootfs: no `mem=`, a
+//!   `/reserved-memory` `no-map` node of the rootfs region's size.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{lmx_output as lmx, s, tool};
+
+const BOARDS: [&str; 8] = [
+    "gl-ar750",
+    "gl-mt300a",
+    "gl-mt300n-v2",
+    "tp-archer-ax23",
+    "zyxel-nwa50ax",
+    "belkin-rt3200",
+    "openwrt-one",
+    "turris-omnia",
+];
+
+/// A MIPS `vmlinux` of the builder's oracle fixture, linked at `load`.
+fn mips_vmlinux(dir: &Path, triple: &str, load: u64) -> PathBuf {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("builder/tests/fixtures/elf");
+    let lds = std::fs::read_to_string(fx.join("kernel.lds"))
+        .unwrap()
+        .replace("0x80100000", &format!("{load:#x}"));
+    let lds_path = dir.join(format!("kernel-{load:x}.lds"));
+    std::fs::write(&lds_path, lds).unwrap();
+    let out = dir.join(format!("vmlinux-{triple}-{load:x}"));
+    tool(
+        &format!("{triple}-gcc"),
+        &[
+            "-O2",
+            "-fno-pic",
+            "-mno-abicalls",
+            "-nostdlib",
+            "-static",
+            "-Wl,--build-id=none",
+            &format!("-Wl,-T,{}", lds_path.display()),
+            "-o",
+            s(&out),
+            s(&fx.join("kernel.c")),
+        ],
+    );
+    out
+}
+
+/// An arm64 `Image` header (magic, image_size) over filler bytes.
+fn arm64_image(dir: &Path) -> PathBuf {
+    let mut k = vec![0x5au8; 3 << 20];
+    k[..0x40].fill(0);
+    k[16..24].copy_from_slice(&(8u64 << 20).to_le_bytes());
+    k[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    let p = dir.join("Image");
+    std::fs::write(&p, k).unwrap();
+    p
+}
+
+/// An ARM `zImage` header (magic at 0x24, start and end at 0x28/0x2c).
+fn zimage(dir: &Path) -> PathBuf {
+    let len = 3u32 << 20;
+    let mut k = vec![0xa5u8; len as usize];
+    k[0x24..0x28].copy_from_slice(&0x016f_2818u32.to_le_bytes());
+    k[0x28..0x2c].copy_from_slice(&0u32.to_le_bytes());
+    k[0x2c..0x30].copy_from_slice(&len.to_le_bytes());
+    let p = dir.join("zImage");
+    std::fs::write(&p, k).unwrap();
+    p
+}
+
+/// A device tree with the cell sizes of the board's architecture.
+fn dtb(dir: &Path, cells: u32) -> PathBuf {
+    let dts = dir.join(format!("board-{cells}.dts"));
+    std::fs::write(
+        &dts,
+        format!(
+            "/dts-v1/;\n/ {{\n\t#address-cells = <{cells}>;\n\t#size-cells = <{cells}>;\n\
+             \tcompatible = \"lmx,test\";\n\tchosen {{ }};\n}};\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.join(format!("board-{cells}.dtb"));
+    tool(
+        "dtc",
+        &["-q", "-I", "dts", "-O", "dtb", "-o", s(&out), s(&dts)],
+    );
+    out
+}
+
+/// A stand-in for a squashfs image: its magic, then 2.5 MiB of bytes.
+fn rootfs(dir: &Path) -> PathBuf {
+    let mut r: Vec<u8> = (0..(5u32 << 19)).map(|i| (i % 253) as u8).collect();
+    r[..4].copy_from_slice(b"hsqs");
+    let p = dir.join("root.squashfs");
+    std::fs::write(&p, r).unwrap();
+    p
+}
+
+/// Kernel and DTB for `board`.
+fn inputs(dir: &Path, board: &str) -> (PathBuf, PathBuf) {
+    match board {
+        "gl-ar750" => (
+            mips_vmlinux(dir, "mips-linux-gnu", 0x8006_0000),
+            dtb(dir, 1),
+        ),
+        "gl-mt300a" | "gl-mt300n-v2" => (
+            mips_vmlinux(dir, "mipsel-linux-gnu", 0x8000_0000),
+            dtb(dir, 1),
+        ),
+        "tp-archer-ax23" | "zyxel-nwa50ax" => (
+            mips_vmlinux(dir, "mipsel-linux-gnu", 0x8000_1000),
+            dtb(dir, 1),
+        ),
+        "belkin-rt3200" | "openwrt-one" => (arm64_image(dir), dtb(dir, 2)),
+        "turris-omnia" => (zimage(dir), dtb(dir, 1)),
+        other => panic!("no inputs for {other}"),
+    }
+}
+
+fn golden(board: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(format!("{board}.plan.txt"))
+}
+
+/// Every file of an artifact directory, by name.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_seed_board_plans_with_only_its_inputs_and_build_agrees() {
+    let t = tempfile::tempdir().unwrap();
+    let root = rootfs(t.path());
+    let update = std::env::var_os("LMX_UPDATE_GOLDEN").is_some();
+    let mut mismatched = Vec::new();
+    for board in BOARDS {
+        let dir = t.path().join(board);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (kernel, dtb) = inputs(&dir, board);
+        let common_args = [
+            "--board",
+            board,
+            "--kernel",
+            s(&kernel),
+            "--rootfs",
+            s(&root),
+            "--dtb",
+            s(&dtb),
+        ];
+        let booted = dir.join("tftpboot");
+        let out = lmx(&[
+            &["tftpboot"][..],
+            &common_args,
+            &[
+                "--board-ip",
+                "192.168.1.1",
+                "--server-ip",
+                "192.168.1.2",
+                "--dry-run",
+                "--out",
+                s(&booted),
+            ],
+        ]
+        .concat());
+        let text = format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{board}: tftpboot --dry-run:\n{text}");
+        assert!(!text.contains("starting virtual board"), "{text}");
+
+        let built = dir.join("build");
+        let out = lmx(&[
+            &["build"][..],
+            &common_args,
+            &[
+                "--ipaddr",
+                "192.168.1.1",
+                "--serverip",
+                "192.168.1.2",
+                "--out",
+                s(&built),
+            ],
+        ]
+        .concat());
+        assert!(
+            out.status.success(),
+            "{board}: build:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // One build path: the same plan, manifest and artifacts.
+        let mut from_tftpboot = files(&booted);
+        from_tftpboot.retain(|(n, _)| n != "boot-plan.json");
+        let from_build = files(&built);
+        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&from_tftpboot), names(&from_build), "{board}");
+        for ((n, a), (_, b)) in from_tftpboot.iter().zip(&from_build) {
+            assert!(a == b, "{board}: {n} differs between tftpboot and build");
+        }
+
+        let plan = std::fs::read_to_string(built.join("plan.txt")).unwrap();
+        let manifest = common::manifest(&built);
+        let bootargs = manifest["bootargs"].as_str().unwrap();
+        // All RAM but the rootfs stays Linux's: no mem= anywhere.
+        assert!(!bootargs.contains("mem="), "{board}: {bootargs}");
+        assert_eq!(manifest["phram"], "dt-cmdline", "{board}");
+        assert!(
+            bootargs.contains("phram.phram=phram0,") && bootargs.contains("root=/dev/mtdblock0"),
+            "{board}: {bootargs}"
+        );
+        // The separately loaded DTB carries the no-map node of the
+        // rootfs region (appended DTBs are checked in builder's tests).
+        let rootfs_region = manifest["layout"]["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == "rootfs")
+            .unwrap_or_else(|| panic!("{board}: no rootfs region in {manifest}"))
+            .clone();
+        if built.join("board.dtb").is_file() {
+            let start = rootfs_region["phys"].as_u64().unwrap();
+            let node = format!("/reserved-memory/phram-rootfs@{start:x}");
+            let props = tool("fdtget", &["-p", s(&built.join("board.dtb")), &node]);
+            assert!(props.lines().any(|l| l == "no-map"), "{board}: {props}");
+        }
+
+        let path = golden(board);
+        if update {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &plan).unwrap();
+        } else {
+            let want = std::fs::read_to_string(&path).unwrap_or_default();
+            if want != plan {
+                mismatched.push(format!(
+                    "{board}: plan differs from {}:\n--- want\n{want}\n--- got\n{plan}",
+                    path.display()
+                ));
+            }
+        }
+    }
+    assert!(mismatched.is_empty(), "{}", mismatched.join("\n"));
+}
