@@ -299,3 +299,33 @@ fn a_boards_dir_that_does_not_exist_is_an_error() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("--boards-dir nope: not a directory"));
 }
+
+#[test]
+fn check_of_the_shipped_directory_glob_passes() {
+    // `lmx boards check boards/*.toml` as the docs write it: every shipped
+    // board and family is valid, and the crate's Cargo.toml is skipped.
+    let cfg = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut args = vec!["boards".to_string(), "check".to_string()];
+    let mut boards = 0;
+    for e in std::fs::read_dir(root.join("boards")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            boards += 1;
+            args.push(p.display().to_string());
+        }
+    }
+    assert!(boards >= 14, "{args:?}");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = lmx(root, cfg.path(), &args);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains("skipped: ") && stdout.contains("Cargo.toml"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok: ")).count(),
+        boards - 1
+    );
+}

@@ -188,6 +188,16 @@ fn check(catalog: &Catalog, files: &[PathBuf]) -> miette::Result<()> {
     let mut bad = 0usize;
     let mut problems = 0usize;
     for file in files {
+        // The loader skips a Cargo manifest in a board directory (the
+        // shipped boards/ is also the lmx-boards crate), so a glob such as
+        // `boards/*.toml` checks the boards, not the manifest.
+        if file.file_name().is_some_and(|n| n == "Cargo.toml") {
+            println!(
+                "skipped: {} (a Cargo manifest, not a board; board directories skip it too)",
+                file.display()
+            );
+            continue;
+        }
         match catalog.check_file(file) {
             Ok(Checked::Board(r)) => {
                 let via: Vec<String> = r.families.iter().map(Source::to_string).collect();
