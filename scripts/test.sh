@@ -1,9 +1,55 @@
 #!/usr/bin/env bash
-# The full test suite: installs what the tests need, then runs formatting
-# and lint checks and every test (unit, in-process servers, real clients,
-# reference-tool oracles, the QEMU virtual board). Usage: scripts/test.sh
+# The test suite. Usage: scripts/test.sh [--quick]
+#
+# scripts/test.sh (the full suite, what CI runs): installs what the tests
+# need, then runs formatting and lint checks and every test (unit,
+# in-process servers, real clients, reference-tool oracles, the QEMU
+# virtual board).
+#
+# scripts/test.sh --quick: the same formatting and lint checks, the unit
+# tests, the doc tests and every integration test target that does not
+# boot a virtual board. No kernel or U-Boot is built and no QEMU runs; the
+# QEMU-tier targets listed below are not run (the script says so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Set below for --quick only: the full suite must never inherit it.
+unset LMX_QUICK
+
+quick=0
+case "${1:-}" in
+  "") ;;
+  --quick) quick=1 ;;
+  -h | --help)
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    echo "usage: $0 [--quick]" >&2
+    exit 2
+    ;;
+esac
+
+# The QEMU tier: the integration test targets that boot a virtual board
+# (QEMU with the test bed's kernels and U-Boots, or U-Boot alone). The full
+# suite runs them with everything else; --quick leaves them out. A new test
+# file that starts QEMU or needs a test bed kernel or U-Boot belongs here:
+# otherwise --quick stops at testbed/kernel.sh or testbed/uboot.sh, which
+# refuse to run under LMX_QUICK=1.
+QEMU_TIER=(
+  tests/console_cli.rs
+  tests/env_live.rs
+  tests/flash_e2e.rs
+  tests/flash_mips.rs
+  tests/tftpboot_armv7.rs
+  tests/tftpboot_caps_e2e.rs
+  tests/tftpboot_e2e.rs
+  tests/tftpboot_mips.rs
+  builder/tests/uboot_oracle.rs
+  console/tests/qemu.rs
+  testbed/tests/boot.rs
+  testbed/tests/loss.rs
+  testbed/tests/malta.rs
+)
 
 scripts/deps.sh test
 
@@ -17,6 +63,54 @@ cargo fmt --all --check
 
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+if [ "$quick" -eq 1 ]; then
+  # The name of a test target: tests/NAME.rs or tests/NAME/main.rs.
+  target_name() {
+    case "$1" in
+      */main.rs) basename "$(dirname "$1")" ;;
+      *) basename "$1" .rs ;;
+    esac
+  }
+  qemu_names=()
+  for f in "${QEMU_TIER[@]}"; do
+    [ -f "$f" ] || {
+      echo "lmx: scripts/test.sh lists $f in QEMU_TIER, but there is no such file: update the list" >&2
+      exit 1
+    }
+    qemu_names+=("$(target_name "$f")")
+  done
+  # Every other test target of the workspace's packages (the root package
+  # and each member directory with a Cargo.toml).
+  quick_args=()
+  for f in tests/*.rs tests/*/main.rs */tests/*.rs */tests/*/main.rs; do
+    [ -f "$f" ] || continue
+    case "$f" in
+      tests/*) ;;
+      *) [ -f "${f%%/*}/Cargo.toml" ] || continue ;;
+    esac
+    case " ${QEMU_TIER[*]} " in *" $f "*) continue ;; esac
+    name="$(target_name "$f")"
+    # `cargo test --workspace --test NAME` runs NAME in every package that
+    # has it: a quick target may not share its name with a QEMU-tier one.
+    case " ${qemu_names[*]} " in
+      *" $name "*)
+        echo "lmx: test target $f has the name of a QEMU-tier target; rename one of them" >&2
+        exit 1
+        ;;
+    esac
+    quick_args+=(--test "$name")
+  done
+
+  # testbed/kernel.sh and testbed/uboot.sh refuse to run under LMX_QUICK=1.
+  export LMX_QUICK=1
+  echo "== cargo test (quick tier: unit tests, doc tests, non-VM integration tests)"
+  status=0
+  cargo test --workspace --no-fail-fast --lib --bins "${quick_args[@]}" || status=1
+  cargo test --workspace --no-fail-fast --doc || status=1
+  echo "== skipped (quick tier): the QEMU tier, ${QEMU_TIER[*]}; scripts/test.sh runs it"
+  exit "$status"
+fi
 
 # The QEMU tier: lmx-testbed's tests boot the virtual board (U-Boot, then
 # a kernel from RAM over TFTP in a private network namespace). They need

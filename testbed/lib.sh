@@ -7,6 +7,12 @@ die() {
   exit 1
 }
 
+# scripts/test.sh --quick sets LMX_QUICK=1: its tier builds and boots no
+# virtual board, so a test that gets here belongs to the QEMU tier.
+if [ "${LMX_QUICK:-}" = 1 ]; then
+  die "not run in the quick tier (LMX_QUICK=1, scripts/test.sh --quick): the test that asked for this $what belongs to the QEMU tier; add its file to QEMU_TIER in scripts/test.sh"
+fi
+
 # need_tools TOOL...: each must be on PATH.
 need_tools() {
   local tool

@@ -12,7 +12,7 @@ use lmx_boards::{Board, Interrupt};
 use regex::Regex;
 
 /// Output texts that make any command fail, on every board
-/// (`shared/design/field-notes.md`). Boards add their own through
+/// (`docs/design/uboot-and-tftp.md`, "Failure texts"). Boards add their own through
 /// `uboot.failure_texts`.
 pub const COMMON_FAILURE_TEXTS: &[&str] = &[
     "Unknown command",

@@ -1,6 +1,7 @@
 //! Serial ports: configured through `serialport`, driven through tokio.
 //!
-//! `serialport` (built without libudev, see field notes) knows how to
+//! `serialport` (built without libudev: `docs/design/architecture.md`,
+//! "Build and dependencies") knows how to
 //! put a tty into raw mode with the right baud, framing and flow
 //! control, and opens it exclusively (`TIOCEXCL` plus an exclusive
 //! `flock`, so a second lmx, picocom or tio is refused). Its reads and
@@ -46,7 +47,8 @@ pub struct SerialConfig {
 }
 
 impl Default for SerialConfig {
-    /// 115200 8N1, no flow control: what every board in `boards.md` uses.
+    /// 115200 8N1, no flow control: what every board lmx ships uses
+    /// (`docs/design/uboot-and-tftp.md`, "Serial console").
     fn default() -> Self {
         SerialConfig {
             baud: 115_200,
@@ -130,7 +132,7 @@ pub enum PortError {
     #[error("{path} is in use{}", holder.as_ref().map(|h| format!(" by {h}")).unwrap_or_default())]
     #[diagnostic(
         code(lmx_console::port_busy),
-        help("close the other program (picocom, minicom, tio, screen, another lmx); an `lmx console` shares its port through `lmx console --attach`")
+        help("close the other program (picocom, minicom, tio, screen, another lmx); an `lmx console` shares its port: run lmx on the same --port and it attaches through the share socket")
     )]
     Busy {
         /// The device.

@@ -8,7 +8,7 @@
 //! namespace. It boots a small real kernel (built once from Debian's
 //! `linux-source-6.1` and cached) that mounts a busybox squashfs from RAM
 //! through `phram`. The recipe, and why each piece is the way it is, is in
-//! `shared/design/testbed.md`; this crate turns it into code for the `lmx`
+//! `docs/design/testbed.md`; this crate turns it into code for the `lmx`
 //! binary (`--board qemu-*`) and for end-to-end tests.
 //!
 //! The pieces, each usable on its own:

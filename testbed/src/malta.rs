@@ -1,5 +1,5 @@
 //! The MIPS twins' machine, QEMU `malta`: its flash image, the little-endian
-//! word swap, and the RAM boot verified in `shared/design/testbed.md`
+//! word swap, and the RAM boot verified in `docs/design/testbed.md`
 //! ("MIPS twins").
 //!
 //! - The 4 MiB flash ([`FLASH_SIZE`]) is mapped at physical 0x1E000000

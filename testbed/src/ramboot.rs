@@ -1,5 +1,5 @@
 //! The RAM boot of the virtual board as verified in
-//! `shared/design/testbed.md`: where the rootfs, DTB and kernel go, the
+//! `docs/design/testbed.md` ("The sequence that booted"): where the rootfs, DTB and kernel go, the
 //! kernel command line, and the device-tree edits, as values.
 //!
 //! This is the test bed's fixed layout, for proving the board boots; the
