@@ -1,6 +1,6 @@
 //! The sans-I/O `ShellMachine` against transcripts: the recorded session
 //! of the test bed's U-Boot and vendor-style logs written from
-//! `boards.md`, replayed by a scripted fake with virtual time.
+//! `docs/design/uboot-and-tftp.md` ("Vendor builds"), replayed by a scripted fake with virtual time.
 
 mod support;
 
@@ -358,9 +358,13 @@ fn a_board_that_never_prompts_times_out_showing_what_it_saw() {
 
 #[test]
 fn ralink_menu_wants_4_and_has_no_echo() {
-    let d = board_dialect("gl-mt300n-v2");
+    // A stock Ralink/MediaTek 1.1.3 build with the boot menu (not GL's,
+    // which is keyed): the MT76xx dialect with the menu's key.
+    let mut d = board_dialect("gl-mt300n-v2");
     assert_eq!(d.markers, MarkerMode::UnknownCommand);
     assert!(!d.quotes_special);
+    d.interrupt = lmx_console::InterruptKey::Menu(b"4".to_vec());
+    d.autoboot = vec!["Please choose the operation:".into()];
     let mut f = FakeUBoot::ralink();
     f.power_on();
     let mut p = Pair::new(d, f);
@@ -383,7 +387,13 @@ fn ralink_menu_wants_4_and_has_no_echo() {
 
 #[test]
 fn ath79_prompt_and_unknown_command_markers() {
-    let d = board_dialect("gl-ar750");
+    // A generic Atheros vendor build (any key, no echo), not GL's: the
+    // ath79 prompt with the safe defaults of unknown facts.
+    let mut d = board_dialect("gl-ar750");
+    d.interrupt = lmx_console::InterruptKey::AnyKey(b" ".to_vec());
+    d.markers = MarkerMode::UnknownCommand;
+    d.quotes_special = false;
+    d.braces_required = true;
     let mut f = FakeUBoot::ath79();
     f.power_on();
     let mut p = Pair::new(d, f);
@@ -391,6 +401,49 @@ fn ath79_prompt_and_unknown_command_markers() {
     let out = p.exec("setenv serverip 192.168.8.111").unwrap();
     assert!(out.success(), "{out:?}");
     assert_eq!(p.f.env["serverip"], "192.168.8.111");
+}
+
+#[test]
+fn gl_ar750_is_stopped_by_typing_gl_and_nothing_before_it() {
+    // Any other key shortens GL's countdown (src/common/main.c), so the
+    // first bytes lmx sends must be `g`, `l`.
+    let d = board_dialect("gl-ar750");
+    assert_eq!(d.markers, MarkerMode::EchoStatus);
+    let mut f = FakeUBoot::gl_ar750();
+    f.power_on();
+    let mut p = Pair::new(d, f);
+    ready(p.attach());
+    assert_eq!(
+        &p.sent[..2],
+        b"gl",
+        "{:?}",
+        String::from_utf8_lossy(&p.sent)
+    );
+    let out = p.exec("setenv serverip 192.168.1.2").unwrap();
+    assert!(out.success(), "{out:?}");
+    assert_eq!(out.status, Some(0));
+    assert_eq!(p.f.env["serverip"], "192.168.1.2");
+    p.assert_no_bare_newline();
+}
+
+#[test]
+fn gl_mt76xx_is_stopped_by_typing_gl_and_has_no_echo() {
+    let d = board_dialect("gl-mt300n-v2");
+    assert_eq!(d.markers, MarkerMode::UnknownCommand);
+    let mut f = FakeUBoot::gl_mt76xx();
+    f.power_on();
+    let mut p = Pair::new(d, f);
+    ready(p.attach());
+    assert_eq!(
+        &p.sent[..2],
+        b"gl",
+        "{:?}",
+        String::from_utf8_lossy(&p.sent)
+    );
+    let line = lmx_console::quote::setenv_line(p.m.dialect(), "ipaddr", "192.168.1.1").unwrap();
+    assert!(p.exec(&line).unwrap().success());
+    assert_eq!(p.f.env["ipaddr"], "192.168.1.1");
+    p.assert_no_bare_newline();
 }
 
 #[test]

@@ -124,6 +124,34 @@ impl FakeUBoot {
         }
     }
 
+    /// GL.iNet's U-Boot 1.1.4 for the AR750 (written from its sources):
+    /// `ath> `, hush with `echo` and `$?`, keyed autoboot `gl`.
+    pub fn gl_ar750() -> FakeUBoot {
+        let f = "vendor-gl-ar750.txt";
+        FakeUBoot {
+            prompt: String::from_utf8(section(f, "prompt")).unwrap(),
+            boot: Boot::Keyed("gl".into()),
+            boot_log: section(f, "boot"),
+            after_interrupt: b"\r\n".to_vec(),
+            ..FakeUBoot::mainline()
+        }
+    }
+
+    /// GL.iNet's U-Boot 1.1.3 for MT7620/MT7628 (written from its
+    /// sources): `MT7628 # `, simple parser, no `echo`, keyed `gl`.
+    pub fn gl_mt76xx() -> FakeUBoot {
+        let f = "vendor-gl-mt76xx.txt";
+        FakeUBoot {
+            prompt: String::from_utf8(section(f, "prompt")).unwrap(),
+            hush: false,
+            has_echo: false,
+            boot: Boot::Keyed("gl".into()),
+            boot_log: section(f, "boot"),
+            after_interrupt: b"\r\n".to_vec(),
+            ..FakeUBoot::mainline()
+        }
+    }
+
     /// Power on: print the boot log and wait for the interrupt.
     pub fn power_on(&mut self) {
         self.out.extend_from_slice(&self.boot_log.clone());
