@@ -3,8 +3,9 @@
 //!
 //! - [`prepare`]: artifacts and [`BootPlan`](lmx_builder::plan::BootPlan)
 //!   from the user's files (through `lmx-builder`), or a plan read back;
-//! - [`run`]: the step loop on the board, with load verification, progress
-//!   and failure reports;
+//! - [`report`]: the terminal reporter the session library talks to (step
+//!   lines, progress bars, the console during the boot); the step loops
+//!   themselves are in `lmx-session`;
 //! - [`virt`]: the virtual board (private network, QEMU) via `lmx-testbed`;
 //! - [`term`]: the interactive console after the boot;
 //! - [`watch`]: `--watch`, waiting for a rebuild and resetting the board.
@@ -14,7 +15,7 @@
 //! `lmx-builder`.
 
 pub mod prepare;
-pub mod run;
+pub mod report;
 pub mod term;
 pub mod virt;
 pub mod watch;

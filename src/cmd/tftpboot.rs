@@ -20,7 +20,9 @@ use lmx_tftpd::{Policy, Server, ServerConfig};
 use miette::{miette, IntoDiagnostic, WrapErr};
 
 use crate::boot::prepare::{self, Prepared};
-use crate::boot::run::{NetSetup, RunOptions, Runner, Timings};
+use lmx_session::{BootRunner, NetSetup, RunOptions, Timings};
+
+use crate::boot::report::TermReporter;
 use crate::boot::{term, virt, watch};
 use crate::cmd::plan_args::{hint, PlanArgs};
 
@@ -309,7 +311,15 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
     let power_on = Instant::now();
 
     let shell = UBootShell::for_board(transport, &board).map_err(|e| miette!("{e}"))?;
-    let mut runner = Runner::new(shell, ev_rx, opts, net, prepared.files.clone());
+    let show = args.show_console || !args.no_console;
+    let mut runner = BootRunner::new(
+        shell,
+        ev_rx,
+        opts,
+        net,
+        prepared.files.clone(),
+        TermReporter::new(show),
+    );
     let result = rt.block_on(async {
         runner.attach(power_on, _vm.is_some()).await?;
         runner.check_caps(&board, &prepared.plan).await?;
@@ -328,7 +338,6 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
     eprintln!("==> booted: {} is up", board.name);
     print!("{table}");
     if !args.watch.is_empty() {
-        let show = args.show_console || !args.no_console;
         let mut base = watch::Snapshot::take(&args.watch);
         // Installed before "Ctrl-C stops" is printed, and kept for the
         // whole watch, so no Ctrl-C is lost or kills the process.

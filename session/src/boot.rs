@@ -1,74 +1,31 @@
-//! Executing a [`BootPlan`] on a board: the small loop that joins the
-//! U-Boot driver (`lmx-console`) and the TFTP server's events.
+//! Executing a [`BootPlan`] on a board: the loop that joins the U-Boot
+//! driver (`lmx-console`) and the TFTP server's events.
 //!
 //! Every step is a U-Boot command sent through [`UBootShell`]; a load is
 //! accepted only when `${filesize}` and `crc32 ADDR ${filesize}` match the
 //! plan, and the boot command is sent only after every load was accepted.
-//! While a `tftpboot` runs, the server's events drive a progress bar and a
-//! watchdog: no request from the board within the timeout stops the run
-//! with a hint, instead of U-Boot's endless `T T T`. Failures become
-//! [`BootFailure`]s naming the step, the command, the console's last lines
-//! and what to try. Decisions about U-Boot's line protocol stay in the
-//! console crate; decisions about addresses stay in the plan.
+//! While a `tftpboot` runs, the server's events drive the reporter's
+//! progress and a watchdog: no request from the board within the timeout
+//! stops the run with a hint, instead of U-Boot's endless `T T T`. After
+//! the boot command, [`BootWatch`] reads the console until the kernel
+//! banner and the userland marker. Failures are [`StepFailure`]s.
 
-use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lmx_boards::Board;
 use lmx_builder::caps;
 use lmx_builder::plan::{BootPlan, LoadStep, Step, UnpackStep};
-use lmx_console::{ShellError, Tail, Transport, UBootShell};
+use lmx_console::{Transport, UBootShell};
+use lmx_flasher::output;
 use lmx_tftpd::Event;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-/// A failed step, told so that a person can act on it.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("{step} failed: {reason}\n  command: {command}{tail}")]
-#[diagnostic(code(lmx::tftpboot), help("{hint}"))]
-pub struct BootFailure {
-    /// The step, e.g. `load rootfs.squashfs`.
-    pub step: String,
-    /// The U-Boot command that was running.
-    pub command: String,
-    /// What was expected and what was seen.
-    pub reason: String,
-    /// The console's last lines (empty when `reason` already has them).
-    pub tail: TailText,
-    /// What to try.
-    pub hint: String,
-}
-
-/// Console lines for a [`BootFailure`] (nothing when empty).
-#[derive(Debug, Default)]
-pub struct TailText(pub Option<Tail>);
-
-impl std::fmt::Display for TailText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            Some(t) => write!(f, "{t}"),
-            None => Ok(()),
-        }
-    }
-}
-
-impl BootFailure {
-    fn shell(step: &str, command: &str, e: ShellError) -> BootFailure {
-        let hint = miette::Diagnostic::help(&e)
-            .map(|h| h.to_string())
-            .unwrap_or_else(|| "look at the console lines above".into());
-        BootFailure {
-            step: step.into(),
-            command: command.into(),
-            reason: e.to_string(),
-            tail: TailText(None),
-            hint,
-        }
-    }
-}
+use crate::failure::StepFailure;
+use crate::report::Reporter;
+use crate::watch::{self, BootWatch, Phase, WatchError};
 
 /// Network settings given to U-Boot before the first load.
 #[derive(Debug, Clone)]
@@ -111,7 +68,9 @@ pub struct RunOptions {
     pub marker: String,
     /// Time from the kernel banner to the marker.
     pub marker_timeout: Duration,
-    /// Copy the console to stdout from the boot command on.
+    /// The user watches the boot (the reporter shows the console): read
+    /// the marker's line to its end before reporting, so the shown text
+    /// does not run into lmx's next line.
     pub show_boot: bool,
     /// Where lmx listens (for hints).
     pub listen: String,
@@ -122,7 +81,8 @@ pub struct RunOptions {
 pub struct Timings(pub Vec<(String, Duration)>);
 
 impl Timings {
-    fn add(&mut self, step: impl Into<String>, d: Duration) {
+    /// Records a step.
+    pub fn add(&mut self, step: impl Into<String>, d: Duration) {
         self.0.push((step.into(), d));
     }
 
@@ -137,16 +97,9 @@ impl Timings {
     }
 }
 
-/// Parses `crc32 for 44000000 ... 440c8fff ==> 550c020d`.
-pub fn parse_crc32(text: &str) -> Option<u32> {
-    text.lines()
-        .filter_map(|l| l.split("==>").nth(1))
-        .filter_map(|v| u32::from_str_radix(v.trim(), 16).ok())
-        .next_back()
-}
-
-/// Parses `Bytes transferred = 823296 (c9000 hex)`.
-pub fn parse_bytes_transferred(text: &str) -> Option<u64> {
+/// Parses `Bytes transferred = 823296 (c9000 hex)`, the last line of a
+/// TFTP load.
+pub fn bytes_transferred(text: &str) -> Option<u64> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix("Bytes transferred = "))
         .filter_map(|v| v.split_whitespace().next()?.parse().ok())
@@ -154,39 +107,36 @@ pub fn parse_bytes_transferred(text: &str) -> Option<u64> {
 }
 
 /// Drives one plan on one board.
-pub struct Runner<T: Transport> {
+pub struct BootRunner<T: Transport, R: Reporter> {
     shell: UBootShell<T>,
     events: mpsc::UnboundedReceiver<Event>,
     opts: RunOptions,
     net: NetSetup,
     files: Vec<(String, PathBuf)>,
+    report: R,
     /// Step timings so far.
     pub timings: Timings,
-    quiet_bars: bool,
 }
 
-fn say(line: &str) {
-    eprintln!("{line}");
-}
-
-impl<T: Transport> Runner<T> {
-    /// A runner over `shell`, fed by the TFTP server's `events`.
+impl<T: Transport, R: Reporter> BootRunner<T, R> {
+    /// A runner over `shell`, fed by the TFTP server's `events`, serving
+    /// `files` (TFTP name, path), telling `report` what it does.
     pub fn new(
         shell: UBootShell<T>,
         events: mpsc::UnboundedReceiver<Event>,
         opts: RunOptions,
         net: NetSetup,
         files: Vec<(String, PathBuf)>,
+        report: R,
     ) -> Self {
-        let quiet_bars = !std::io::IsTerminal::is_terminal(&std::io::stderr());
-        Runner {
+        BootRunner {
             shell,
             events,
             opts,
             net,
             files,
+            report,
             timings: Timings::default(),
-            quiet_bars,
         }
     }
 
@@ -195,21 +145,30 @@ impl<T: Transport> Runner<T> {
         &mut self.shell
     }
 
+    /// The reporter.
+    pub fn reporter_mut(&mut self) -> &mut R {
+        &mut self.report
+    }
+
+    fn say(&mut self, line: &str) {
+        self.report.say(line);
+    }
+
     /// Stops autoboot and reaches the prompt. `at_power_on`: the board was
     /// just powered on (a VM lmx started), so stay silent until it prints
     /// anything; a key sent before U-Boot listens is lost, and then it
     /// ignores the countdown keys and boots through.
-    pub async fn attach(&mut self, since: Instant, at_power_on: bool) -> Result<(), BootFailure> {
-        say("==> waiting for U-Boot (stopping autoboot)");
+    pub async fn attach(&mut self, since: Instant, at_power_on: bool) -> Result<(), StepFailure> {
+        self.say("==> waiting for U-Boot (stopping autoboot)");
         let t = self.opts.attach_timeout;
         let r = if at_power_on {
             self.shell.attach_at_power_on(t).await
         } else {
             self.shell.attach(t).await
         };
-        r.map_err(|e| BootFailure::shell("reaching the U-Boot prompt", "(attach)", e))?;
+        r.map_err(|e| StepFailure::shell("reaching the U-Boot prompt", "(attach)", e))?;
         let d = since.elapsed();
-        say(&format!(
+        self.say(&format!(
             "    at the U-Boot prompt after {:.3} s",
             d.as_secs_f64()
         ));
@@ -221,7 +180,7 @@ impl<T: Transport> Runner<T> {
     /// `lzmadec` and the board file does not say whether this U-Boot has
     /// them; refuses the plan before any load when it cannot be done
     /// (see `lmx_builder::caps`). Does nothing when the board file knows.
-    pub async fn check_caps(&mut self, board: &Board, plan: &BootPlan) -> Result<(), BootFailure> {
+    pub async fn check_caps(&mut self, board: &Board, plan: &BootPlan) -> Result<(), StepFailure> {
         let kernel_head = plan
             .loads()
             .find(|l| l.artifact == "kernel")
@@ -236,18 +195,14 @@ impl<T: Transport> Runner<T> {
         if !caps::probe_wanted(board, needs) {
             return Ok(());
         }
-        say("==> what this U-Boot can unpack (help)");
+        self.say("==> what this U-Boot can unpack (help)");
         let out = self
             .shell
             .exec("help", Duration::from_secs(10))
             .await
-            .map_err(|e| BootFailure::shell("asking U-Boot for its commands", "help", e))?;
-        let fail = |reason: String, hint: &str| BootFailure {
-            step: "U-Boot capabilities".into(),
-            command: "help".into(),
-            reason,
-            tail: TailText(None),
-            hint: hint.into(),
+            .map_err(|e| StepFailure::shell("asking U-Boot for its commands", "help", e))?;
+        let fail = |reason: String, hint: &str| {
+            StepFailure::new("U-Boot capabilities", "help", reason, hint)
         };
         let commands = caps::Commands::from_help(&out.text).map_err(|e| {
             fail(
@@ -262,27 +217,28 @@ impl<T: Transport> Runner<T> {
             )
         })?;
         for n in notes {
-            say(&format!("    note: {n}"));
+            self.say(&format!("    note: {n}"));
         }
         Ok(())
     }
 
     /// Runs every step of `plan` up to and including the boot command, then
     /// waits for the kernel banner and the userland marker.
-    pub async fn run(&mut self, plan: &BootPlan) -> Result<(), BootFailure> {
+    pub async fn run(&mut self, plan: &BootPlan) -> Result<(), StepFailure> {
         let at_prompt = Instant::now();
         let t = Instant::now();
-        say("==> network settings");
-        for (name, value) in self.net.vars() {
+        self.say("==> network settings");
+        let vars = self.net.vars();
+        for (name, value) in &vars {
             let cmd = format!("setenv {name} {value}");
             self.shell
-                .setenv(name, &value)
+                .setenv(name, value)
                 .await
-                .map_err(|e| BootFailure::shell("network settings", &cmd, e))?;
-            say(&format!("    {cmd}"));
+                .map_err(|e| StepFailure::shell("network settings", &cmd, e))?;
+            self.say(&format!("    {cmd}"));
         }
         self.timings.add("network settings", t.elapsed());
-        let sent: Vec<&str> = self.net.vars().iter().map(|(n, _)| *n).collect();
+        let sent: Vec<&str> = vars.iter().map(|(n, _)| *n).collect();
         for step in &plan.steps {
             match step {
                 // The run's network settings, just sent, win over a plan's
@@ -294,9 +250,9 @@ impl<T: Transport> Runner<T> {
                         self.shell
                             .run(c, Duration::from_secs(5))
                             .await
-                            .map_err(|e| BootFailure::shell(&format!("setenv {name}"), c, e))?;
+                            .map_err(|e| StepFailure::shell(&format!("setenv {name}"), c, e))?;
                     }
-                    say(&format!("==> setenv {name} ({} line(s))", commands.len()));
+                    self.say(&format!("==> setenv {name} ({} line(s))", commands.len()));
                     self.timings.add(format!("setenv {name}"), t.elapsed());
                 }
                 Step::Load(l) => self.load(l).await?,
@@ -319,10 +275,10 @@ impl<T: Transport> Runner<T> {
         )
     }
 
-    async fn load(&mut self, l: &LoadStep) -> Result<(), BootFailure> {
+    async fn load(&mut self, l: &LoadStep) -> Result<(), StepFailure> {
         let step = format!("load {}", l.file);
         let cmd = l.command();
-        say(&format!(
+        self.say(&format!(
             "==> {cmd}  ({} bytes, crc32 {:08x})",
             l.size, l.crc32
         ));
@@ -336,7 +292,7 @@ impl<T: Transport> Runner<T> {
         let mut started = false;
         let mut refused: Option<String> = None;
         let mut server_error: Option<String> = None;
-        let mut bar: Option<ProgressBar> = None;
+        let mut in_transfer = false;
         let deadline = tokio::time::Instant::now() + self.opts.timeout;
         let result = {
             let exec = self.shell.exec(&cmd, limit);
@@ -348,19 +304,20 @@ impl<T: Transport> Runner<T> {
                         Some(Event::Started(info)) if info.client.ip() == board => {
                             started = true;
                             if info.file == l.file {
-                                bar = Some(self_bar(self.quiet_bars, &l.file, info.size.unwrap_or(l.size)));
+                                self.report.transfer_start(&l.file, info.size.unwrap_or(l.size));
+                                in_transfer = true;
                                 tracing::debug!(blksize = info.blksize, windowsize = info.windowsize, "transfer of {} started", info.file);
                             }
                         }
-                        Some(Event::Progress { bytes, .. }) => {
-                            if let Some(b) = &bar { b.set_position(bytes); }
+                        Some(Event::Progress { bytes, .. }) if in_transfer => {
+                            self.report.transfer_progress(bytes);
                         }
                         Some(Event::Finished(s)) if s.info.client.ip() == board => {
-                            if let Some(b) = bar.take() { b.finish_and_clear(); }
+                            if in_transfer { self.report.transfer_end(true); in_transfer = false; }
                             tracing::debug!(retransmits = s.retransmits, "transfer finished");
                         }
                         Some(Event::Failed(s)) if s.info.client.ip() == board => {
-                            if let Some(b) = bar.take() { b.abandon(); }
+                            if in_transfer { self.report.transfer_end(false); in_transfer = false; }
                             server_error = s.error.clone();
                         }
                         Some(Event::Refused { client, file, reason, .. }) if client.ip() == board => {
@@ -373,27 +330,27 @@ impl<T: Transport> Runner<T> {
                 }
             }
         };
-        if let Some(b) = bar.take() {
-            b.finish_and_clear();
+        if in_transfer {
+            self.report.transfer_end(true);
         }
         let out = match result {
             None => {
                 // Stop U-Boot's retries so the board is left at a prompt.
                 let _ = self.shell.transport_mut().write_all(&[0x03]).await;
                 let _ = self.shell.transport_mut().flush().await;
-                return Err(BootFailure {
+                return Err(StepFailure::new(
                     step,
-                    command: cmd,
-                    reason: format!(
+                    cmd,
+                    format!(
                         "U-Boot did not ask for {} within {} s",
                         l.file,
                         self.opts.timeout.as_secs()
                     ),
-                    tail: TailText(Some(self.shell.machine().tail())),
-                    hint: self.host_hint(),
-                });
+                    self.host_hint(),
+                )
+                .with_tail(self.shell.machine().tail()));
             }
-            Some(Err(e)) => return Err(BootFailure::shell(&step, &cmd, e)),
+            Some(Err(e)) => return Err(StepFailure::shell(&step, &cmd, e)),
             Some(Ok(out)) => out,
         };
         if !out.success() {
@@ -414,15 +371,11 @@ impl<T: Transport> Runner<T> {
             } else {
                 self.host_hint()
             };
-            return Err(BootFailure {
-                step,
-                command: cmd,
-                reason,
-                tail: TailText(Some(self.shell.machine().tail())),
-                hint,
-            });
+            return Err(
+                StepFailure::new(step, cmd, reason, hint).with_tail(self.shell.machine().tail())
+            );
         }
-        if let Some(n) = parse_bytes_transferred(&out.text) {
+        if let Some(n) = bytes_transferred(&out.text) {
             if n != l.size {
                 return Err(self.mismatch(
                     &step,
@@ -438,7 +391,7 @@ impl<T: Transport> Runner<T> {
         let load_time = t.elapsed();
         self.verify(&step, l.addr, l.size, l.crc32, &l.file).await?;
         let total = t.elapsed();
-        say(&format!(
+        self.say(&format!(
             "    ok: {} bytes in {:.3} s ({:.1} MiB/s), filesize and crc32 {:08x} match",
             l.size,
             load_time.as_secs_f64(),
@@ -460,22 +413,22 @@ impl<T: Transport> Runner<T> {
             .join(", ")
     }
 
-    fn mismatch(&self, step: &str, cmd: &str, reason: String, l: &LoadStep) -> BootFailure {
+    fn mismatch(&self, step: &str, cmd: &str, reason: String, l: &LoadStep) -> StepFailure {
         let path = self
             .files
             .iter()
             .find(|(n, _)| *n == l.file)
             .map(|(_, p)| p.display().to_string())
             .unwrap_or_else(|| l.file.clone());
-        BootFailure {
-            step: step.into(),
-            command: cmd.into(),
-            reason: format!("{reason}; not booting"),
-            tail: TailText(Some(self.shell.machine().tail())),
-            hint: format!(
+        StepFailure::new(
+            step,
+            cmd,
+            format!("{reason}; not booting"),
+            format!(
                 "{path} changed after the plan was made, or the transfer was corrupted: rebuild the plan (run without --manifest, or lmx build again) and retry"
             ),
-        }
+        )
+        .with_tail(self.shell.machine().tail())
     }
 
     /// `${filesize}` and `crc32 ADDR ${filesize}` against the plan.
@@ -486,12 +439,12 @@ impl<T: Transport> Runner<T> {
         size: u64,
         crc: u32,
         file: &str,
-    ) -> Result<(), BootFailure> {
+    ) -> Result<(), StepFailure> {
         let fs = self
             .shell
             .printenv("filesize")
             .await
-            .map_err(|e| BootFailure::shell(step, "printenv filesize", e))?;
+            .map_err(|e| StepFailure::shell(step, "printenv filesize", e))?;
         let got = fs
             .as_deref()
             .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
@@ -519,8 +472,8 @@ impl<T: Transport> Runner<T> {
             .shell
             .run(&cmd, Duration::from_secs(30))
             .await
-            .map_err(|e| BootFailure::shell(step, &cmd, e))?;
-        match parse_crc32(&out.text) {
+            .map_err(|e| StepFailure::shell(step, &cmd, e))?;
+        match output::crc32(&out.text) {
             Some(c) if c == crc => Ok(()),
             Some(c) => Err(self.mismatch(
                 step,
@@ -530,20 +483,20 @@ impl<T: Transport> Runner<T> {
                 ),
                 &l,
             )),
-            None => Err(BootFailure {
-                step: step.into(),
-                command: cmd,
-                reason: format!("no `==> CRC` line in the output: {:?}", out.text),
-                tail: TailText(Some(self.shell.machine().tail())),
-                hint: "this U-Boot may lack the crc32 command (CONFIG_CMD_CRC32); lmx cannot verify loads without it".into(),
-            }),
+            None => Err(StepFailure::new(
+                step,
+                cmd,
+                format!("no `==> CRC` line in the output: {:?}", out.text),
+                "this U-Boot may lack the crc32 command (CONFIG_CMD_CRC32); lmx cannot verify loads without it",
+            )
+            .with_tail(self.shell.machine().tail())),
         }
     }
 
-    async fn unpack(&mut self, u: &UnpackStep) -> Result<(), BootFailure> {
+    async fn unpack(&mut self, u: &UnpackStep) -> Result<(), StepFailure> {
         let step = format!("unpack {}", u.artifact);
         let cmd = u.command();
-        say(&format!(
+        self.say(&format!(
             "==> {cmd}  ({} bytes, crc32 {:08x})",
             u.size, u.crc32
         ));
@@ -551,10 +504,10 @@ impl<T: Transport> Runner<T> {
         self.shell
             .run(&cmd, Duration::from_secs(120))
             .await
-            .map_err(|e| BootFailure::shell(&step, &cmd, e))?;
+            .map_err(|e| StepFailure::shell(&step, &cmd, e))?;
         let name = format!("{} (unpacked)", u.artifact);
         self.verify(&step, u.dst, u.size, u.crc32, &name).await?;
-        say(&format!(
+        self.say(&format!(
             "    ok: {} bytes unpacked in {:.3} s, crc32 matches",
             u.size,
             t.elapsed().as_secs_f64()
@@ -564,81 +517,99 @@ impl<T: Transport> Runner<T> {
         Ok(())
     }
 
-    async fn boot(&mut self, command: &str, at_prompt: Instant) -> Result<(), BootFailure> {
+    async fn boot(&mut self, command: &str, at_prompt: Instant) -> Result<(), StepFailure> {
         let step = "boot";
-        say(&format!("==> {command}"));
+        self.say(&format!("==> {command}"));
         // The boot command never returns to the prompt, so it cannot carry
         // the driver's end marker: store it with a verified setenv and
         // start it with a short `run`.
         self.shell
             .setenv("lmxboot", command)
             .await
-            .map_err(|e| BootFailure::shell(step, command, e))?;
+            .map_err(|e| StepFailure::shell(step, command, e))?;
         let t = Instant::now();
         let io = self.shell.transport_mut();
         io.write_all(b"run lmxboot\r")
             .await
             .and(io.flush().await)
-            .map_err(|e| BootFailure {
-                step: step.into(),
-                command: command.into(),
-                reason: format!("writing to the console: {e}"),
-                tail: TailText(None),
-                hint: "was the adapter unplugged or the emulator stopped?".into(),
+            .map_err(|e| {
+                StepFailure::new(
+                    step,
+                    command,
+                    format!("writing to the console: {e}"),
+                    "was the adapter unplugged or the emulator stopped?",
+                )
             })?;
-        let failures: Vec<String> = self
-            .shell
-            .machine()
-            .dialect()
-            .failure_texts
-            .iter()
-            .cloned()
-            .chain(["Kernel panic".to_string(), "U-Boot 20".to_string()])
-            .collect();
-        let mut watch = Watch::new(self.opts.show_boot);
+        let failures = watch::failures(self.shell.machine().dialect(), Phase::Booting);
+        let fail = |w: WatchError, waiting: &str, hint: &str| {
+            StepFailure::new(
+                step,
+                command,
+                format!("{} while waiting for {waiting}", w.what),
+                hint,
+            )
+            .with_tail(w.tail)
+        };
+        let mut bw = BootWatch::new();
         let kernel_wait = self.opts.timeout.max(Duration::from_secs(30));
         let io = self.shell.transport_mut();
-        match watch
-            .until(io, &["Starting kernel", "Linux version"], &failures, kernel_wait)
-            .await
-        {
-            Ok(_) => {}
-            Err(w) => return Err(w.failure(step, command, "the kernel to start", "check the boot command, the image format (lmx image info FILE) and the addresses (--dry-run)")),
-        }
+        watch::until(
+            &mut bw,
+            io,
+            &mut self.report,
+            &["Starting kernel", "Linux version"],
+            &failures,
+            kernel_wait,
+        )
+        .await
+        .map_err(|w| fail(w, "the kernel to start", "check the boot command, the image format (lmx image info FILE) and the addresses (--dry-run)"))?;
         self.timings
             .add("boot command to kernel start", t.elapsed());
         let k = Instant::now();
-        say("    kernel started");
-        if !watch.seen("Linux version") {
-            watch
-                .until(io, &["Linux version"], &failures, self.opts.timeout)
-                .await
-                .map_err(|w| {
-                    w.failure(
-                        step,
-                        command,
-                        "the kernel banner (\"Linux version\")",
-                        "the kernel printed nothing: check that it is built for this board and that console= names the board's serial port",
-                    )
-                })?;
-        }
-        say("    kernel banner seen");
-        let marker = self.opts.marker.clone();
-        watch
-            .until(io, &[marker.as_str()], &failures, self.opts.marker_timeout)
+        self.report.say("    kernel started");
+        if !bw.seen("Linux version") {
+            let io = self.shell.transport_mut();
+            watch::until(
+                &mut bw,
+                io,
+                &mut self.report,
+                &["Linux version"],
+                &failures,
+                self.opts.timeout,
+            )
             .await
             .map_err(|w| {
-                w.failure(
-                    step,
-                    command,
-                    &format!("the userland marker {marker:?}"),
-                    "if the kernel could not mount its root, check root= and the phram region (--dry-run); if init ran, check --marker",
+                fail(
+                    w,
+                    "the kernel banner (\"Linux version\")",
+                    "the kernel printed nothing: check that it is built for this board and that console= names the board's serial port",
                 )
             })?;
-        if self.opts.show_boot {
-            watch.finish_line(io, Duration::from_millis(300)).await;
         }
-        say(&format!("    userland marker {marker:?} seen"));
+        self.report.say("    kernel banner seen");
+        let marker = self.opts.marker.clone();
+        let io = self.shell.transport_mut();
+        watch::until(
+            &mut bw,
+            io,
+            &mut self.report,
+            &[marker.as_str()],
+            &failures,
+            self.opts.marker_timeout,
+        )
+        .await
+        .map_err(|w| {
+            fail(
+                w,
+                &format!("the userland marker {marker:?}"),
+                "if the kernel could not mount its root, check root= and the phram region (--dry-run); if init ran, check --marker",
+            )
+        })?;
+        if self.opts.show_boot {
+            let io = self.shell.transport_mut();
+            watch::finish_line(&mut bw, io, &mut self.report, Duration::from_millis(300)).await;
+        }
+        self.report.say(&format!("    userland marker {marker:?} seen"));
         self.timings
             .add("kernel start to userland marker", k.elapsed());
         self.timings
@@ -647,185 +618,19 @@ impl<T: Transport> Runner<T> {
     }
 }
 
-fn self_bar(quiet: bool, name: &str, size: u64) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(
-        Some(size),
-        if quiet {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        },
-    );
-    bar.set_style(
-        ProgressStyle::with_template(
-            "    {msg:<20} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {eta:>4}",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
-    );
-    bar.set_message(name.to_string());
-    bar
-}
-
-/// Reads raw console text after the boot command and matches lines.
-struct Watch {
-    lines: VecDeque<String>,
-    partial: String,
-    all: String,
-    echo: bool,
-}
-
-struct WatchError {
-    what: String,
-    tail: Vec<String>,
-}
-
-impl WatchError {
-    fn failure(self, step: &str, command: &str, waiting: &str, hint: &str) -> BootFailure {
-        BootFailure {
-            step: step.into(),
-            command: command.into(),
-            reason: format!("{} while waiting for {waiting}", self.what),
-            tail: TailText(Some(Tail(self.tail))),
-            hint: hint.into(),
-        }
-    }
-}
-
-impl Watch {
-    fn new(echo: bool) -> Watch {
-        Watch {
-            lines: VecDeque::new(),
-            partial: String::new(),
-            all: String::new(),
-            echo,
-        }
-    }
-
-    fn seen(&self, text: &str) -> bool {
-        self.all.contains(text)
-    }
-
-    fn tail(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.lines.iter().cloned().collect();
-        if !self.partial.trim().is_empty() {
-            v.push(self.partial.clone());
-        }
-        let n = v.len().saturating_sub(12);
-        v.split_off(n)
-    }
-
-    /// Appends console bytes: echoed when asked, split into lines.
-    fn take(&mut self, bytes: &[u8]) {
-        let chunk = String::from_utf8_lossy(bytes).into_owned();
-        if self.echo {
-            use std::io::Write;
-            let mut out = std::io::stdout();
-            let _ = out.write_all(bytes);
-            let _ = out.flush();
-        }
-        self.all.push_str(&chunk);
-        for c in chunk.chars() {
-            if c == '\n' {
-                let line = std::mem::take(&mut self.partial)
-                    .trim_end_matches('\r')
-                    .to_string();
-                self.lines.push_back(line);
-                if self.lines.len() > 40 {
-                    self.lines.pop_front();
-                }
-            } else {
-                self.partial.push(c);
-            }
-        }
-    }
-
-    /// Reads on until the current console line ends, at most `timeout`:
-    /// echoed console text then ends with its line instead of running into
-    /// lmx's own output.
-    async fn finish_line<T: Transport + ?Sized>(&mut self, io: &mut T, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut buf = vec![0u8; 4096];
-        while !self.partial.is_empty() {
-            tokio::select! {
-                r = io.read(&mut buf) => match r {
-                    Ok(n) if n > 0 => self.take(&buf[..n]),
-                    _ => return,
-                },
-                _ = tokio::time::sleep_until(deadline) => return,
-            }
-        }
-    }
-
-    /// Reads until one of `want` appears (Ok) or one of `fail` or the
-    /// timeout (Err). Text already seen counts.
-    async fn until<T: Transport + ?Sized>(
-        &mut self,
-        io: &mut T,
-        want: &[&str],
-        fail: &[String],
-        timeout: Duration,
-    ) -> Result<String, WatchError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut scan_from = 0usize;
-        let mut buf = vec![0u8; 4096];
-        loop {
-            // Failures and wants are matched on complete lines and the partial one.
-            let text = &self.all[scan_from.min(self.all.len())..];
-            if let Some(w) = want.iter().find(|w| self.all.contains(**w)) {
-                return Ok(w.to_string());
-            }
-            if let Some(f) = fail.iter().find(|f| text.contains(f.as_str())) {
-                return Err(WatchError {
-                    what: format!("the console showed {f:?}"),
-                    tail: self.tail(),
-                });
-            }
-            scan_from = self.all.len().saturating_sub(64);
-            let n = tokio::select! {
-                r = io.read(&mut buf) => match r {
-                    Ok(0) => return Err(WatchError { what: "the console closed".into(), tail: self.tail() }),
-                    Ok(n) => n,
-                    Err(e) => return Err(WatchError { what: format!("reading the console failed: {e}"), tail: self.tail() }),
-                },
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Err(WatchError {
-                        what: format!("nothing matched within {} s", timeout.as_secs()),
-                        tail: self.tail(),
-                    })
-                }
-            };
-            self.take(&buf[..n]);
-            // Keep the search text bounded.
-            if self.all.len() > 1 << 20 {
-                let cut = self.all.len() - (1 << 16);
-                let cut = (cut..self.all.len())
-                    .find(|i| self.all.is_char_boundary(*i))
-                    .unwrap_or(self.all.len());
-                self.all.drain(..cut);
-                scan_from = 0;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn parses_uboot_output() {
+    fn parses_the_tftp_summary() {
         assert_eq!(
-            parse_crc32("crc32 for 44000000 ... 440c8fff ==> 550c020d"),
-            Some(0x550c_020d)
-        );
-        assert_eq!(parse_crc32("nothing"), None);
-        assert_eq!(
-            parse_bytes_transferred(
+            bytes_transferred(
                 "TFTP from server\n\t 5.4 MiB/s\nBytes transferred = 823296 (c9000 hex)"
             ),
             Some(823_296)
         );
+        assert_eq!(bytes_transferred("T T T"), None);
     }
 
     #[test]
