@@ -609,7 +609,8 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
             let io = self.shell.transport_mut();
             watch::finish_line(&mut bw, io, &mut self.report, Duration::from_millis(300)).await;
         }
-        self.report.say(&format!("    userland marker {marker:?} seen"));
+        self.report
+            .say(&format!("    userland marker {marker:?} seen"));
         self.timings
             .add("kernel start to userland marker", k.elapsed());
         self.timings

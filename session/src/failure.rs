@@ -98,8 +98,13 @@ mod tests {
 
     #[test]
     fn boot_and_flash_failures_render_alike() {
-        let boot = StepFailure::new("load Image", "tftpboot 0x40400000 Image", "crc32 mismatch", "retry")
-            .with_tail(Tail(vec!["=> ".into()]));
+        let boot = StepFailure::new(
+            "load Image",
+            "tftpboot 0x40400000 Image",
+            "crc32 mismatch",
+            "retry",
+        )
+        .with_tail(Tail(vec!["=> ".into()]));
         assert_eq!(
             boot.to_string(),
             "load Image failed: crc32 mismatch\n  command: tftpboot 0x40400000 Image\n  last console lines:\n  | => "
@@ -107,6 +112,9 @@ mod tests {
         let flash = StepFailure::new("erase (firmware)", "erase 0 1", "status 1", "check WP")
             .with_state("Flash state: erased.");
         assert!(flash.to_string().ends_with("\nFlash state: erased."));
-        assert_eq!(miette::Diagnostic::help(&flash).unwrap().to_string(), "check WP");
+        assert_eq!(
+            miette::Diagnostic::help(&flash).unwrap().to_string(),
+            "check WP"
+        );
     }
 }

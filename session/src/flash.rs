@@ -96,7 +96,8 @@ impl<T: Transport, R: Reporter> FlashExecutor<T, R> {
     /// Stops autoboot and reaches the prompt (see
     /// [`crate::BootRunner::attach`] for `at_power_on`).
     pub async fn attach(&mut self, plan: &FlashPlan, at_power_on: bool) -> Result<(), StepFailure> {
-        self.report.say("==> waiting for U-Boot (stopping autoboot)");
+        self.report
+            .say("==> waiting for U-Boot (stopping autoboot)");
         let t = Duration::from_secs(30);
         let r = if at_power_on {
             self.shell.attach_at_power_on(t).await
@@ -166,18 +167,18 @@ impl<T: Transport, R: Reporter> FlashExecutor<T, R> {
     /// command U-Boot is running: the failure then says what state that
     /// leaves the flash in.
     pub async fn execute(&mut self, plan: &FlashPlan, steps: &[Step]) -> Result<(), StepFailure> {
-        let mut interrupt =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(
-                |e| {
-                    fail_untouched(
-                        plan,
-                        "installing the Ctrl-C handler",
-                        "",
-                        e.to_string(),
-                        "retry",
-                    )
-                },
-            )?;
+        let mut interrupt = tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::interrupt(),
+        )
+        .map_err(|e| {
+            fail_untouched(
+                plan,
+                "installing the Ctrl-C handler",
+                "",
+                e.to_string(),
+                "retry",
+            )
+        })?;
         for step in steps {
             tokio::select! {
                 r = self.step(plan, step) => r?,
@@ -539,7 +540,13 @@ impl<T: Transport, R: Reporter> FlashExecutor<T, R> {
                 ));
             }
             // No autoboot: the new U-Boot's banner, then straight its prompt.
-            if !autoboot && at_bare_prompt(&dialect, &w.text()[scan_from.min(w.text().len())..], !boot_sent) {
+            if !autoboot
+                && at_bare_prompt(
+                    &dialect,
+                    &w.text()[scan_from.min(w.text().len())..],
+                    !boot_sent,
+                )
+            {
                 if boot_sent {
                     return Err(fail(
                         "U-Boot came back to its prompt after `boot`: bootcmd did not boot the kernel".into(),

@@ -264,7 +264,10 @@ mod tests {
         );
         // Scanning from past the failure finds nothing new.
         assert_eq!(w.check(&["LMX-READY"], &fail, w.text().len()), None);
-        assert_eq!(w.tail().0.last().unwrap(), "[    1.0] Kernel panic - not syncing: VFS");
+        assert_eq!(
+            w.tail().0.last().unwrap(),
+            "[    1.0] Kernel panic - not syncing: VFS"
+        );
     }
 
     #[test]
@@ -289,7 +292,10 @@ mod tests {
             assert!(booting.iter().any(|f| f == t), "{t}");
         }
         for t in ["Kernel panic", "Wrong Image Format", "Bad Data CRC"] {
-            assert!(after.iter().any(|f| f == t) && booting.iter().any(|f| f == t), "{t}");
+            assert!(
+                after.iter().any(|f| f == t) && booting.iter().any(|f| f == t),
+                "{t}"
+            );
         }
     }
 

@@ -20,13 +20,12 @@ use lmx_boards::Board;
 use lmx_builder::manifest::Manifest;
 use lmx_console::{Endpoint, SerialConfig, Transport, UBootShell};
 use lmx_flasher::{
-    Backup, BackupVia, FlashImage, FlashPlan, FlashRequest, Method, Phase, RamBuffers, Step,
-    Target,
+    Backup, BackupVia, FlashImage, FlashPlan, FlashRequest, Method, Phase, RamBuffers, Step, Target,
 };
-use lmx_tftpd::policy::PolicySpec;
-use lmx_tftpd::{Policy, Server, ServerConfig};
 use lmx_session::flash::fail_untouched;
 use lmx_session::{FlashExecutor, NetSetup, StepFailure};
+use lmx_tftpd::policy::PolicySpec;
+use lmx_tftpd::{Policy, Server, ServerConfig};
 use miette::{miette, IntoDiagnostic, WrapErr};
 
 use crate::boot::report::TermReporter;
