@@ -526,10 +526,19 @@ impl<T: Transport, R: Reporter> FlashExecutor<T, R> {
             if let Some(line) = w.line_with(marker) {
                 return Ok(line);
             }
-            // Once the kernel runs, a reset is a failure again.
-            let kernel = w.seen("Starting kernel") || w.seen("Linux version");
-            let fail_list = if kernel { &booting } else { &after_reset };
-            if let Some(watch::Seen::Failure(f)) = w.check(&[], fail_list, 0) {
+            // Once the kernel runs, a reset (in the text after its start)
+            // is a failure again.
+            let kernel_at = ["Starting kernel", "Linux version"]
+                .iter()
+                .filter_map(|k| w.text().find(k))
+                .min();
+            let found = match kernel_at {
+                None => w.check(&[], &after_reset, 0),
+                Some(at) => w
+                    .check(&[], &after_reset, 0)
+                    .or_else(|| w.check(&[], &booting, at)),
+            };
+            if let Some(watch::Seen::Failure(f)) = found {
                 return Err(fail(format!("the console showed {f:?}"), &w));
             }
             // Autoboot ended at a prompt: bootcmd did not boot.
