@@ -24,14 +24,14 @@ TEST_PKGS=(
 # The scripts themselves use python3 (tables, bench/vboard.py,
 # bench/cpu_sample.py) and ps (procps; peak RSS), which minimal images lack.
 BENCH_PKGS=(dnsmasq-base atftpd hyperfine time tcpdump python3 procps)
-# The virtual board (shared/design/testbed.md, testbed/README.md): U-Boot
+# The virtual board (docs/design/testbed.md, testbed/README.md): U-Boot
 # for QEMU's virt machine, the kernel's sources and cross compiler, the
 # namespace tools. qemu-system-arm and the busyboxes are handled by
 # install_qemu and install_busybox below (backports suite, foreign
 # architectures).
 VIRTUAL_PKGS=(
   u-boot-qemu gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf linux-source-6.1
-  bc flex bison make cpio iproute2 nftables xz-utils
+  bc flex bison make patch cpio iproute2 nftables xz-utils
   # The MIPS twins (qemu-mips, qemu-mipsel): cross compilers for the
   # kernels, U-Boot and the big-endian /init; U-Boot's build needs.
   gcc-mips-linux-gnu gcc-mipsel-linux-gnu libc6-dev-mips-cross

@@ -9,7 +9,8 @@
 # cross compiler. The image is cached at
 #   ${LMX_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lmx}/kernel/<key>/Image
 # (zImage for armv7l; the vmlinux ELF for mips and mipsel, which lmx build
-# turns into a uImage itself), where <key> is the sha256 of the fragment(s), the
+# turns into a uImage itself, with the machine's malta.dtb beside it), where
+# <key> is the sha256 of the fragment(s) and patches, the
 # linux-source package version and the architecture: a rerun with the same
 # inputs prints the cached path at once. The path of the image is the only
 # thing printed on stdout; progress goes to stderr and the build log to
@@ -18,6 +19,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 arch="${1:-}"
+patches=()
 case "$arch" in
   aarch64)
     karch=arm64 cross=aarch64-linux-gnu- target=Image
@@ -30,6 +32,10 @@ case "$arch" in
   mips | mipsel)
     karch=mips cross="$arch-linux-gnu-" target=vmlinux
     fragments=("$here/kernel/malta.config" "$here/kernel/$arch.config")
+    # Malta's platform code reads only its built-in device tree; the patch
+    # makes a DTB in the .appended_dtb section win, as it does on the
+    # ath79/ramips routers the twins stand in for.
+    patches=("$here/kernel/malta-appended-dtb.patch")
     ;;
   *)
     echo "usage: $0 aarch64|armv7l|mips|mipsel" >&2
@@ -47,9 +53,10 @@ tarball="/usr/src/$src_pkg.tar.xz"
 [ -n "$src_version" ] && [ -r "$tarball" ] ||
   die "$tarball is missing: run scripts/deps.sh virtual (package $src_pkg)"
 need_tools "${cross}gcc" make bc flex bison xz
+[ "${#patches[@]}" -eq 0 ] || need_tools patch
 
 cache_root="${LMX_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lmx}"
-key="$({ cat "${fragments[@]}"; printf '%s\n%s\n' "$src_version" "$arch"; } | sha256sum | cut -d' ' -f1)"
+key="$({ cat "${fragments[@]}" "${patches[@]+"${patches[@]}"}"; printf '%s\n%s\n' "$src_version" "$arch"; } | sha256sum | cut -d' ' -f1)"
 out="$cache_root/kernel/$key"
 image="$out/$target"
 
@@ -65,6 +72,9 @@ echo "lmx testbed kernel: building $arch from $src_pkg $src_version (a few minut
 
 tar -xJf "$tarball" -C "$work"
 tree="$work/$src_pkg"
+for p in "${patches[@]+"${patches[@]}"}"; do
+  patch -d "$tree" -p1 --quiet <"$p" >>"$log" 2>&1 || die "patch $p does not apply (log: $log)"
+done
 # KCONFIG_ALLCONFIG forces the fragment's values on top of allnoconfig.
 cat "${fragments[@]}" >"$work/fragment.config"
 mk=(make -C "$tree" ARCH="$karch" CROSS_COMPILE="$cross" -j"$(nproc)")
@@ -88,6 +98,9 @@ fi
 cp "$tree/.config" "$out/config"
 if [ "$target" = vmlinux ]; then
   cp "$tree/vmlinux" "$image.tmp"
+  # The machine's own device tree (built in as well): the DTB to give lmx
+  # when the kernel should take it from its .appended_dtb section.
+  cp "$tree/arch/mips/boot/dts/mti/malta.dtb" "$out/malta.dtb"
 else
   cp "$tree/arch/$karch/boot/$target" "$image.tmp"
 fi

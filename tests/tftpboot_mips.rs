@@ -324,3 +324,92 @@ fn g_watch_reboots_the_big_endian_twin_and_boots_again() {
         Duration::from_secs(300),
     );
 }
+
+/// The seed boards' recipe on the big-endian twin: the DTB travels in the
+/// vmlinux's `.appended_dtb` section (the test bed's malta kernel is built
+/// with `CONFIG_MIPS_ELF_APPENDED_DTB` and boots on that DTB when the
+/// section holds one), carrying the `/reserved-memory` `no-map` node;
+/// `phram.phram=` and `mtdparts=` on the command line, no `mem=`. The
+/// kernel must name the machine from the DTB lmx put there, mount the
+/// phram rootfs and keep the RAM that `mem=` used to take.
+#[test]
+fn f_seed_recipe_with_the_dtb_in_the_elf_section_boots_qemu_mips() {
+    require_qemu("qemu-system-mips");
+    let _vm = one_vm();
+    let vmlinux = lmx_testbed::kernel(lmx_testbed::Arch::Mips)
+        .unwrap_or_else(|e| panic!("needs the big-endian kernel: {e}"));
+    let builtin = vmlinux.with_file_name("malta.dtb");
+    assert!(
+        builtin.is_file(),
+        "{} missing: testbed/kernel.sh mips keeps the machine's DTB beside the vmlinux",
+        builtin.display()
+    );
+    let dir = common::tmp("lmx-e2e-");
+    let dtb = dir.path().join("malta-seed.dtb");
+    std::fs::copy(&builtin, &dtb).unwrap();
+    const MODEL: &str = "lmx seed recipe twin";
+    common::tool("fdtput", &["-t", "s", s(&dtb), "/", "model", MODEL]);
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            "qemu-mips",
+            "--no-console",
+            "--show-console",
+            "--kernel",
+            s(&vmlinux),
+            "--dtb",
+            s(&dtb),
+            "--phram",
+            "dt-cmdline",
+            "--append-dtb",
+            // A 64 MiB phram region, so that whether the no-map node holds
+            // shows in the kernel's memory count.
+            "--free",
+            "64M",
+        ],
+        Duration::from_secs(600),
+    );
+    let all = r.all();
+    assert!(r.success(), "lmx tftpboot failed:\n{all}");
+    assert!(
+        all.contains(&format!("userland marker \"{MARKER}\" seen")),
+        "{all}"
+    );
+    assert_eq!(verified_loads(&all), 2, "{all}");
+    assert!(
+        all.contains("written into the kernel's .appended_dtb section"),
+        "{all}"
+    );
+    // The kernel took the DTB lmx wrote into the section.
+    assert!(all.contains(&format!("MIPS: machine is {MODEL}")), "{all}");
+    let cmdline = all
+        .lines()
+        .find(|l| l.contains("Kernel command line:"))
+        .unwrap_or_else(|| panic!("no kernel command line in\n{all}"));
+    assert!(!cmdline.contains("mem="), "{cmdline}");
+    assert!(
+        cmdline.contains("phram.phram=phram0,0xa000000,"),
+        "{cmdline}"
+    );
+    assert!(cmdline.contains("mtdparts=phram0:"), "{cmdline}");
+    // `Memory: AK/TK available`: with mem=160M (the cmdline method) the
+    // kernel had at most 160 MiB; now it has the 256 MiB less the no-map
+    // phram region (64 MiB and the rootfs), which the allocator never
+    // gets. Without the node it would have about 245 MiB available.
+    let available_k: u64 = all
+        .lines()
+        .find_map(|l| {
+            let rest = l.split("Memory: ").nth(1)?;
+            rest.split('K').next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no `Memory:` line in\n{all}"));
+    assert!(
+        available_k > 160 * 1024 && available_k < 192 * 1024,
+        "kernel has {available_k}K available:\n{all}"
+    );
+    assert!(
+        cmdline.contains("mtdparts=phram0:0x4"),
+        "a phram region of 64 MiB and more: {cmdline}"
+    );
+}
