@@ -142,12 +142,27 @@ fn hash_node(algo: HashAlgo, data: &[u8]) -> Node {
 impl FitSpec {
     /// Builds the FIT blob: `/images/{kernel-1,fdt-1,ramdisk-1}` with one
     /// hash node each and `/configurations/conf-1` as the default.
+    ///
+    /// The device tree's bytes start on an 8-byte boundary of the blob
+    /// (an empty `lmx,align` property before its `data` moves them when
+    /// needed): U-Boot hands the kernel the FDT in place, and the
+    /// kernel's libfdt refuses a blob that is not 8-byte aligned
+    /// (`FDT_ERR_ALIGNMENT`), so an arm32 kernel booted from a FIT whose
+    /// DTB sat 4 bytes off printed nothing at all.
     pub fn build(&self) -> Result<Vec<u8>, Error> {
-        Ok(self.to_fdt()?.to_bytes())
+        let blob = self.to_fdt_padded(false)?.to_bytes();
+        match (&self.fdt, self.fdt.as_ref().and_then(|d| find(&blob, d))) {
+            (Some(_), Some(at)) if at % 8 != 0 => Ok(self.to_fdt_padded(true)?.to_bytes()),
+            _ => Ok(blob),
+        }
     }
 
     /// The FIT as a tree, before serialization.
     pub fn to_fdt(&self) -> Result<Fdt, Error> {
+        self.to_fdt_padded(false)
+    }
+
+    fn to_fdt_padded(&self, pad: bool) -> Result<Fdt, Error> {
         let arch = self
             .arch
             .mkimage_name()
@@ -181,8 +196,12 @@ impl FitSpec {
         if let Some(dtb) = &self.fdt {
             fdt::Fdt::parse(dtb).map_err(Error::BadFdt)?;
             let n = images.add_child(Node::new("fdt-1"));
-            n.set_str("description", "Flattened device tree")
-                .set_prop("data", dtb.clone())
+            n.set_str("description", "Flattened device tree");
+            if pad {
+                // 12 bytes of property header: moves `data` by 4 mod 8.
+                n.set_prop("lmx,align", Vec::new());
+            }
+            n.set_prop("data", dtb.clone())
                 .set_str("type", "flat_dt")
                 .set_str("arch", arch)
                 .set_str("compression", "none");
@@ -215,6 +234,14 @@ impl FitSpec {
         }
         Ok(t)
     }
+}
+
+/// Offset of the first occurrence of `needle` in `hay` after its start.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return None;
+    }
+    (1..=hay.len() - needle.len()).find(|&i| hay[i..i + needle.len()] == *needle)
 }
 
 /// One hash of a FIT image and whether it matched.
@@ -483,6 +510,32 @@ mod tests {
             assert_eq!(fit.images[0].hashes[0].ok, Some(true));
             assert!(fit.failures().is_empty(), "{:?}", fit.failures());
         }
+    }
+
+    #[test]
+    fn the_device_tree_starts_8_byte_aligned_whatever_precedes_it() {
+        let mut dtb_tree = Fdt::new();
+        dtb_tree.root.set_str("model", "lmx alignment test");
+        let dtb = dtb_tree.to_bytes();
+        let mut padded = 0;
+        for name_len in 0..8 {
+            for kernel_len in [12usize, 13, 14, 15, 16] {
+                let mut s = spec(HashAlgo::Crc32);
+                s.description = "x".repeat(name_len + 1);
+                s.kernel.data = vec![0xa5; kernel_len];
+                s.fdt = Some(dtb.clone());
+                let blob = s.build().unwrap();
+                let at = find(&blob, &dtb).unwrap();
+                assert_eq!(at % 8, 0, "description {name_len}, kernel {kernel_len}");
+                let fit = Fit::parse(&blob).unwrap();
+                assert!(fit.failures().is_empty(), "{:?}", fit.failures());
+                if s.to_fdt().unwrap().to_bytes() != blob {
+                    padded += 1;
+                }
+            }
+        }
+        // Both cases occur: the padding is only added where needed.
+        assert!(padded > 0 && padded < 40, "{padded}");
     }
 
     #[test]
