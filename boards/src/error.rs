@@ -67,6 +67,11 @@ pub enum Rule {
     InvalidFraming,
     /// `virtual = true` without `[qemu]`, or `[qemu]` on a real board.
     VirtualNeedsQemu,
+    /// A command listed both present and absent, or a list that
+    /// contradicts `uboot.echo` / `uboot.lzmadec`.
+    CommandConflict,
+    /// A trap on a command the inventory lists as absent.
+    TrapOnAbsent,
 }
 
 impl Rule {
@@ -100,6 +105,8 @@ impl Rule {
             Rule::InvalidPrompt => "invalid-prompt",
             Rule::InvalidFraming => "invalid-framing",
             Rule::VirtualNeedsQemu => "virtual-needs-qemu",
+            Rule::CommandConflict => "command-conflict",
+            Rule::TrapOnAbsent => "trap-on-absent",
         }
     }
 }

@@ -15,6 +15,10 @@
 //! * [`Catalog`]: the lookup order (`--boards-dir`, `./boards/`,
 //!   `~/.config/lmx/boards/`, the built-in set) and resolution of
 //!   `extends = "FAMILY"` inheritance.
+//! * [`shell`]: how lmx may talk to the board's U-Boot, from `[uboot]`:
+//!   the line limit the planners and the console share ([`LineLimit`]),
+//!   `CONFIG_SYS_MAXARGS`, the command inventory and the traps
+//!   ([`Inventory`]).
 //! * Validation: every problem is a [`BoardError`] naming the file, the
 //!   field and the [`Rule`], with a help line ("did you mean `size`?").
 //!
@@ -35,6 +39,7 @@ pub mod error;
 pub mod render;
 mod resolve;
 pub mod schema;
+pub mod shell;
 pub mod validate;
 
 pub use catalog::{
@@ -42,6 +47,7 @@ pub use catalog::{
 };
 pub use error::{BoardError, BoardErrors, Rule};
 pub use schema::*;
+pub use shell::{Availability, CommandProblem, Inventory, LineLimit, MarkerMode};
 
 impl Board {
     /// Parses and validates one self-contained board file (no `extends`)

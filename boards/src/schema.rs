@@ -637,6 +637,65 @@ pub struct UBoot {
     /// LZMA-compressed RAM rootfs; `None` when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lzmadec: Option<bool>,
+    /// Most words one command may have, the command name included
+    /// (`CONFIG_SYS_MAXARGS`); `None` when unknown, then lmx assumes
+    /// [`crate::shell::DEFAULT_MAXARGS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maxargs: Option<u32>,
+    /// Which of the commands lmx uses this build has (`[uboot.commands]`).
+    #[serde(default, skip_serializing_if = "Commands::is_empty")]
+    pub commands: Commands,
+    /// Commands lmx must never send to this build (`[[uboot.traps]]`),
+    /// each with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traps: Vec<Trap>,
+}
+
+/// `[uboot.commands]`: the command inventory of a U-Boot build. A
+/// command listed in neither list is unknown, and lmx then finds out at
+/// the prompt (`help NAME`) or from the command's own failure.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Commands {
+    /// Commands the build is known to have (e.g. from `help`, or the
+    /// command table in a shipped binary).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub present: Vec<String>,
+    /// Commands the build is known to lack: a plan that needs one is
+    /// refused before anything is sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub absent: Vec<String>,
+    /// The prompt refuses every command not listed in `present` although
+    /// the build has it (a locked vendor console); the text says why. A
+    /// plan needing any other command is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restricted: Option<String>,
+}
+
+impl Commands {
+    /// Nothing is known.
+    pub fn is_empty(&self) -> bool {
+        self == &Commands::default()
+    }
+}
+
+/// `[[uboot.traps]]`: a command that does something destructive on this
+/// build (writes flash, rewrites the boot loader) where mainline's
+/// command of the same name is harmless, or that lmx must never type for
+/// another reason. Plans that would send it are refused, and the console
+/// refuses to type it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trap {
+    /// The command as typed, without a size suffix (`cp` also covers
+    /// `cp.b`; U-Boot looks commands up by the part before the dot).
+    pub command: String,
+    /// Only when the first argument starts with this (e.g. `lu` for GL's
+    /// `run lu`); `None`: every use of the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<String>,
+    /// What the command does on this build, with the source.
+    pub reason: String,
 }
 
 /// The kind of flash lmx writes firmware to.

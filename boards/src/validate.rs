@@ -60,6 +60,7 @@ pub fn validate(board: &Board) -> Vec<Problem> {
     check_address_map(board, &mut out);
     check_addresses(board, &mut out);
     check_console_and_uboot(board, &mut out);
+    check_commands(board, &mut out);
     check_virtual(board, &mut out);
     out
 }
@@ -462,6 +463,138 @@ fn check_console_and_uboot(board: &Board, out: &mut Vec<Problem>) {
             )
             .help("write it like `8N1` (data bits 5-8, parity N/E/O/M/S, stop bits 1-2)"),
         );
+    }
+}
+
+/// A command name as a board file may write it: one word of printable
+/// ASCII without U-Boot syntax.
+fn command_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"'\";&|$#\\".contains(&b))
+}
+
+fn check_commands(board: &Board, out: &mut Vec<Problem>) {
+    let u = &board.uboot;
+    if let Some(m) = u.maxargs {
+        if m < crate::shell::MIN_MAXARGS {
+            out.push(
+                problem(
+                    "uboot.maxargs",
+                    Rule::InvalidValue,
+                    format!(
+                        "maxargs = {m} leaves no room for `setenv NAME VALUE` (3 words)"
+                    ),
+                )
+                .help("CONFIG_SYS_MAXARGS counts every word of a command, the command itself included; U-Boot's default is 16"),
+            );
+        }
+    }
+    let c = &u.commands;
+    for (list, names) in [("present", &c.present), ("absent", &c.absent)] {
+        for (i, n) in names.iter().enumerate() {
+            if !command_name_ok(n) {
+                out.push(
+                    problem(
+                        format!("uboot.commands.{list}[{i}]"),
+                        Rule::InvalidValue,
+                        format!("{n:?} is not a command name"),
+                    )
+                    .help(
+                        "list command names as `help` prints them, one word each, e.g. \"crc32\"",
+                    ),
+                );
+            }
+        }
+    }
+    for (i, n) in c.absent.iter().enumerate() {
+        if c.present.contains(n) {
+            out.push(
+                problem(
+                    format!("uboot.commands.absent[{i}]"),
+                    Rule::CommandConflict,
+                    format!("`{n}` is listed both present and absent"),
+                )
+                .help("keep it in the list the source (the build's `help`, its configuration) supports, or in neither if unknown"),
+            );
+        }
+    }
+    for (field, name, flag) in [
+        ("uboot.echo", "echo", u.echo),
+        ("uboot.lzmadec", "lzmadec", u.lzmadec),
+    ] {
+        let contradicts = match flag {
+            Some(true) => c.absent.iter().any(|n| n == name),
+            Some(false) => c.present.iter().any(|n| n == name),
+            None => false,
+        };
+        if contradicts {
+            let flag = flag.unwrap_or_default();
+            out.push(
+                problem(
+                    field,
+                    Rule::CommandConflict,
+                    format!(
+                        "{field} = {flag} contradicts uboot.commands, which lists `{name}` as {}",
+                        if flag { "absent" } else { "present" }
+                    ),
+                )
+                .help(format!(
+                    "state it once: drop {field}, or take `{name}` out of uboot.commands"
+                )),
+            );
+        }
+    }
+    if c.restricted.as_deref().is_some_and(|r| r.trim().is_empty()) {
+        out.push(
+            problem(
+                "uboot.commands.restricted",
+                Rule::InvalidValue,
+                "restricted is empty; it says why the prompt refuses commands",
+            )
+            .help("give the reason and its source, or leave restricted out"),
+        );
+    }
+    let inventory = crate::shell::Inventory::of(u);
+    for (i, t) in u.traps.iter().enumerate() {
+        let field = format!("uboot.traps[{i}]");
+        if !command_name_ok(&t.command) {
+            out.push(problem(
+                format!("{field}.command"),
+                Rule::InvalidValue,
+                format!("{:?} is not a command name", t.command),
+            ));
+        }
+        if t.args.as_deref().is_some_and(|a| a.trim().is_empty()) {
+            out.push(
+                problem(format!("{field}.args"), Rule::InvalidValue, "args is empty")
+                    .help("leave args out to trap every use of the command"),
+            );
+        }
+        if t.reason.trim().is_empty() {
+            out.push(
+                problem(
+                    format!("{field}.reason"),
+                    Rule::InvalidValue,
+                    format!("the trap on `{}` gives no reason", t.command),
+                )
+                .help("say what the command does on this build and cite the source"),
+            );
+        }
+        if inventory.availability(&t.command) == crate::shell::Availability::Absent {
+            out.push(
+                problem(
+                    format!("{field}.command"),
+                    Rule::TrapOnAbsent,
+                    format!(
+                        "`{}` is a trap but uboot.commands lists it as absent",
+                        t.command
+                    ),
+                )
+                .help("a command the build lacks cannot be a trap: drop the trap, or take the command out of `absent`"),
+            );
+        }
     }
 }
 

@@ -373,6 +373,116 @@ fn invalid_prompt() {
 }
 
 #[test]
+fn command_conflict() {
+    let e = broken(
+        "command-conflict",
+        Rule::CommandConflict,
+        "uboot.commands.absent[0]",
+    );
+    assert_file(&e, "command-conflict");
+    assert!(
+        e.message
+            .contains("`crc32` is listed both present and absent"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn command_conflict_with_the_older_flags() {
+    let e = broken("command-conflict-flag", Rule::CommandConflict, "uboot.echo");
+    assert!(
+        e.message
+            .contains("uboot.echo = true contradicts uboot.commands, which lists `echo` as absent"),
+        "{}",
+        e.message
+    );
+    assert!(e.help.as_deref().unwrap().contains("state it once"));
+}
+
+#[test]
+fn trap_on_absent() {
+    let e = broken(
+        "trap-on-absent",
+        Rule::TrapOnAbsent,
+        "uboot.traps[0].command",
+    );
+    assert!(
+        e.message
+            .contains("`sf` is a trap but uboot.commands lists it as absent"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn invalid_command_facts() {
+    let errs = check("command-invalid").unwrap_err();
+    let got: Vec<(String, &str)> = errs
+        .errors
+        .iter()
+        .map(|e| (e.field.clone(), e.rule.code()))
+        .collect();
+    let want: Vec<(String, &str)> = [
+        ("uboot.maxargs", "invalid-value"),
+        ("uboot.commands.present[0]", "invalid-value"),
+        ("uboot.commands.restricted", "invalid-value"),
+        ("uboot.traps[0].args", "invalid-value"),
+        ("uboot.traps[0].reason", "invalid-value"),
+    ]
+    .iter()
+    .map(|(f, r)| (f.to_string(), *r))
+    .collect();
+    assert_eq!(got, want, "{:#?}", errs.errors);
+    assert!(errs.errors[0].message.contains("maxargs = 2"));
+    assert!(errs.errors[1]
+        .message
+        .contains("\"crc32 0x0\" is not a command name"));
+}
+
+#[test]
+fn a_trap_without_a_reason_is_a_missing_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("families")).unwrap();
+    std::fs::copy(
+        fixture("families/fixture-base"),
+        dir.path().join("families/fixture-base.toml"),
+    )
+    .unwrap();
+    let path = dir.path().join("t.toml");
+    std::fs::write(
+        &path,
+        "schema = 1\nname = \"t\"\nextends = \"fixture-base\"\n[[uboot.traps]]\ncommand = \"cp\"\n",
+    )
+    .unwrap();
+    let errs = Catalog::builtin().check_file(&path).unwrap_err();
+    assert_eq!(errs.errors.len(), 1, "{:#?}", errs.errors);
+    assert_eq!(errs.errors[0].rule, Rule::MissingField);
+    assert_eq!(errs.errors[0].field, "uboot.traps[0].reason");
+}
+
+#[test]
+fn the_command_facts_of_a_valid_file_are_read() {
+    let Checked::Board(r) = check("valid-commands").expect("valid-commands fixture") else {
+        panic!("valid-commands.toml is a board")
+    };
+    let u = &r.board.uboot;
+    assert_eq!(u.maxargs, Some(16));
+    assert_eq!(u.traps.len(), 2);
+    let inv = lmx_boards::Inventory::of(u);
+    assert_eq!(inv.availability("echo"), lmx_boards::Availability::Absent);
+    assert!(inv.check("run lmxboot", false).is_ok());
+    let e = inv.check("run lu", false).unwrap_err();
+    assert!(e.to_string().contains("rewrites U-Boot"), "{e}");
+    let e = inv
+        .check("cp.b 0x80000000 0x9f060000 0x10", false)
+        .unwrap_err();
+    assert!(e.to_string().contains("always programs flash"), "{e}");
+    let e = inv.check("source 0x81000000", false).unwrap_err();
+    assert!(e.to_string().contains("no `source` command"), "{e}");
+}
+
+#[test]
 fn invalid_framing() {
     let e = broken("invalid-framing", Rule::InvalidFraming, "console.framing");
     assert!(e.message.contains("\"8X1\""), "{}", e.message);

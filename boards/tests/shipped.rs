@@ -649,3 +649,75 @@ fn real_boards_match_their_cited_sources() {
         assert!(!re.is_match(&format!("x {seen}")), "{n}: not anchored");
     }
 }
+
+#[test]
+fn command_inventories_and_traps_follow_the_vendor_sources() {
+    use lmx_boards::{Availability, CommandProblem, Inventory};
+    // GL's MT76xx builds: no crc32/echo; run, cp and erase are GL's own
+    // flash helpers (gl-inet/uboot-source-for_mtk drivers/spi_flash.c,
+    // drivers/spi_rt6855A_flash.c).
+    for name in ["gl-mt300a", "gl-mt300n-v2"] {
+        let b = board(name);
+        assert_eq!(b.uboot.maxargs, Some(16), "{name}: CFG_MAXARGS");
+        let inv = Inventory::of(&b.uboot);
+        for cmd in ["crc32", "echo", "sf", "lzmadec", "source"] {
+            assert_eq!(inv.availability(cmd), Availability::Absent, "{name}: {cmd}");
+        }
+        for line in [
+            "run lmxboot",
+            "run lu",
+            "cp.b 0x80a00000 0x80c00000 0x100",
+            "erase uboot",
+            "erase all",
+        ] {
+            assert!(
+                matches!(inv.check(line, false), Err(CommandProblem::Trap { .. })),
+                "{name}: {line}"
+            );
+        }
+        // Flash erases by address are GL's documented form, not a trap.
+        assert!(inv.trap("erase 0xbc050000 +0x10000", false).is_none());
+        assert_eq!(
+            inv.check("crc32 0x80a00000 ${filesize}", false),
+            Err(CommandProblem::Absent {
+                name: "crc32".into()
+            })
+        );
+    }
+    // GL's AR750 build: crc32 and echo, autoscr instead of source, no
+    // lzmadec, no sf; run is U-Boot's, but GL's update scripts lu/lf/lc
+    // rewrite flash.
+    let b = board("gl-ar750");
+    let inv = Inventory::of(&b.uboot);
+    assert_eq!(b.uboot.maxargs, Some(16));
+    assert_eq!(inv.availability("crc32"), Availability::Present);
+    assert_eq!(inv.availability("autoscr"), Availability::Present);
+    for cmd in ["source", "lzmadec", "sf", "tftpput"] {
+        assert_eq!(inv.availability(cmd), Availability::Absent, "{cmd}");
+    }
+    assert!(inv.check("run lmxboot", true).is_ok());
+    for line in ["run lu", "run lf", "run lc"] {
+        assert!(inv.check(line, true).is_err(), "{line}");
+    }
+    assert!(inv.check("cp.b 0x80a00000 0x9f060000 0x10", true).is_ok());
+    // Zyxel's console runs only its at* commands.
+    let b = board("zyxel-nwa50ax");
+    let inv = Inventory::of(&b.uboot);
+    assert!(matches!(
+        inv.check("setenv ipaddr 192.168.1.1", true),
+        Err(CommandProblem::Restricted { .. })
+    ));
+    assert!(inv.check("atns 192.168.1.2", true).is_ok());
+    assert!(matches!(
+        inv.check("atnz", true),
+        Err(CommandProblem::Trap { .. })
+    ));
+    assert_eq!(board("turris-omnia").uboot.maxargs, Some(32));
+    // What no source settles stays unknown.
+    for name in ["tp-archer-ax23", "belkin-rt3200", "openwrt-one"] {
+        let b = board(name);
+        assert_eq!(b.uboot.maxargs, None, "{name}");
+        assert!(b.uboot.commands.is_empty(), "{name}");
+        assert!(b.uboot.traps.is_empty(), "{name}");
+    }
+}

@@ -24,6 +24,7 @@
 //!   `mtdparts=` make the MTD device; no `mem=`, so Linux keeps every
 //!   other byte of RAM (the recipe of Liminix's `tftpboot` output).
 
+use lmx_boards::shell::{self, LineLimit};
 use lmx_boards::{Arch as BoardArch, Board, PhramMethod};
 
 /// Errors composing the command line or its `setenv` lines.
@@ -87,8 +88,10 @@ pub enum BootargsError {
         /// Why.
         why: String,
     },
-    /// A single word does not fit the command line buffer.
-    #[error("`{line}` is {len} bytes; this U-Boot's command buffer (CBSIZE {cbsize}) holds {max}")]
+    /// A command (or one word of a value) does not fit the line lmx may
+    /// type.
+    #[error("`{line}` is {len} bytes; lmx types at most {max} per command on this U-Boot (CBSIZE {cbsize}{assumed}: its readline keeps CBSIZE − 2 characters, and the console's end marker takes the rest)",
+        assumed = if *cbsize_known { "" } else { " assumed, the board file does not state uboot.cbsize" })]
     LineTooLong {
         /// The line.
         line: String,
@@ -96,8 +99,54 @@ pub enum BootargsError {
         len: usize,
         /// CBSIZE.
         cbsize: usize,
-        /// Usable bytes (CBSIZE - 1).
+        /// Whether CBSIZE came from the board file.
+        cbsize_known: bool,
+        /// The longest command lmx types ([`LineLimit::body_max`]).
         max: usize,
+    },
+    /// The simple parser expands `${NAME}` into a buffer of CBSIZE bytes:
+    /// the whole value must fit one expanded line.
+    #[error("`setenv {name} …` with the whole value is {len} bytes, and this U-Boot's simple parser expands `${{{name}}}` into a buffer of CBSIZE {cbsize}{assumed} that holds {max}; a longer value cannot be built from pieces there",
+        assumed = if *cbsize_known { "" } else { " (assumed, the board file does not state uboot.cbsize)" })]
+    ExpandedTooLong {
+        /// Variable.
+        name: String,
+        /// Length of `setenv NAME VALUE`.
+        len: usize,
+        /// CBSIZE.
+        cbsize: usize,
+        /// Whether CBSIZE came from the board file.
+        cbsize_known: bool,
+        /// CBSIZE − 1.
+        max: usize,
+    },
+    /// A command with more words than `CONFIG_SYS_MAXARGS`.
+    #[error("`{line}` has {words} words; this U-Boot runs commands of at most {maxargs} (CONFIG_SYS_MAXARGS{assumed}) and would print `Usage:` or cut it short",
+        assumed = if *maxargs_known { "" } else { ", assumed: the board file does not state uboot.maxargs" })]
+    TooManyWords {
+        /// The line.
+        line: String,
+        /// Its words.
+        words: usize,
+        /// The limit.
+        maxargs: usize,
+        /// Whether the limit came from the board file.
+        maxargs_known: bool,
+    },
+    /// A value with more words than a simple parser's `setenv` can store.
+    #[error("{name} would hold {words} words, but this U-Boot's simple parser splits an expanded `${{{name}}}` into words again, so a value typed at its prompt holds at most {max} (CONFIG_SYS_MAXARGS {maxargs}{assumed}, minus `setenv {name}`); pass fewer arguments, or state uboot.quotes_special = true if this U-Boot has hush, which keeps a quoted value as one word",
+        assumed = if *maxargs_known { "" } else { ", assumed: the board file does not state uboot.maxargs" })]
+    ValueTooManyWords {
+        /// Variable.
+        name: String,
+        /// Words of the value.
+        words: usize,
+        /// Most words a value can have (MAXARGS − 2).
+        max: usize,
+        /// The limit.
+        maxargs: usize,
+        /// Whether the limit came from the board file.
+        maxargs_known: bool,
     },
 }
 
@@ -275,7 +324,8 @@ pub fn hush_escape(text: &str) -> String {
     text.replace('\\', "\\\\").replace('\'', "'\\''")
 }
 
-/// How this board's U-Boot reads a command line.
+/// How this board's U-Boot reads a command line, and how long a line
+/// lmx's console will type there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Dialect {
     /// `CONFIG_SYS_CBSIZE` (the board's, or 256 when unknown).
@@ -284,49 +334,114 @@ pub struct Dialect {
     pub cbsize_known: bool,
     /// Hush shell with quoting (`quotes_special = true`); otherwise the
     /// simple parser of old builds: no double quotes, `${var}` expanded
-    /// into a buffer of CBSIZE bytes.
+    /// into a buffer of CBSIZE bytes, then split into words.
     pub hush: bool,
+    /// `CONFIG_SYS_MAXARGS`: most words of one command, the command
+    /// included (the board's, or [`DEFAULT_MAXARGS`] when unknown).
+    #[serde(default = "default_maxargs")]
+    pub maxargs: usize,
+    /// Whether MAXARGS came from the board file.
+    #[serde(default)]
+    pub maxargs_known: bool,
+    /// Bytes the console appends to every command it types (its end
+    /// marker, [`lmx_boards::MarkerMode::overhead`]); plans saved before
+    /// this was recorded assume the longest marker.
+    #[serde(default = "default_marker_overhead")]
+    pub marker_overhead: usize,
 }
 
 /// CBSIZE assumed when the board file does not know it (the smallest
 /// common value).
-pub const DEFAULT_CBSIZE: usize = 256;
+pub const DEFAULT_CBSIZE: usize = shell::DEFAULT_CBSIZE;
+
+/// MAXARGS assumed when the board file does not know it: 16
+/// ([`lmx_boards::shell::DEFAULT_MAXARGS`] says where that comes from).
+pub const DEFAULT_MAXARGS: usize = shell::DEFAULT_MAXARGS;
+
+fn default_maxargs() -> usize {
+    DEFAULT_MAXARGS
+}
+
+fn default_marker_overhead() -> usize {
+    lmx_boards::MarkerMode::EchoStatus.overhead()
+}
 
 impl Dialect {
     /// The board's dialect. Unknown quoting is treated as the simple
     /// parser, whose lines also work on hush.
     pub fn of(board: &Board) -> Dialect {
         let u = &board.uboot;
+        let limit = LineLimit::of(u);
         Dialect {
-            cbsize: u.cbsize.map(|c| c as usize).unwrap_or(DEFAULT_CBSIZE),
-            cbsize_known: u.cbsize.is_some(),
+            cbsize: limit.cbsize,
+            cbsize_known: limit.cbsize_known,
             hush: u.quotes_special == Some(true) && u.braces_required != Some(true),
+            maxargs: shell::maxargs(u),
+            maxargs_known: u.maxargs.is_some(),
+            marker_overhead: limit.marker.overhead(),
         }
     }
 
-    /// Usable bytes of a line (the buffer holds the terminating NUL).
+    /// The longest command lmx types: what U-Boot's readline keeps
+    /// (CBSIZE − 2) minus the console's end marker. The console refuses
+    /// exactly what is longer ([`LineLimit::body_max`]), so a plan never
+    /// holds a line the console would refuse.
     pub fn max_line(&self) -> usize {
+        self.cbsize
+            .saturating_sub(2)
+            .saturating_sub(self.marker_overhead)
+    }
+
+    /// The longest line the simple parser holds after expanding `${x}`
+    /// ([`LineLimit::expanded_max`]).
+    pub fn expanded_max(&self) -> usize {
         self.cbsize.saturating_sub(1)
     }
 
-    /// Checks one command against the line buffer.
+    /// Most words a value set by typed `setenv` lines can have: hush keeps
+    /// a quoted value as one word, so any; the simple parser re-splits the
+    /// expanded `${NAME}`, so `MAXARGS − 2`.
+    pub fn max_value_words(&self) -> Option<usize> {
+        (!self.hush).then(|| self.maxargs.saturating_sub(2))
+    }
+
+    /// Checks one command against the line lmx may type and against
+    /// MAXARGS (words counted as typed, as this parser splits them).
     pub fn check(&self, line: &str) -> Result<(), BootargsError> {
         if line.len() > self.max_line() {
             return Err(BootargsError::LineTooLong {
                 line: line.to_string(),
                 len: line.len(),
                 cbsize: self.cbsize,
+                cbsize_known: self.cbsize_known,
                 max: self.max_line(),
+            });
+        }
+        if let Some(inv) = shell::invocations(line, self.hush)
+            .into_iter()
+            .find(|inv| inv.words.len() > self.maxargs)
+        {
+            return Err(BootargsError::TooManyWords {
+                line: line.to_string(),
+                words: inv.words.len(),
+                maxargs: self.maxargs,
+                maxargs_known: self.maxargs_known,
             });
         }
         Ok(())
     }
 
-    /// The `setenv` lines that set `name` to `value`, each within CBSIZE:
-    /// one line when it fits, else the first words and then
-    /// `setenv NAME ${NAME} MORE...` (simple parser) or
-    /// `setenv NAME "${NAME}"' MORE...'` (hush; single quotes keep `$`
-    /// and `;` literal).
+    /// The `setenv` lines that set `name` to `value`, each within the line
+    /// lmx types ([`Dialect::max_line`]) and MAXARGS: one line when it
+    /// fits, else the first words and then `setenv NAME ${NAME} MORE...`
+    /// (simple parser) or `setenv NAME "${NAME}"' MORE...'` (hush; single
+    /// quotes keep `$` and `;` literal, and every line is three words).
+    ///
+    /// On the simple parser the whole value must fit one expanded line
+    /// (CBSIZE − 1) and hold at most `MAXARGS − 2` words: it expands
+    /// `${NAME}` before it splits a line into words (`process_macros`,
+    /// then `parse_line`, `gl-inet/uboot-source-for_mtk: common/main.c`
+    /// l.844-847), so appending does not get round either limit.
     pub fn setenv_lines(&self, name: &str, value: &str) -> Result<Vec<String>, BootargsError> {
         let bad = |why: &str| BootargsError::Unquotable {
             name: name.to_string(),
@@ -347,7 +462,26 @@ impl Dialect {
             }
             // The simple parser expands `${name}` into a CBSIZE buffer: the
             // whole value must fit one expanded line.
-            self.check(&format!("setenv {name} {}", words.join(" ")))?;
+            let whole = format!("setenv {name} {}", words.join(" "));
+            if whole.len() > self.expanded_max() {
+                return Err(BootargsError::ExpandedTooLong {
+                    name: name.to_string(),
+                    len: whole.len(),
+                    cbsize: self.cbsize,
+                    cbsize_known: self.cbsize_known,
+                    max: self.expanded_max(),
+                });
+            }
+            // ... and it splits the expansion into words again.
+            if let Some(max) = self.max_value_words().filter(|m| words.len() > *m) {
+                return Err(BootargsError::ValueTooManyWords {
+                    name: name.to_string(),
+                    words: words.len(),
+                    max,
+                    maxargs: self.maxargs,
+                    maxargs_known: self.maxargs_known,
+                });
+            }
         }
         let plain = |w: &str| {
             w.chars()
@@ -378,7 +512,7 @@ impl Dialect {
             } else {
                 more(&text)
             };
-            if line.len() <= self.max_line() {
+            if self.check(&line).is_ok() {
                 chunk = tried;
                 continue;
             }
@@ -412,12 +546,20 @@ impl Dialect {
 mod tests {
     use super::*;
 
-    fn hush(cbsize: usize) -> Dialect {
+    /// A dialect for the splitting rules alone: no console marker.
+    fn dialect(cbsize: usize, hush: bool, maxargs: usize) -> Dialect {
         Dialect {
             cbsize,
             cbsize_known: true,
-            hush: true,
+            hush,
+            maxargs,
+            maxargs_known: true,
+            marker_overhead: 0,
         }
+    }
+
+    fn hush(cbsize: usize) -> Dialect {
+        dialect(cbsize, true, 16)
     }
 
     #[test]
@@ -437,14 +579,11 @@ mod tests {
         for d in [
             hush(64),
             hush(100),
-            Dialect {
-                cbsize: 1024,
-                cbsize_known: true,
-                hush: false,
-            },
+            // 40 words need a simple parser with a MAXARGS of more than 42.
+            dialect(1024, false, 64),
         ] {
             let lines = d.setenv_lines("bootargs", &value).unwrap();
-            assert!(lines.iter().all(|l| l.len() < d.cbsize), "{lines:?}");
+            assert!(lines.iter().all(|l| l.len() <= d.max_line()), "{lines:?}");
             // Replay the lines as U-Boot would.
             let mut env = String::new();
             for l in &lines {
@@ -470,23 +609,15 @@ mod tests {
 
     #[test]
     fn simple_parser_limits_the_expanded_value() {
-        let d = Dialect {
-            cbsize: 64,
-            cbsize_known: true,
-            hush: false,
-        };
+        let d = dialect(64, false, 16);
         let value = "a".repeat(30) + " " + &"b".repeat(30);
         let e = d.setenv_lines("bootargs", &value).unwrap_err();
-        assert!(matches!(e, BootargsError::LineTooLong { .. }), "{e}");
+        assert!(matches!(e, BootargsError::ExpandedTooLong { .. }), "{e}");
     }
 
     #[test]
     fn quoting_rules_per_dialect() {
-        let simple = Dialect {
-            cbsize: 256,
-            cbsize_known: true,
-            hush: false,
-        };
+        let simple = dialect(256, false, 16);
         assert!(simple.setenv_lines("x", "a;b").is_err());
         assert!(simple.setenv_lines("x", "a ${b}").is_err());
         assert_eq!(
@@ -511,6 +642,75 @@ mod tests {
             .setenv_lines("bootargs", &"x".repeat(40))
             .unwrap_err();
         assert!(matches!(e, BootargsError::LineTooLong { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_simple_parser_value_holds_at_most_maxargs_minus_two_words() {
+        // `setenv NAME ${NAME} MORE` expands before it is split into words,
+        // so appending cannot get past CONFIG_SYS_MAXARGS there.
+        let d = dialect(1024, false, 16);
+        let words = |n: usize| {
+            (0..n)
+                .map(|i| format!("w{i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let lines = d.setenv_lines("bootargs", &words(14)).unwrap();
+        assert_eq!(lines.len(), 1);
+        let e = d.setenv_lines("bootargs", &words(15)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                BootargsError::ValueTooManyWords {
+                    words: 15,
+                    max: 14,
+                    maxargs: 16,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("quotes_special = true"), "{e}");
+        // Hush keeps a quoted value as one word: every line is three.
+        let lines = dialect(64, true, 3).setenv_lines("x", &words(40)).unwrap();
+        assert!(lines.len() > 1);
+        for l in &lines {
+            assert_eq!(shell::invocations(l, true)[0].words.len(), 3, "{l}");
+        }
+    }
+
+    #[test]
+    fn check_counts_words_as_the_parser_splits_them() {
+        let simple = dialect(256, false, 4);
+        assert!(simple.check("bootm 0x1 - 0x2").is_ok());
+        let e = simple.check("bootm 0x1 - 0x2 x").unwrap_err();
+        assert!(
+            matches!(e, BootargsError::TooManyWords { words: 5, .. }),
+            "{e}"
+        );
+        // The simple parser splits quoted text as well.
+        assert!(simple.check("setenv x 'a b c'").is_err());
+        assert!(dialect(256, true, 4).check("setenv x 'a b c'").is_ok());
+    }
+
+    #[test]
+    fn the_line_limit_leaves_room_for_the_console_marker() {
+        // qemu-mips: CBSIZE 256, hush with $?: the console types
+        // `BODY; echo 'lmx''N.'$?` and its readline keeps 254 characters.
+        let d = Dialect {
+            marker_overhead: lmx_boards::MarkerMode::EchoStatus.overhead(),
+            ..dialect(256, true, 16)
+        };
+        assert_eq!(d.max_line(), 254 - 23);
+        assert!(d.check(&"x".repeat(231)).is_ok());
+        let e = d.check(&"x".repeat(232)).unwrap_err();
+        assert!(e.to_string().contains("at most 231"), "{e}");
+        // A manifest written before the marker was recorded assumes the
+        // longest one.
+        let old: Dialect =
+            serde_json::from_str(r#"{"cbsize":256,"cbsize_known":true,"hush":false}"#).unwrap();
+        assert_eq!((old.maxargs, old.maxargs_known), (16, false));
+        assert_eq!(old.max_line(), 231);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use std::net::Ipv4Addr;
 
-use lmx_boards::{Board, KernelFormat};
+use lmx_boards::{Board, CommandProblem, Inventory, KernelFormat};
 use serde::{Deserialize, Serialize};
 
 use crate::bootargs::{BootargsError, Dialect};
@@ -26,12 +26,30 @@ use crate::uimage::{self, UImageSpec};
 /// memory than to be useful.
 pub const MIN_LINUX_FREE: u64 = 16 << 20;
 
+/// The variable the executor stores the boot command in: it types
+/// `setenv lmxboot 'bootm …'` and then `run lmxboot`, so that the boot
+/// command's echo is done before U-Boot stops reading the console.
+pub const BOOT_VAR: &str = "lmxboot";
+
 /// Errors building a plan.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     /// A command does not fit, or a value cannot be quoted.
     #[error(transparent)]
     Bootargs(#[from] BootargsError),
+    /// The board's U-Boot lacks a command the plan needs, refuses it at
+    /// its prompt, or must never get it (a trap).
+    #[error("board {board}: the boot plan needs `{command}`, but {problem}. {help}")]
+    Command {
+        /// Board name.
+        board: String,
+        /// The command line.
+        command: String,
+        /// What the board file says.
+        problem: Box<CommandProblem>,
+        /// What the command is for and what to do.
+        help: String,
+    },
     /// The layout lacks a region the plan needs.
     #[error("the layout has no {0} region")]
     MissingRegion(&'static str),
@@ -64,6 +82,18 @@ pub enum PlanError {
     /// A separately loaded file is missing.
     #[error("the {0} is not in the plan's inputs")]
     MissingArtifact(&'static str),
+}
+
+/// Why the boot needs a command, for refusals.
+fn command_purpose(name: &str) -> String {
+    match name {
+        "crc32" => "lmx verifies every load with `crc32 ADDR ${filesize}` and boots nothing it could not verify, so this U-Boot cannot boot an lmx plan as it stands (a build with crc32 can; GL's MT76xx tree compiles it with UN_NECESSITY_U_BOOT_CMD_OPEN=ON). ".into(),
+        "run" => format!("The executor boots with `setenv {BOOT_VAR} …` and `run {BOOT_VAR}`; this U-Boot cannot boot that way. "),
+        "lzmadec" => "The rootfs is sent LZMA-compressed (ram_boot.compressed_rootfs or --lzma-rootfs) and needs `lzmadec`; send it uncompressed instead. ".into(),
+        "tftpboot" => "Every file is loaded with `tftpboot`. ".into(),
+        "setenv" => "The plan sets the network addresses and the kernel command line with `setenv`. ".into(),
+        _ => String::new(),
+    }
 }
 
 /// A file U-Boot loads over TFTP, and how to check it arrived whole.
@@ -344,18 +374,85 @@ impl BootPlan {
             (_, Some(d)) => format!("{} {kaddr:#x} - {d:#x}", board.boot_command()),
         };
         steps.push(Step::Boot { command: cmd });
-        for s in &steps {
-            for c in s.commands() {
-                dialect.check(&c)?;
-            }
-        }
-        Ok(BootPlan {
+        let plan = BootPlan {
             board: board.name.clone(),
             dialect,
             layout,
             bootargs: inputs.bootargs.clone(),
             steps,
-        })
+        };
+        plan.check_commands(board)?;
+        for c in plan.checked_lines() {
+            dialect.check(&c)?;
+        }
+        Ok(plan)
+    }
+
+    /// Every line the executor types for this plan that the plan itself
+    /// writes: the steps' commands and each load's `crc32` check. (The
+    /// boot goes through `setenv lmxboot …` and `run lmxboot`, which the
+    /// console quotes itself; [`BootPlan::sent_commands`] lists them.)
+    fn checked_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.steps {
+            out.extend(s.commands());
+            match s {
+                Step::Load(l) => out.push(l.crc_command()),
+                Step::Unpack(u) => out.push(u.crc_command()),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Every command the executor sends for this plan, in order: the
+    /// steps, each load's `crc32` check, and the boot through
+    /// [`BOOT_VAR`] (`setenv lmxboot CMD`, `run lmxboot`; the console
+    /// quotes the `setenv` as its dialect needs).
+    pub fn sent_commands(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.steps {
+            match s {
+                Step::Boot { command } => {
+                    out.push(format!("setenv {BOOT_VAR} {command}"));
+                    out.push(format!("run {BOOT_VAR}"));
+                }
+                Step::Load(l) => {
+                    out.push(l.command());
+                    out.push(l.crc_command());
+                }
+                Step::Unpack(u) => {
+                    out.push(u.command());
+                    out.push(u.crc_command());
+                }
+                Step::Setenv { .. } => out.extend(s.commands()),
+            }
+        }
+        out
+    }
+
+    /// Refuses the plan when the board's U-Boot must not or cannot run
+    /// one of [`BootPlan::sent_commands`]: a trap (`uboot.traps`), a
+    /// command the board file lists as absent, or a locked prompt
+    /// (`uboot.commands`). Nothing has been sent when this fails.
+    pub fn check_commands(&self, board: &Board) -> Result<(), PlanError> {
+        let inventory = Inventory::of(&board.uboot);
+        for line in self.sent_commands() {
+            if let Err(problem) = inventory.check(&line, self.dialect.hush) {
+                let help = format!(
+                    "{}{}",
+                    command_purpose(problem.name()),
+                    problem.help(&board.name)
+                );
+                return Err(PlanError::Command {
+                    board: board.name.clone(),
+                    command: line,
+                    problem: Box::new(problem),
+                    help,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Every command line, in order (verification not included).

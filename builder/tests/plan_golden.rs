@@ -433,3 +433,111 @@ fn plan_error_types_are_exported() {
     let e: PlanError = PlanError::MissingRegion("dtb");
     assert_eq!(e.to_string(), "the layout has no dtb region");
 }
+
+fn mt76xx(name: &str) -> Case {
+    Case {
+        board: board(name),
+        method: PhramMethod::DtCmdline,
+        kernel: KernelFacts {
+            file_size: 2 << 20,
+            run: KernelRun::Unpacked {
+                load: 0x8000_0000,
+                size: 5 << 20,
+            },
+            size_known: true,
+        },
+        kernel_file: "uImage",
+        rootfs: 3 << 20,
+        dtb: None,
+        root: Some("/dev/mtdblock0"),
+        append: None,
+    }
+}
+
+#[test]
+fn gl_mt76xx_plans_are_refused_for_want_of_crc32_then_for_gls_run() {
+    // GL's MT76xx U-Boots have no crc32 (gl-inet/uboot-source-for_mtk
+    // common/cmd_mem.c l.900-916; not in the MT300N-V2 binary), and lmx
+    // verifies every load with it.
+    for name in ["gl-mt300a", "gl-mt300n-v2"] {
+        let e = plan(&mt76xx(name)).unwrap_err();
+        assert!(e.starts_with(&format!("board {name}: ")), "{e}");
+        assert!(e.contains("needs `crc32 0x8"), "{e}");
+        assert!(e.contains("this U-Boot has no `crc32` command"), "{e}");
+        assert!(e.contains("verifies every load"), "{e}");
+        assert!(e.contains(&format!("lmx boards show {name}")), "{e}");
+    }
+    // A build with crc32 meets the next wall: GL's `run` writes flash, so
+    // the boot through `run lmxboot` is refused, naming the source.
+    let mut c = mt76xx("gl-mt300n-v2");
+    c.board.uboot.commands.absent.retain(|n| n != "crc32");
+    let e = plan(&c).unwrap_err();
+    assert!(e.contains("`run lmxboot` is a trap on this U-Boot"), "{e}");
+    assert!(e.contains("spi_rt6855A_flash.c"), "{e}");
+    assert!(e.contains("cannot boot that way"), "{e}");
+}
+
+#[test]
+fn gl_ar750_boots_through_its_own_run_and_crc32() {
+    let p = plan(&ar750(PhramMethod::DtCmdline)).unwrap();
+    let sent = p.sent_commands();
+    assert!(sent.contains(&"crc32 0x80a00000 ${filesize}".to_string()));
+    assert_eq!(sent.last().unwrap(), "run lmxboot");
+    assert_eq!(sent[sent.len() - 2], "setenv lmxboot bootm 0x80600000");
+}
+
+#[test]
+fn a_locked_prompt_refuses_the_plan() {
+    // Zyxel's console runs only its at* commands (zyxel-nwa50ax.toml,
+    // uboot.commands.restricted); the same facts on the AR750's plan:
+    let mut c = ar750(PhramMethod::DtCmdline);
+    let zyxel = board("zyxel-nwa50ax");
+    c.board.uboot.commands = zyxel.uboot.commands.clone();
+    let e = plan(&c).unwrap_err();
+    assert!(
+        e.contains("needs `setenv ipaddr 192.168.1.1`, but this U-Boot's prompt refuses `setenv`"),
+        "{e}"
+    );
+    assert!(e.contains("eng_debug"), "{e}");
+}
+
+#[test]
+fn an_lzmadec_rootfs_is_refused_where_lzmadec_is_absent() {
+    use lmx_boards::CommandProblem;
+    use lmx_builder::plan::PlanError;
+    let c = ar750(PhramMethod::DtCmdline);
+    let mut req = LayoutRequest::new(c.rootfs, None, c.kernel);
+    req.rootfs_staged = Some(1 << 20);
+    let layout = RamLayout::plan(&c.board, &req).unwrap();
+    let r = layout.region(RegionKind::Rootfs).unwrap();
+    let args = format!(
+        "console=ttyS0,115200 phram.phram=phram0,{:#x},{:#x},65536 root=/dev/mtdblock0",
+        r.phys, r.size
+    );
+    let inputs = PlanInputs {
+        kernel: file("uImage", c.kernel.file_size, 1),
+        dtb: None,
+        rootfs: file("rootfs.squashfs.lzma", 1 << 20, 2),
+        rootfs_unpacked: Some((c.rootfs, 3)),
+        bootargs: args,
+        ipaddr: None,
+        serverip: None,
+    };
+    // GL's AR750 binary has no lzmadec (gl-ar750.toml, uboot.commands.absent).
+    let e = BootPlan::new(&c.board, layout, c.method, &inputs).unwrap_err();
+    match &e {
+        PlanError::Command {
+            problem, command, ..
+        } => {
+            assert_eq!(
+                problem.as_ref(),
+                &CommandProblem::Absent {
+                    name: "lzmadec".into()
+                }
+            );
+            assert!(command.starts_with("lzmadec 0x8"), "{command}");
+        }
+        other => panic!("{other}"),
+    }
+    assert!(e.to_string().contains("send it uncompressed"), "{e}");
+}

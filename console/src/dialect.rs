@@ -6,14 +6,28 @@
 //! `lmx-boards`) states those facts; [`Dialect`] is the compiled form the
 //! shell machine works with, so the matcher never re-parses strings and
 //! an unknown fact falls back to the safe choice (no `$?`, no `echo`, a
-//! 256-byte line buffer).
+//! 256-byte line buffer, 16 words per command). It also carries the
+//! board's command inventory and traps ([`lmx_boards::Inventory`]): the
+//! shell machine never types a trap, whatever asked for it.
 
-use lmx_boards::{Board, Interrupt};
+use lmx_boards::shell::{self, Invocation};
+use lmx_boards::{Board, Interrupt, Inventory, LineLimit, Trap};
 use regex::Regex;
+
+pub use lmx_boards::MarkerMode;
 
 /// Output texts that make any command fail, on every board
 /// (`docs/design/uboot-and-tftp.md`, "Failure texts"). Boards add their own through
 /// `uboot.failure_texts`.
+///
+/// `Usage:` is what U-Boot prints instead of running a command given the
+/// wrong arguments, too many words among them (hush's and the simple
+/// parser's `argc > cmdtp->maxargs`, `gl-inet/uboot-for-qca95xx:
+/// src/common/hush.c` l.1699-1700 and `src/common/main.c` l.1264-1265).
+/// `** Too many args` is the simple parser cutting a line at
+/// `CONFIG_SYS_MAXARGS` words and running the command with the rest
+/// dropped (`src/common/main.c` l.1044): a `setenv` stores a truncated
+/// value, so the command must count as failed.
 pub const COMMON_FAILURE_TEXTS: &[&str] = &[
     "Unknown command",
     "## Error",
@@ -25,11 +39,27 @@ pub const COMMON_FAILURE_TEXTS: &[&str] = &[
     "resetting ...",
     "TFTP error",
     "Retry count exceeded",
+    "Usage:",
+    "** Too many args",
 ];
+
+/// Lines that contain a failure text but are not failures. U-Boot's ARP
+/// gives up on one round of requests with `ARP Retry count exceeded;
+/// starting again` and restarts the transfer by itself (`ArpTimeoutCheck`
+/// calls `NetStartAgain`, `u-boot/u-boot: net/arp.c`;
+/// `gl-inet/uboot-source-for_mtk: net/net.c` l.283-286), so a load that
+/// then succeeds must not fail on it; whether the load worked is judged by
+/// its own output and `${filesize}`. TFTP's own `Retry count exceeded` is
+/// still a failure.
+pub const BENIGN_TEXTS: &[&str] = &["ARP Retry count exceeded; starting again"];
 
 /// Line buffer size assumed when the board file does not state
 /// `uboot.cbsize`: the smallest common `CONFIG_SYS_CBSIZE`.
-pub const DEFAULT_CBSIZE: usize = 256;
+pub const DEFAULT_CBSIZE: usize = shell::DEFAULT_CBSIZE;
+
+/// Words per command assumed when the board file does not state
+/// `uboot.maxargs` (see [`lmx_boards::shell::DEFAULT_MAXARGS`]).
+pub const DEFAULT_MAXARGS: usize = shell::DEFAULT_MAXARGS;
 
 /// How to stop autoboot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,17 +81,6 @@ impl InterruptKey {
     }
 }
 
-/// How commands are delimited and how their status is read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MarkerMode {
-    /// Hush shell: `CMD; echo 'lmx''N.'$?` prints `lmxN.STATUS`.
-    EchoStatus,
-    /// `echo` but no `$?`: `CMD; echo 'lmx''N.'` prints `lmxN.`.
-    Echo,
-    /// No `echo`: `CMD; lmxN` prints `Unknown command 'lmxN' - try 'help'`.
-    UnknownCommand,
-}
-
 /// A compiled U-Boot dialect: prompt, autoboot, markers, limits, failures.
 #[derive(Debug, Clone)]
 pub struct Dialect {
@@ -73,7 +92,8 @@ pub struct Dialect {
     pub interrupt: InterruptKey,
     /// How a command's end and status are found.
     pub markers: MarkerMode,
-    /// `CONFIG_SYS_CBSIZE`: a typed line must be shorter than this.
+    /// `CONFIG_SYS_CBSIZE`: U-Boot's readline keeps CBSIZE − 2 typed
+    /// characters ([`Dialect::line_limit`]).
     pub cbsize: usize,
     /// Double quotes group words (hush); false on old builds.
     pub quotes_special: bool,
@@ -86,6 +106,12 @@ pub struct Dialect {
     /// Send the interrupt key repeatedly from the banner on (boards with
     /// `bootdelay = 0` check for a key only once and print no countdown).
     pub hammer: bool,
+    /// Whether `cbsize` came from the board file.
+    pub cbsize_known: bool,
+    /// `CONFIG_SYS_MAXARGS`: most words of one command, the name included.
+    pub maxargs: usize,
+    /// Which commands exist, and the traps that must never be typed.
+    pub inventory: Inventory,
 }
 
 /// A board's prompt is not a valid regular expression.
@@ -118,6 +144,9 @@ impl Dialect {
             failure_texts: COMMON_FAILURE_TEXTS.iter().map(|s| s.to_string()).collect(),
             baud: 115_200,
             hammer: false,
+            cbsize_known: true,
+            maxargs: DEFAULT_MAXARGS,
+            inventory: Inventory::default(),
         }
     }
 
@@ -142,11 +171,7 @@ impl Dialect {
             Some(Interrupt::String { string }) => InterruptKey::String(string.as_bytes().to_vec()),
             None => InterruptKey::AnyKey(b" ".to_vec()),
         };
-        let markers = match (u.echo, u.exit_status) {
-            (Some(true), Some(true)) => MarkerMode::EchoStatus,
-            (Some(true), _) => MarkerMode::Echo,
-            _ => MarkerMode::UnknownCommand,
-        };
+        let markers = MarkerMode::of(u);
         let mut failure_texts: Vec<String> =
             COMMON_FAILURE_TEXTS.iter().map(|s| s.to_string()).collect();
         failure_texts.extend(u.failure_texts.iter().cloned());
@@ -161,7 +186,54 @@ impl Dialect {
             failure_texts,
             baud: board.console.baud,
             hammer: u.bootdelay == Some(0),
+            cbsize_known: u.cbsize.is_some(),
+            maxargs: shell::maxargs(u),
+            inventory: Inventory::of(u),
         })
+    }
+
+    /// The line limit lmx shares with its planners: U-Boot's readline
+    /// keeps CBSIZE − 2 characters, and lmx's end marker takes its part.
+    pub fn line_limit(&self) -> LineLimit {
+        LineLimit {
+            cbsize: self.cbsize,
+            cbsize_known: self.cbsize_known,
+            marker: self.markers,
+        }
+    }
+
+    /// The longest command [`ShellMachine::check`](crate::ShellMachine::check)
+    /// accepts on this board (the marker not included).
+    pub fn max_command_len(&self) -> usize {
+        self.line_limit().body_max()
+    }
+
+    /// The first command of `line` (of any `;`-separated part) that is a
+    /// trap on this board, with the board file's trap. Anything that types
+    /// on the console without [`ShellMachine`](crate::ShellMachine) (a raw
+    /// `run lmxboot`) must ask this first.
+    pub fn trap(&self, line: &str) -> Option<(Invocation, &Trap)> {
+        self.inventory.trap(line, self.quotes_special)
+    }
+
+    /// Whether a command's success can only be judged from its output
+    /// (no `$?`): then a `setenv` is best read back
+    /// ([`UBootShell::setenv_checked`](crate::UBootShell::setenv_checked)).
+    pub fn needs_readback(&self) -> bool {
+        self.markers != MarkerMode::EchoStatus
+    }
+
+    /// The failure text `line` holds, if any, leaving out the lines that
+    /// only look like failures ([`BENIGN_TEXTS`]).
+    pub fn failure_in(&self, line: &str) -> Option<&str> {
+        let mut rest = line.to_string();
+        for b in BENIGN_TEXTS {
+            rest = rest.replace(b, "");
+        }
+        self.failure_texts
+            .iter()
+            .find(|t| rest.contains(t.as_str()))
+            .map(String::as_str)
     }
 
     /// Time one character takes on the line (start + 8 data + stop bits).

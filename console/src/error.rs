@@ -35,7 +35,7 @@ pub enum Refusal {
     #[error("an empty command is never sent (a bare newline repeats the previous command)")]
     Empty,
     /// Longer than the board's line buffer would keep.
-    #[error("the command is {len} bytes; this board's U-Boot keeps at most {max} (CONFIG_SYS_CBSIZE {cbsize}, minus lmx's end marker) and would cut it silently")]
+    #[error("the command is {len} bytes; lmx sends at most {max} on this board (U-Boot's readline keeps CONFIG_SYS_CBSIZE {cbsize} − 2 characters, and lmx's end marker takes the rest), and U-Boot would drop the excess")]
     TooLong {
         /// Bytes in the command.
         len: usize,
@@ -58,6 +58,25 @@ pub enum Refusal {
     /// Hush would read the rest of the line, lmx's end marker included, as a comment.
     #[error("an unquoted `#` at offset {0} starts a comment that would swallow lmx's end marker; quote it")]
     Comment(usize),
+    /// A command this board's U-Boot must never get (`uboot.traps`).
+    #[error("`{command}` is a trap on this board's U-Boot and is never typed: {reason}")]
+    Trap {
+        /// The command as it would run.
+        command: String,
+        /// The board file's reason.
+        reason: String,
+    },
+    /// More words than `CONFIG_SYS_MAXARGS`: U-Boot would print `Usage:`
+    /// (hush) or cut the command short (`** Too many args`).
+    #[error("`{command}` would get {words} words; this board's U-Boot takes at most {maxargs} (CONFIG_SYS_MAXARGS, the command included)")]
+    TooManyArgs {
+        /// The command name.
+        command: String,
+        /// Words it would get.
+        words: usize,
+        /// The limit.
+        maxargs: usize,
+    },
     /// Another operation is still in progress on the machine.
     #[error("another console operation is still in progress")]
     Busy,
@@ -70,7 +89,7 @@ pub enum ShellError {
     #[error("command {command:?} refused: {reason}")]
     #[diagnostic(
         code(lmx_console::refused),
-        help("split long commands (e.g. build bootargs from pieces with setenv) and use only printable ASCII")
+        help("split long commands (e.g. build bootargs from pieces with setenv) and use only printable ASCII; a command the board file lists under uboot.traps is never typed")
     )]
     Refused {
         /// The command.
@@ -186,6 +205,23 @@ pub enum ShellError {
         /// The console before it went away.
         tail: Tail,
     },
+    /// A variable read back after `setenv` does not hold what was set.
+    #[error("{name} does not hold the value lmx set: printenv {name} shows {}{tail}",
+        match got { Some(g) => format!("{g:?}"), None => "that it is not set".to_string() })]
+    #[diagnostic(
+        code(lmx_console::readback),
+        help("U-Boot did not store the value as typed: too many words for CONFIG_SYS_MAXARGS, a line longer than its buffer, or quoting this build reads differently; check uboot.maxargs, uboot.cbsize and uboot.quotes_special in the board file")
+    )]
+    EnvMismatch {
+        /// The variable.
+        name: String,
+        /// The value lmx set.
+        expected: String,
+        /// What `printenv` showed; `None` when not set.
+        got: Option<String>,
+        /// The console.
+        tail: Tail,
+    },
     /// A value could not be quoted for this dialect.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -207,6 +243,7 @@ impl ShellError {
             | ShellError::Unreliable { tail, .. }
             | ShellError::Incomplete { tail, .. }
             | ShellError::Lost { tail, .. }
+            | ShellError::EnvMismatch { tail, .. }
             | ShellError::Transport { tail, .. } => Some(tail),
             _ => None,
         }

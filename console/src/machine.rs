@@ -25,6 +25,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use lmx_boards::shell;
+
 use crate::dialect::{Dialect, MarkerMode};
 use crate::error::{Refusal, ShellError, Tail};
 
@@ -416,7 +418,11 @@ impl ShellMachine {
     }
 
     /// Checks a command without sending it: printable ASCII, not empty,
-    /// short enough for CBSIZE once lmx's end marker is added.
+    /// no trap of this board in any of its `;`-separated commands, short
+    /// enough for U-Boot's readline once lmx's end marker is added
+    /// ([`Dialect::max_command_len`], the limit the planners use too), and
+    /// no command longer than `CONFIG_SYS_MAXARGS` words (counted as
+    /// typed; what `${NAME}` expands to is the planner's to count).
     pub fn check(&self, command: &str) -> Result<(), Refusal> {
         let body = trim_body(command);
         if body.is_empty() {
@@ -430,18 +436,34 @@ impl ShellMachine {
         {
             return Err(Refusal::ControlByte { index, byte });
         }
+        // The last line of defence: whatever built the line, a trap of
+        // this board is never typed.
+        if let Some((inv, trap)) = self.dialect.trap(body) {
+            return Err(Refusal::Trap {
+                command: inv.words.join(" "),
+                reason: trap.reason.clone(),
+            });
+        }
         if self.dialect.quotes_special {
             hush_lex_check(body)?;
         }
-        // Longest line the buffer keeps: CBSIZE - 1 (a NUL ends it).
-        let max_line = self.dialect.cbsize.saturating_sub(1);
-        let overhead = 2 + self.suffix("000000").len();
-        let max = max_line.saturating_sub(overhead);
+        let max = self.dialect.max_command_len();
         if body.len() > max {
             return Err(Refusal::TooLong {
                 len: body.len(),
                 max,
                 cbsize: self.dialect.cbsize,
+            });
+        }
+        let maxargs = self.dialect.maxargs;
+        if let Some(inv) = shell::invocations(body, self.dialect.quotes_special)
+            .into_iter()
+            .find(|inv| inv.words.len() > maxargs)
+        {
+            return Err(Refusal::TooManyArgs {
+                command: inv.words.first().cloned().unwrap_or_default(),
+                words: inv.words.len(),
+                maxargs,
             });
         }
         Ok(())
@@ -477,11 +499,7 @@ impl ShellMachine {
     }
 
     fn suffix(&self, nonce: &str) -> String {
-        match self.dialect.markers {
-            MarkerMode::EchoStatus => format!("echo 'lmx''{nonce}.'$?"),
-            MarkerMode::Echo => format!("echo 'lmx''{nonce}.'"),
-            MarkerMode::UnknownCommand => format!("lmx{nonce}"),
-        }
+        self.dialect.markers.suffix(nonce)
     }
 
     fn new_command(
@@ -495,7 +513,7 @@ impl ShellMachine {
         // A nonce whose marker does not already occur in the command.
         let nonce = loop {
             self.nonce = (self.nonce + 1) & 0xff_ffff;
-            let n = format!("{:06x}", self.nonce);
+            let n = format!("{:0width$x}", self.nonce, width = shell::NONCE_DIGITS);
             if !body.contains(&format!("lmx{n}")) {
                 break n;
             }
@@ -504,7 +522,7 @@ impl ShellMachine {
         let line = if body.is_empty() {
             suffix
         } else {
-            format!("{body}; {suffix}")
+            format!("{body}{}{suffix}", shell::MARKER_SEPARATOR)
         };
         let marker = match self.dialect.markers {
             MarkerMode::EchoStatus | MarkerMode::Echo => format!("lmx{nonce}."),
@@ -850,12 +868,7 @@ impl ShellMachine {
                         });
                     }
                     if c.failure.is_none() {
-                        c.failure = self
-                            .dialect
-                            .failure_texts
-                            .iter()
-                            .find(|t| l.contains(t.as_str()))
-                            .map(|_| l.trim().to_string());
+                        c.failure = self.dialect.failure_in(&l).map(|_| l.trim().to_string());
                     }
                     c.output.push(l);
                     return true;

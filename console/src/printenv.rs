@@ -164,6 +164,34 @@ pub fn parse_lookup(name: &str, text: &str, status: Option<i32>) -> Lookup {
     Lookup::Unexpected
 }
 
+/// What reading a variable back after a `setenv` showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadBack {
+    /// The variable holds exactly the value that was set.
+    Same,
+    /// It holds something else: a simple parser that cut the line at
+    /// `CONFIG_SYS_MAXARGS` words, a line cut at CBSIZE, or quoting that
+    /// changed the value.
+    Different(String),
+    /// It is not set at all: the `setenv` did not run.
+    Missing,
+    /// `printenv NAME` printed something that is not its answer.
+    Unreadable,
+}
+
+/// Compares the output of `printenv NAME` with the value a `setenv` just
+/// stored. This is how a `setenv` is judged on builds without `$?`, where
+/// its own output may be empty even when it stored nothing (hush prints
+/// only `Usage:`) or a truncated value (`** Too many args`).
+pub fn judge_readback(name: &str, expected: &str, text: &str, status: Option<i32>) -> ReadBack {
+    match parse_lookup(name, text, status) {
+        Lookup::Set(v) if v == expected => ReadBack::Same,
+        Lookup::Set(v) => ReadBack::Different(v),
+        Lookup::NotSet => ReadBack::Missing,
+        Lookup::Unexpected => ReadBack::Unreadable,
+    }
+}
+
 /// U-Boot's verdict on a `saveenv`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SaveVerdict {

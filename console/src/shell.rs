@@ -211,6 +211,48 @@ impl<T: Transport> UBootShell<T> {
         self.run(&line, Duration::from_secs(5)).await.map(|_| ())
     }
 
+    /// Reads `name` back (`printenv NAME`) and fails with
+    /// [`ShellError::EnvMismatch`] unless it holds exactly `expected`.
+    /// On builds without `$?` ([`Dialect::needs_readback`]) this is the
+    /// only way to know that a `setenv` stored what was sent: a simple
+    /// parser cuts a line at `CONFIG_SYS_MAXARGS` words and stores the
+    /// rest, and a line too long for the buffer loses its tail. Use it
+    /// after the last of several `setenv` lines that build one value.
+    pub async fn verify_env(&mut self, name: &str, expected: &str) -> Result<(), ShellError> {
+        let line = quote::printenv_line(name)?;
+        let out = self.exec(&line, Duration::from_secs(5)).await?;
+        let got = match printenv::judge_readback(name, expected, &out.text, out.status) {
+            printenv::ReadBack::Same => return Ok(()),
+            printenv::ReadBack::Different(v) => Some(v),
+            printenv::ReadBack::Missing => None,
+            printenv::ReadBack::Unreadable => {
+                return Err(ShellError::Failed {
+                    command: line,
+                    status: out.status,
+                    failure: out.failure,
+                    output: out.text,
+                    tail: self.machine.tail(),
+                })
+            }
+        };
+        Err(ShellError::EnvMismatch {
+            name: name.to_string(),
+            expected: expected.to_string(),
+            got,
+            tail: self.machine.tail(),
+        })
+    }
+
+    /// [`setenv`](Self::setenv), then, on builds without `$?`,
+    /// [`verify_env`](Self::verify_env): the value is known to be stored.
+    pub async fn setenv_checked(&mut self, name: &str, value: &str) -> Result<(), ShellError> {
+        self.setenv(name, value).await?;
+        if self.machine.dialect().needs_readback() {
+            self.verify_env(name, value).await?;
+        }
+        Ok(())
+    }
+
     /// `printenv NAME`: the value, or `None` when it is not set.
     pub async fn printenv(&mut self, name: &str) -> Result<Option<String>, ShellError> {
         let line = quote::printenv_line(name)?;

@@ -6,9 +6,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use lmx_boards::Catalog;
+use lmx_boards::{Catalog, LineLimit};
+use lmx_console::printenv::{judge_readback, ReadBack};
 use lmx_console::{
     CommandOptions, Dialect, MarkerMode, Outcome, Pacing, Refusal, ShellError, ShellMachine,
+    UBootShell,
 };
 use support::fake::{fixture, Boot, FakeUBoot};
 
@@ -544,3 +546,239 @@ fn a_board_just_powered_on_is_not_poked_before_it_speaks() {
     }
     assert_eq!(sent, b" ");
 }
+
+#[test]
+fn traps_are_refused_before_anything_is_sent() {
+    // GL's MT76xx builds: `run` and `cp` write flash, `erase all` wipes
+    // the chip (gl-mt300n-v2.toml, uboot.traps).
+    let d = board_dialect("gl-mt300n-v2");
+    let mut f = FakeUBoot::gl_mt76xx();
+    f.power_on();
+    let mut p = Pair::new(d, f);
+    ready(p.attach());
+    let before = p.sent.len();
+    for cmd in [
+        "run lmxboot",
+        "setenv ipaddr 192.168.1.1; run lu",
+        "cp.b 0x80a00000 0x80b00000 0x100",
+        "erase all",
+        "ru lf",
+    ] {
+        let err =
+            p.m.command(
+                p.now,
+                cmd,
+                Duration::from_secs(1),
+                CommandOptions::default(),
+            )
+            .unwrap_err();
+        match &err {
+            ShellError::Refused {
+                reason: Refusal::Trap { reason, .. },
+                ..
+            } => assert!(reason.contains("gl-inet/uboot-source-for_mtk"), "{reason}"),
+            other => panic!("{cmd:?}: {other}"),
+        }
+        assert!(err.to_string().contains("never typed"), "{err}");
+    }
+    assert_eq!(p.sent.len(), before, "nothing was sent");
+    assert!(p.f.executed.iter().all(|l| !l.starts_with("run")));
+    // What writes on the console without the machine asks the dialect.
+    assert!(p.m.dialect().trap("run lmxboot").is_some());
+    // GL's documented erase by address is not a trap.
+    assert!(p.m.check("erase 0xbc050000 +0x10000").is_ok());
+    // Double quotes are text on the simple parser: the `;` still splits.
+    assert!(matches!(
+        p.m.check("setenv x \"a; run lf\""),
+        Err(Refusal::Trap { .. })
+    ));
+
+    // GL's AR750 (hush): its own `run` is fine, its update scripts are not,
+    // and a quoted value that mentions them is only a value.
+    let ar = ShellMachine::new(board_dialect("gl-ar750"), Pacing::default());
+    assert!(ar.check("run lmxboot").is_ok());
+    assert!(ar.check("setenv x 'run lu'").is_ok());
+    for cmd in ["run lu", "echo a; run lf", "true && run lc"] {
+        assert!(matches!(ar.check(cmd), Err(Refusal::Trap { .. })), "{cmd}");
+    }
+    // A board without traps refuses nothing for it.
+    assert!(ShellMachine::new(Dialect::mainline(), Pacing::default())
+        .check("cp.b 1 2 3; run lu")
+        .is_ok());
+}
+
+#[test]
+fn one_line_limit_shared_with_the_planners() {
+    for (_, r) in Catalog::builtin().resolve_all() {
+        let b = r.unwrap().board;
+        let d = Dialect::from_board(&b).unwrap();
+        let limit = LineLimit::of(&b.uboot);
+        let name = &b.name;
+        assert_eq!(d.line_limit(), limit, "{name}");
+        let max = d.max_command_len();
+        assert_eq!(max, limit.body_max(), "{name}");
+        // With the marker the typed line is CBSIZE - 2, what every
+        // readline keeps.
+        assert_eq!(max + d.markers.overhead(), d.cbsize - 2, "{name}");
+        let m = ShellMachine::new(d, Pacing::default());
+        let fits = format!("setenv x {}", "y".repeat(max - "setenv x ".len()));
+        assert_eq!(fits.len(), max);
+        assert!(m.check(&fits).is_ok(), "{name}");
+        let Err(Refusal::TooLong { max: said, .. }) = m.check(&format!("{fits}y")) else {
+            panic!("{name}: one byte more must be refused")
+        };
+        assert_eq!(said, max, "{name}");
+    }
+    // qemu-mips: CBSIZE 256, hush with $?: 254 - 23.
+    assert_eq!(board_dialect("qemu-mips").max_command_len(), 231);
+    // gl-mt300n-v2: CBSIZE 256, marker-only: 254 - 11.
+    assert_eq!(board_dialect("gl-mt300n-v2").max_command_len(), 243);
+
+    // The longest command, typed on the fake: the buffer holds CBSIZE - 2.
+    let mut p = mainline();
+    let max = p.m.dialect().max_command_len();
+    let cmd = format!("echo {}", "z".repeat(max - 5));
+    assert!(p.exec(&cmd).unwrap().success());
+    assert_eq!(p.f.executed.last().unwrap().len(), 512 - 2);
+}
+
+#[test]
+fn too_many_words_are_refused_and_a_cut_setenv_is_seen() {
+    // CFG_MAXARGS 16 (gl-mt300n-v2.toml): `setenv x` and 14 words at most.
+    let d = board_dialect("gl-mt300n-v2");
+    assert_eq!(d.maxargs, 16);
+    let m = ShellMachine::new(d.clone(), Pacing::default());
+    let words: Vec<String> = (0..15).map(|i| format!("w{i}")).collect();
+    assert!(matches!(
+        m.check(&format!("setenv x {}", words.join(" "))),
+        Err(Refusal::TooManyArgs {
+            words: 17,
+            maxargs: 16,
+            ..
+        })
+    ));
+    assert!(m
+        .check(&format!("setenv x {}", words[..14].join(" ")))
+        .is_ok());
+    // The simple parser splits quoted text too, so quotes do not help.
+    assert!(matches!(
+        m.check(&format!("setenv x '{}'", words.join(" "))),
+        Err(Refusal::TooManyArgs { .. })
+    ));
+
+    // A build that takes fewer words than its board file says: the simple
+    // parser prints `** Too many args` and stores a cut value, so the
+    // command fails and reading it back shows what was kept.
+    let mut f = FakeUBoot::gl_mt76xx();
+    f.maxargs = Some(4);
+    f.power_on();
+    let mut p = Pair::new(d, f);
+    ready(p.attach());
+    let out = p.exec("setenv x a b c d").unwrap();
+    assert!(!out.success());
+    assert!(
+        out.failure.as_deref().unwrap().contains("Too many args"),
+        "{out:?}"
+    );
+    assert_eq!(p.f.env["x"], "a b");
+    let out = p.exec("printenv x").unwrap();
+    assert_eq!(
+        judge_readback("x", "a b c d", &out.text, out.status),
+        ReadBack::Different("a b".into())
+    );
+    assert_eq!(
+        judge_readback("x", "a b", &out.text, out.status),
+        ReadBack::Same
+    );
+    let out = p.exec("printenv nothing").unwrap();
+    assert_eq!(
+        judge_readback("nothing", "a", &out.text, out.status),
+        ReadBack::Missing
+    );
+
+    // Hush prints `Usage:` and runs nothing.
+    let mut f = FakeUBoot::mainline();
+    f.maxargs = Some(4);
+    f.power_on();
+    let mut p = Pair::new(Dialect::mainline(), f);
+    ready(p.attach());
+    let out = p.exec("setenv x a b c").unwrap();
+    assert!(!out.success());
+    assert_eq!(out.failure.as_deref(), Some("Usage:"));
+    assert!(!p.f.env.contains_key("x"));
+}
+
+#[test]
+fn an_arp_retry_is_not_a_failure_but_a_tftp_retry_is() {
+    let d = Dialect::mainline();
+    assert_eq!(
+        d.failure_in("ARP Retry count exceeded; starting again"),
+        None
+    );
+    assert_eq!(
+        d.failure_in("Retry count exceeded; starting again"),
+        Some("Retry count exceeded")
+    );
+    let mut p = mainline();
+    let out = p.exec("tftp-arp-retry").unwrap();
+    assert!(out.success(), "{out:?}");
+    assert!(out.text.contains("Bytes transferred = 4096"));
+    let out = p.exec("tftp-retry").unwrap();
+    assert!(!out.success());
+    assert_eq!(
+        out.failure.as_deref(),
+        Some("Retry count exceeded; starting again")
+    );
+}
+
+/// A fake U-Boot behind an in-memory pipe, for the async shell.
+fn piped(mut f: FakeUBoot) -> tokio::io::DuplexStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (host, mut board) = tokio::io::duplex(1 << 16);
+    tokio::spawn(async move {
+        let mut buf = [0u8; 256];
+        loop {
+            let out = f.take_output();
+            if !out.is_empty() && board.write_all(&out).await.is_err() {
+                return;
+            }
+            match board.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => f.input(&buf[..n]),
+            }
+        }
+    });
+    host
+}
+
+#[tokio::test]
+async fn setenv_checked_reads_back_where_there_is_no_status() {
+    let d = board_dialect("gl-mt300n-v2");
+    assert!(d.needs_readback());
+    assert!(!Dialect::mainline().needs_readback());
+    let mut f = FakeUBoot::gl_mt76xx();
+    f.maxargs = Some(4);
+    f.at_prompt_unseen();
+    let mut sh = UBootShell::new(piped(f), d);
+    sh.setenv_checked("ipaddr", "192.168.1.1").await.unwrap();
+    sh.verify_env("ipaddr", "192.168.1.1").await.unwrap();
+    // A value the build cut short: the setenv fails on its own text, and
+    // the read-back names what the board holds.
+    assert!(sh.run("setenv y a b c d", T).await.is_err());
+    let e = sh.verify_env("y", "a b c d").await.unwrap_err();
+    match &e {
+        ShellError::EnvMismatch { name, got, .. } => {
+            assert_eq!(name, "y");
+            assert_eq!(got.as_deref(), Some("a b"));
+        }
+        other => panic!("{other}"),
+    }
+    assert!(e.to_string().contains("\"a b\""), "{e}");
+    let e = sh.verify_env("z", "1").await.unwrap_err();
+    assert!(
+        matches!(e, ShellError::EnvMismatch { got: None, .. }),
+        "{e}"
+    );
+}
+
+const T: Duration = Duration::from_secs(5);

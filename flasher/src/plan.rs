@@ -9,7 +9,9 @@
 
 use std::fmt::Write as _;
 
-use lmx_boards::{AddressError, Board, FlashKind, Partition, PartitionRole, Region};
+use lmx_boards::{
+    AddressError, Board, CommandProblem, FlashKind, Inventory, Partition, PartitionRole, Region,
+};
 use lmx_console::{Dialect, Pacing, ShellMachine};
 
 /// Room the plan leaves below the end of RAM for U-Boot itself when the
@@ -482,6 +484,35 @@ pub enum PlanError {
         command: String,
         /// Why.
         reason: String,
+    },
+    /// The board's U-Boot lacks a command the plan needs, or its prompt
+    /// refuses it (`uboot.commands`).
+    #[error("board {board}: the flash plan needs `{command}`, but {problem}")]
+    #[diagnostic(code(lmx_flash::missing_command), help("{help}"))]
+    MissingCommand {
+        /// Board.
+        board: String,
+        /// The command line.
+        command: String,
+        /// What the board file says.
+        problem: String,
+        /// What the command is for and what to do.
+        help: String,
+    },
+    /// A command of the plan is a trap on this board (`uboot.traps`).
+    #[error(
+        "board {board}: the flash plan would send `{command}`, a trap on this U-Boot: {reason}"
+    )]
+    #[diagnostic(code(lmx_flash::trap), help("{help}"))]
+    Trap {
+        /// Board.
+        board: String,
+        /// The command line.
+        command: String,
+        /// The board file's reason.
+        reason: String,
+        /// What to do.
+        help: String,
     },
     /// A backup that cannot be made for this plan.
     #[error("--backup: {why}")]
@@ -1254,12 +1285,53 @@ fn plan_ubi(
     )
 }
 
-/// Every command must fit the board's line buffer with lmx's end marker.
+/// Why a flash plan needs a command, and what else could do, for refusals.
+fn command_purpose(name: &str) -> &'static str {
+    match name {
+        "sf" => "Without `sf`, write SPI-NOR flash through its memory mapping: --method mapped (erase/cp.b). ",
+        "crc32" => "lmx checks the RAM copy before anything is erased, and the flash after the write, with `crc32`; it does not flash what it cannot verify. Flash from Linux instead (sysupgrade, mtd write). ",
+        "tftpput" => "Back up over the console instead (md.b), which needs no tftpput. ",
+        "cp" => "The memory-mapped write copies RAM to flash with `cp.b`. ",
+        "erase" => "The memory-mapped write erases with `erase ADDR +LEN`. ",
+        "ubi" | "mtd" | "nand" => "This U-Boot cannot write that flash with these commands; flash from Linux instead. ",
+        "md" => "The console backup dumps the flash with `md.b`. ",
+        "mw" => "NAND writes pad the RAM copy to the page with `mw.b`. ",
+        _ => "",
+    }
+}
+
+/// Every command must be one the board's U-Boot has and runs at its
+/// prompt, none may be a trap, and each must fit the board's line buffer
+/// with lmx's end marker.
 fn finish(board: &Board, plan: FlashPlan) -> Result<FlashPlan, PlanError> {
     let dialect = Dialect::from_board(board).map_err(|e| PlanError::Command {
         command: String::new(),
         reason: e.to_string(),
     })?;
+    let inventory = Inventory::of(&board.uboot);
+    for c in plan.commands() {
+        if let Err(problem) = inventory.check(&c, dialect.quotes_special) {
+            let help = format!(
+                "{}{}",
+                command_purpose(problem.name()),
+                problem.help(&board.name)
+            );
+            return Err(match problem {
+                CommandProblem::Trap { trap, .. } => PlanError::Trap {
+                    board: board.name.clone(),
+                    command: c,
+                    reason: trap.reason,
+                    help,
+                },
+                other => PlanError::MissingCommand {
+                    board: board.name.clone(),
+                    command: c,
+                    problem: other.to_string(),
+                    help,
+                },
+            });
+        }
+    }
     let machine = ShellMachine::new(dialect, Pacing::default());
     for c in plan.commands() {
         machine.check(&c).map_err(|r| PlanError::Command {

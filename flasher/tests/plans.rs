@@ -108,9 +108,20 @@ fn nor_golden_qemu_aarch64() {
     assert!(p.steps[..2].iter().all(|s| !s.phase.touches_flash()));
 }
 
+/// gl-ar750's flash map with a U-Boot that has `sf`. GL's own AR750
+/// build has none (the command table of its shipped binary;
+/// gl-ar750.toml, uboot.commands.absent), so its native plan is refused
+/// and it is written through the mapping; the `sf` plan is checked on the
+/// same map.
+fn ar750_with_sf() -> Board {
+    let mut b = board("gl-ar750");
+    b.uboot.commands.absent.retain(|c| c != "sf");
+    b
+}
+
 #[test]
 fn spi_nor_golden_gl_ar750() {
-    let b = board("gl-ar750");
+    let b = ar750_with_sf();
     let p = plan(&b, &req(Target::Firmware, 0x12_3456));
     assert_eq!(
         p.commands(),
@@ -228,7 +239,7 @@ fn backup_comes_before_the_load_and_covers_the_erase_region() {
             "tftpput 0x400000 0x140000 old.bin"
         ])
     );
-    let b = board("gl-ar750");
+    let b = ar750_with_sf();
     let r = backed_up("old.bin", BackupVia::Console, 0x12_3456);
     let p = plan(&b, &r);
     assert_eq!(
@@ -461,4 +472,93 @@ fn failure_states_name_the_flash_contents_and_recovery() {
     assert!(w.contains("--image old.bin --partition firmware"), "{w}");
     let v = FlashState::after(Phase::Verify).explain(&p, None);
     assert!(v.contains("does not read back"), "{v}");
+}
+
+#[test]
+fn gl_ar750_without_sf_is_told_to_use_the_mapping() {
+    // GL's AR750 build has no `sf` (gl-ar750.toml, uboot.commands.absent).
+    let b = board("gl-ar750");
+    let e = refuse(&b, &req(Target::Firmware, 0x12_3456));
+    let PlanError::MissingCommand {
+        command,
+        problem,
+        help,
+        ..
+    } = &e
+    else {
+        panic!("{e}")
+    };
+    assert_eq!(command, "sf probe 0");
+    assert!(problem.contains("no `sf` command"), "{problem}");
+    assert!(help.contains("--method mapped"), "{help}");
+    assert!(e.to_string().starts_with("board gl-ar750: "), "{e}");
+    // ... and the mapped write, with crc32 and U-Boot's own cp.b, plans.
+    let mapped = FlashRequest {
+        method: Method::Mapped,
+        ..req(Target::Firmware, 0x12_3456)
+    };
+    assert!(plan(&b, &mapped)
+        .commands()
+        .contains(&"cp.b 0x80a00000 0x9f060000 0x123456".to_string()));
+    // The tftpput backup needs tftpput, which the build lacks.
+    let r = FlashRequest {
+        method: Method::Mapped,
+        ..backed_up("old.bin", BackupVia::Tftpput, 0x12_3456)
+    };
+    let e = refuse(&b, &r);
+    assert!(
+        matches!(&e, PlanError::MissingCommand { help, .. } if help.contains("console")),
+        "{e}"
+    );
+}
+
+#[test]
+fn gl_mt76xx_flash_plans_are_refused() {
+    // GL's MT76xx builds: no crc32, and `cp` always programs flash
+    // (gl-inet/uboot-source-for_mtk drivers/spi_flash.c,
+    // drivers/spi_rt6855A_flash.c).
+    for name in ["gl-mt300a", "gl-mt300n-v2"] {
+        let b = board(name);
+        let mapped = FlashRequest {
+            method: Method::Mapped,
+            ..req(Target::Firmware, 0x12_3456)
+        };
+        let e = refuse(&b, &mapped);
+        assert!(
+            matches!(&e, PlanError::MissingCommand { command, help, .. }
+                if command.starts_with("crc32 ") && help.contains("does not flash what it cannot verify")),
+            "{name}: {e}"
+        );
+        // A build with crc32 still never gets GL's cp.b.
+        let mut with_crc = b.clone();
+        with_crc.uboot.commands.absent.retain(|c| c != "crc32");
+        let e = refuse(&with_crc, &mapped);
+        match &e {
+            PlanError::Trap {
+                command, reason, ..
+            } => {
+                assert!(command.starts_with("cp.b 0x8"), "{command}");
+                assert!(reason.contains("always programs the SPI flash"), "{reason}");
+            }
+            other => panic!("{name}: {other}"),
+        }
+        assert!(e.to_string().contains(&format!("board {name}: ")), "{e}");
+        let help = miette::Diagnostic::help(&e).unwrap().to_string();
+        assert!(help.contains("lmx never types it"), "{help}");
+    }
+}
+
+#[test]
+fn a_locked_prompt_refuses_the_flash_plan() {
+    // Zyxel's console runs only its at* commands.
+    let b = board("zyxel-nwa50ax");
+    let r = FlashRequest {
+        ubi_volume: Some("rootfs".into()),
+        ..req(Target::Firmware, 0x10_0000)
+    };
+    let e = refuse(&b, &r);
+    assert!(
+        matches!(&e, PlanError::MissingCommand { problem, .. } if problem.contains("prompt refuses `ubi`")),
+        "{e}"
+    );
 }

@@ -164,6 +164,9 @@ pub fn hint(e: &BuildError) -> &'static str {
         BuildError::NeedDtb { .. } => {
             "give --dtb (the board's device tree), or choose --phram cmdline"
         }
+        BuildError::Plan(lmx_builder::plan::PlanError::Command { .. }) => {
+            "this is what the board file records about its U-Boot (`lmx boards show BOARD`: uboot.commands, uboot.traps); nothing was sent to the board"
+        }
         BuildError::Plan(lmx_builder::plan::PlanError::MemStarves { .. }) => {
             "use --phram dt-cmdline (Linux keeps all RAM but the rootfs; needs --dtb), or move ram_boot.rootfs higher in the board file"
         }

@@ -70,6 +70,10 @@ pub struct FakeUBoot {
     out: Vec<u8>,
     /// Lines run with Enter, exactly as U-Boot's buffer held them.
     pub executed: Vec<String>,
+    /// `CONFIG_SYS_MAXARGS`, when the fake enforces one: the simple parser
+    /// prints `** Too many args` and runs the command cut short, hush
+    /// prints `Usage:` and runs nothing.
+    pub maxargs: Option<usize>,
 }
 
 impl FakeUBoot {
@@ -91,6 +95,7 @@ impl FakeUBoot {
             status: 0,
             out: Vec::new(),
             executed: Vec::new(),
+            maxargs: None,
         }
     }
 
@@ -249,6 +254,18 @@ impl FakeUBoot {
             if words.is_empty() {
                 continue;
             }
+            if let Some(max) = self.maxargs.filter(|m| words.len() > *m) {
+                if self.hush {
+                    self.out.extend_from_slice(
+                        format!("Usage:\r\n{} - command\r\n", words[0]).as_bytes(),
+                    );
+                    self.status = 1;
+                    continue;
+                }
+                self.out
+                    .extend_from_slice(format!("** Too many args (max. {max}) **\r\n").as_bytes());
+                words.truncate(max);
+            }
             self.status = self.command(&words);
             if self.state != State::Prompt {
                 return; // reset
@@ -327,6 +344,18 @@ impl FakeUBoot {
             "tftpboot" => {
                 say(&mut self.out, "TFTP error: 'File not found' (1)");
                 0
+            }
+            // A load whose ARP round timed out once and was restarted by
+            // U-Boot itself (net/arp.c), then went through.
+            "tftp-arp-retry" => {
+                say(&mut self.out, "ARP Retry count exceeded; starting again");
+                say(&mut self.out, "Bytes transferred = 4096 (1000 hex)");
+                0
+            }
+            // TFTP itself gave up (net/tftp.c).
+            "tftp-retry" => {
+                say(&mut self.out, "Retry count exceeded; starting again");
+                1
             }
             other => {
                 say(
