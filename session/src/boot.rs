@@ -232,7 +232,7 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
         for (name, value) in &vars {
             let cmd = format!("setenv {name} {value}");
             self.shell
-                .setenv(name, value)
+                .setenv_checked(name, value)
                 .await
                 .map_err(|e| StepFailure::shell("network settings", &cmd, e))?;
             self.say(&format!("    {cmd}"));
@@ -244,13 +244,28 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
                 // The run's network settings, just sent, win over a plan's
                 // own (a saved plan may carry other addresses).
                 Step::Setenv { name, .. } if sent.contains(&name.as_str()) => {}
-                Step::Setenv { name, commands, .. } => {
+                Step::Setenv {
+                    name,
+                    value,
+                    commands,
+                } => {
                     let t = Instant::now();
                     for c in commands {
                         self.shell
                             .run(c, Duration::from_secs(5))
                             .await
                             .map_err(|e| StepFailure::shell(&format!("setenv {name}"), c, e))?;
+                    }
+                    // Without `$?` a setenv that went wrong may print
+                    // nothing: read the value back and compare.
+                    if self.shell.machine().dialect().needs_readback() {
+                        self.shell.verify_env(name, value).await.map_err(|e| {
+                            StepFailure::shell(
+                                &format!("setenv {name}"),
+                                &format!("printenv {name}"),
+                                e,
+                            )
+                        })?;
                     }
                     self.say(&format!("==> setenv {name} ({} line(s))", commands.len()));
                     self.timings.add(format!("setenv {name}"), t.elapsed());
@@ -524,9 +539,19 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
         // the driver's end marker: store it with a verified setenv and
         // start it with a short `run`.
         self.shell
-            .setenv("lmxboot", command)
+            .setenv_checked("lmxboot", command)
             .await
             .map_err(|e| StepFailure::shell(step, command, e))?;
+        // `run lmxboot` is typed without the driver (it never returns to
+        // the prompt), so the trap check the driver makes is made here.
+        if let Some((_, trap)) = self.shell.machine().dialect().trap("run lmxboot") {
+            return Err(StepFailure::new(
+                step,
+                "run lmxboot",
+                format!("`run` is a trap on this board: {}", trap.reason),
+                "nothing was booted; the board file's uboot.traps says why",
+            ));
+        }
         let t = Instant::now();
         let io = self.shell.transport_mut();
         io.write_all(b"run lmxboot\r")
