@@ -145,6 +145,11 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
         &mut self.shell
     }
 
+    /// The shell, for what follows the run (the interactive console).
+    pub fn into_shell(self) -> UBootShell<T> {
+        self.shell
+    }
+
     /// The reporter.
     pub fn reporter_mut(&mut self) -> &mut R {
         &mut self.report

@@ -7,7 +7,6 @@
 //!   lines, progress bars, the console during the boot); the step loops
 //!   themselves are in `lmx-session`;
 //! - [`virt`]: the virtual board (private network, QEMU) via `lmx-testbed`;
-//! - [`term`]: the interactive console after the boot;
 //! - [`watch`]: `--watch`, waiting for a rebuild and resetting the board.
 //!
 //! No protocol or format logic lives here: U-Boot's line discipline is in
@@ -16,6 +15,5 @@
 
 pub mod prepare;
 pub mod report;
-pub mod term;
 pub mod virt;
 pub mod watch;

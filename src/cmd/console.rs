@@ -302,36 +302,115 @@ fn keyboard() -> mpsc::Receiver<Vec<u8>> {
     rx
 }
 
+/// The terminal side of a console session: keys, screen, log. What
+/// `lmx console` takes from its flags, and `lmx tftpboot` from the
+/// defaults when it stays on the console after the boot.
+#[derive(Debug, Clone)]
+pub struct TermOptions {
+    /// Key that quits.
+    pub exit_key: String,
+    /// Key that starts a console command.
+    pub prefix_key: String,
+    /// What Enter sends.
+    pub enter: Enter,
+    /// Timestamp lines on screen.
+    pub timestamps: bool,
+    /// Log file.
+    pub log: Option<PathBuf>,
+    /// Timestamp lines in the log.
+    pub log_timestamps: bool,
+    /// Show typed bytes locally.
+    pub local_echo: bool,
+    /// Show a bare LF as CR LF.
+    pub lf_to_crlf: bool,
+}
+
+impl TermOptions {
+    /// `lmx console`'s defaults (Ctrl-] quits, Ctrl-T prefix, Enter sends CR).
+    pub fn defaults() -> TermOptions {
+        TermOptions {
+            exit_key: "ctrl-]".into(),
+            prefix_key: "ctrl-t".into(),
+            enter: Enter::Cr,
+            timestamps: false,
+            log: None,
+            log_timestamps: false,
+            local_echo: false,
+            lf_to_crlf: false,
+        }
+    }
+
+    fn of(args: &ConsoleArgs) -> TermOptions {
+        TermOptions {
+            exit_key: args.exit_key.clone(),
+            prefix_key: args.prefix_key.clone(),
+            enter: args.enter,
+            timestamps: args.timestamps,
+            log: args.log.clone(),
+            log_timestamps: args.log_timestamps,
+            local_echo: args.local_echo,
+            lf_to_crlf: args.lf_to_crlf,
+        }
+    }
+
+    fn keys_and_screen(&self) -> miette::Result<(Keys, Screen)> {
+        let exit = term::parse_key(&self.exit_key)
+            .ok_or_else(|| miette!("--exit-key {}: use e.g. ctrl-] or ^]", self.exit_key))?;
+        let prefix = term::parse_key(&self.prefix_key)
+            .ok_or_else(|| miette!("--prefix-key {}: use e.g. ctrl-t", self.prefix_key))?;
+        let enter = match self.enter {
+            Enter::Cr => EnterMap::Cr,
+            Enter::Lf => EnterMap::Lf,
+            Enter::Crlf => EnterMap::CrLf,
+        };
+        let log = match &self.log {
+            Some(p) => Some(ConsoleLog::open(p, self.log_timestamps).into_diagnostic()?),
+            None => None,
+        };
+        let screen = Screen {
+            out: std::io::stdout(),
+            color: std::io::stdout().is_terminal(),
+            stamps: self.timestamps.then(term::Timestamper::default),
+            map: if self.lf_to_crlf {
+                OutputMap::LfToCrLf
+            } else {
+                OutputMap::AsIs
+            },
+            prev: 0,
+            log,
+            log_path: self.log.clone(),
+            log_timestamps: self.log_timestamps,
+            local_echo: self.local_echo,
+        };
+        Ok((Keys::new(exit, prefix, enter), screen))
+    }
+}
+
+/// Stays on an open console (`port`, named `name` in status lines) with
+/// `lmx console`'s terminal: raw mode restored on every way out, the same
+/// keys, toggles, log and timestamps. No sharing and no reconnect: the
+/// session ends when the console closes. `lmx tftpboot` ends with this.
+pub async fn attach_terminal(
+    port: Box<dyn Transport>,
+    name: &str,
+    opts: &TermOptions,
+) -> miette::Result<()> {
+    let (mut keys, mut screen) = opts.keys_and_screen()?;
+    let _raw = if std::io::stdin().is_terminal() {
+        Some(RawMode::enable(0).into_diagnostic()?)
+    } else {
+        None
+    };
+    let kb = keyboard();
+    screen.status(&format!("{name}; {}", keys.help()));
+    let r = hold_loop(port, name, None, None, &mut keys, &mut screen, kb).await;
+    drop(_raw);
+    term::restore_terminal();
+    r
+}
+
 async fn console(args: ConsoleArgs, endpoint: Endpoint, cfg: SerialConfig) -> miette::Result<()> {
-    let exit = term::parse_key(&args.exit_key)
-        .ok_or_else(|| miette!("--exit-key {}: use e.g. ctrl-] or ^]", args.exit_key))?;
-    let prefix = term::parse_key(&args.prefix_key)
-        .ok_or_else(|| miette!("--prefix-key {}: use e.g. ctrl-t", args.prefix_key))?;
-    let enter = match args.enter {
-        Enter::Cr => EnterMap::Cr,
-        Enter::Lf => EnterMap::Lf,
-        Enter::Crlf => EnterMap::CrLf,
-    };
-    let mut keys = Keys::new(exit, prefix, enter);
-    let log = match &args.log {
-        Some(p) => Some(ConsoleLog::open(p, args.log_timestamps).into_diagnostic()?),
-        None => None,
-    };
-    let mut screen = Screen {
-        out: std::io::stdout(),
-        color: std::io::stdout().is_terminal(),
-        stamps: args.timestamps.then(term::Timestamper::default),
-        map: if args.lf_to_crlf {
-            OutputMap::LfToCrLf
-        } else {
-            OutputMap::AsIs
-        },
-        prev: 0,
-        log,
-        log_path: args.log.clone(),
-        log_timestamps: args.log_timestamps,
-        local_echo: args.local_echo,
-    };
+    let (mut keys, mut screen) = TermOptions::of(&args).keys_and_screen()?;
 
     // Another lmx holds the port: attach through its share socket.
     let sock = share::socket_path(&endpoint);
@@ -385,27 +464,20 @@ async fn console(args: ConsoleArgs, endpoint: Endpoint, cfg: SerialConfig) -> mi
                     }
                 }
             };
-            hold_loop(
-                port,
-                &endpoint,
-                &cfg,
-                &args,
-                share,
-                &mut keys,
-                &mut screen,
-                kb,
-            )
-            .await
+            let name = endpoint.to_string();
+            let reconnect = (!args.no_reconnect).then_some((&endpoint, &cfg));
+            hold_loop(port, &name, reconnect, share, &mut keys, &mut screen, kb).await
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The holder's loop: board output to the screen (and to share clients),
+/// keys to the board. With `reconnect`, a port that goes away is reopened
+/// when it comes back; without, the loop ends there.
 async fn hold_loop(
     port: Box<dyn Transport>,
-    endpoint: &Endpoint,
-    cfg: &SerialConfig,
-    args: &ConsoleArgs,
+    name: &str,
+    reconnect: Option<(&Endpoint, &SerialConfig)>,
     mut share: Option<ShareServer>,
     keys: &mut Keys,
     screen: &mut Screen,
@@ -447,17 +519,18 @@ async fn hold_loop(
                         Err(e) => e.to_string(),
                         Ok(_) => "closed".to_string(),
                     };
-                    if args.no_reconnect {
-                        screen.status(&format!("{endpoint} went away ({why})"));
-                        return Err(miette!("{endpoint} went away ({why})"));
+                    if reconnect.is_none() {
+                        screen.status(&format!("{name} went away ({why})"));
+                        return Err(miette!("{name} went away ({why})"));
                     }
-                    let msg = format!("{endpoint} went away ({why}); waiting for it to come back");
+                    let msg = format!("{name} went away ({why}); waiting for it to come back");
                     screen.status(&msg);
                     if let Some(s) = &share { s.status(&msg); }
                 }
                 None => {
+                    let Some((endpoint, cfg)) = reconnect else { continue };
                     if let Ok(p) = endpoint.open(cfg).await {
-                        let msg = format!("{endpoint} is back");
+                        let msg = format!("{name} is back");
                         screen.status(&msg);
                         if let Some(s) = &share { s.status(&msg); }
                         port = Some(p);

@@ -23,7 +23,7 @@ use crate::boot::prepare::{self, Prepared};
 use lmx_session::{BootRunner, NetSetup, RunOptions, Timings};
 
 use crate::boot::report::TermReporter;
-use crate::boot::{term, virt, watch};
+use crate::boot::{virt, watch};
 use crate::cmd::plan_args::{hint, PlanArgs};
 
 /// The marker the test bed's rootfs prints when userland runs.
@@ -418,8 +418,14 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
         }
     }
     if !args.no_console && args.watch.is_empty() {
-        rt.block_on(term::interact(runner.shell_mut().transport_mut()))
-            .into_diagnostic()?;
+        // The same terminal as `lmx console`: its keys, toggles and log.
+        let name = format!("console of {}", board.name);
+        let port = runner.into_shell().into_transport();
+        rt.block_on(super::console::attach_terminal(
+            port,
+            &name,
+            &super::console::TermOptions::defaults(),
+        ))?;
     }
     let _ = stop_tx.send(());
     let _ = rt.block_on(served);
