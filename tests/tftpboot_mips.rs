@@ -18,7 +18,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{need, one_vm, s, Run, Watch, MARKER};
