@@ -329,3 +329,73 @@ fn check_of_the_shipped_directory_glob_passes() {
         boards - 1
     );
 }
+
+#[test]
+fn every_command_takes_lmx_boards_dir_and_names_every_problem() {
+    // A boards directory with a broken board (two problems) and the
+    // fixtures' family, given through LMX_BOARDS_DIR alone.
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/tests/fixtures");
+    std::fs::copy(
+        fixtures.join("address-collision.toml"),
+        dir.path().join("address-collision.toml"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("families")).unwrap();
+    for e in std::fs::read_dir(fixtures.join("families")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.path().join("families").join(p.file_name().unwrap())).unwrap();
+    }
+    let hostname = "/etc/hostname";
+    for args in [
+        vec![
+            "tftpboot",
+            "--kernel",
+            hostname,
+            "--rootfs",
+            hostname,
+            "--board-ip",
+            "192.168.1.1",
+            "--server-ip",
+            "192.168.1.2",
+            "--dry-run",
+        ],
+        vec![
+            "build",
+            "--kernel",
+            hostname,
+            "--rootfs",
+            hostname,
+            "--dry-run",
+        ],
+        vec!["flash", "--image", hostname, "--dry-run"],
+        vec!["env", "print", "--image", hostname],
+        vec!["console", "--port", "/dev/lmx-no-such-port"],
+    ] {
+        let mut full = vec![args[0], "--board", "address-collision"];
+        full.extend(&args[1..]);
+        if args[0] == "env" {
+            full = vec![
+                "env",
+                "print",
+                "--board",
+                "address-collision",
+                "--image",
+                hostname,
+            ];
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_lmx"))
+            .args(&full)
+            .env("LMX_BOARDS_DIR", dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{full:?}: {err}");
+        assert!(err.contains("2 problems"), "{full:?}: {err}");
+        assert!(
+            err.contains("kernel.load") && err.contains("kernel.entry"),
+            "{full:?}: every problem named: {err}"
+        );
+    }
+}

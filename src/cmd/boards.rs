@@ -49,6 +49,23 @@ pub fn catalog(boards_dir: Option<&Path>) -> Catalog {
     Catalog::standard(boards_dir)
 }
 
+/// The resolved board `name` for every command: the catalog with
+/// `boards_dir` first (`--boards-dir` or `LMX_BOARDS_DIR`), and on failure
+/// every problem with its file, field and rule, not only their count.
+pub fn resolve_board(boards_dir: Option<&Path>, name: &str) -> miette::Result<lmx_boards::Board> {
+    catalog(boards_dir)
+        .resolve(name)
+        .map(|r| r.board)
+        .map_err(|e| {
+            let help = "fix the board file (lmx boards check FILE); nothing was sent to the board";
+            if e.errors.len() == 1 {
+                return miette::miette!(help = help, "{e}");
+            }
+            let details: Vec<String> = e.errors.iter().map(|p| format!("  - {p}")).collect();
+            miette::miette!(help = help, "{e}:\n{}", details.join("\n"))
+        })
+}
+
 /// Runs `lmx boards`.
 pub fn run(args: BoardsArgs) -> miette::Result<()> {
     if let Some(dir) = &args.boards_dir {

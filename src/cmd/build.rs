@@ -53,10 +53,7 @@ pub struct BuildArgs {
 
 /// Runs `lmx build`.
 pub fn run(args: BuildArgs) -> Result<()> {
-    let board = crate::cmd::boards::catalog(args.boards_dir.as_deref())
-        .resolve(&args.board)
-        .map_err(miette::Report::new)?
-        .board;
+    let board = crate::cmd::boards::resolve_board(args.boards_dir.as_deref(), &args.board)?;
     args.plan.check()?;
     let (kernel, dtb, rootfs) = match &args.from {
         Some(dir) => {

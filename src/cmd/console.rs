@@ -137,10 +137,7 @@ pub fn run(args: ConsoleArgs) -> miette::Result<()> {
 fn serial_config(args: &ConsoleArgs) -> miette::Result<SerialConfig> {
     let mut cfg = match &args.board {
         Some(name) => {
-            let board = crate::cmd::boards::catalog(args.boards_dir.as_deref())
-                .resolve(name)
-                .map_err(|e| miette!("{e}"))?
-                .board;
+            let board = crate::cmd::boards::resolve_board(args.boards_dir.as_deref(), name)?;
             SerialConfig::from_board(&board)?
         }
         None => SerialConfig::default(),

@@ -441,10 +441,7 @@ fn board_env(loc: &Location) -> miette::Result<Option<BoardEnv>> {
     let Some(name) = &loc.board else {
         return Ok(None);
     };
-    let board = lmx_boards::Catalog::standard(loc.boards_dir.as_deref())
-        .resolve(name)
-        .map_err(Report::new)?
-        .board;
+    let board = crate::cmd::boards::resolve_board(loc.boards_dir.as_deref(), name)?;
     let Some(env) = &board.flash.env else {
         return Err(miette!(
             help = "give --offset and --size (CONFIG_ENV_OFFSET, CONFIG_ENV_SIZE), \

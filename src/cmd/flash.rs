@@ -39,7 +39,7 @@ pub struct FlashArgs {
     pub board: String,
 
     /// Look for board files in DIR first.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "LMX_BOARDS_DIR", value_name = "DIR")]
     pub boards_dir: Option<PathBuf>,
 
     /// Flash the firmware image of an `lmx build` output directory
@@ -284,18 +284,7 @@ fn build_plan(board: &Board, req: &FlashRequest) -> miette::Result<FlashPlan> {
 
 /// Runs `lmx flash`.
 pub fn run(args: FlashArgs) -> miette::Result<()> {
-    let board = crate::cmd::boards::catalog(args.boards_dir.as_deref())
-        .resolve(&args.board)
-        .map_err(|e| {
-            // Every problem with its rule, not only the count.
-            let details: Vec<String> = e.errors.iter().map(|p| p.to_string()).collect();
-            miette!(
-                help = "fix the board file (lmx boards check FILE); nothing was sent to the board",
-                "{e}:\n{}",
-                details.join("\n")
-            )
-        })?
-        .board;
+    let board = crate::cmd::boards::resolve_board(args.boards_dir.as_deref(), &args.board)?;
     let src = source(&args, &board)?;
     let mut plan = build_plan(&board, &request(&args, &src, BackupVia::Tftpput))?;
 

@@ -13,7 +13,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lmx_tftpd::event::{human_bytes, Direction};
 use lmx_tftpd::options::{Limits, MAX_BLKSIZE};
 use lmx_tftpd::policy::{parse_allow, PolicySpec};
-use lmx_tftpd::{Event, Policy, Server, ServerConfig, TransferConfig, TransferSummary};
+use lmx_tftpd::{
+    Event, Policy, RefusalKind, Server, ServerConfig, Tally, TransferConfig, TransferSummary,
+};
 use miette::{miette, IntoDiagnostic, WrapErr};
 use tokio::sync::mpsc;
 
@@ -84,9 +86,29 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = lmx_tftpd::transfer::DEFAULT_RX_FRAMES, value_parser = clap::value_parser!(u16).range(0..=65535))]
     pub client_rx_frames: u16,
 
-    /// Most transfers at once.
+    /// Most transfers at once. When all are taken, a transfer whose
+    /// client has not answered its first packet for 250 ms is ended to
+    /// make room; otherwise the request gets "server busy".
     #[arg(long, default_value_t = 64)]
     pub max_transfers: usize,
+
+    /// Most transfers one client address may run at once (0: no limit),
+    /// so that one host cannot take the slots others need.
+    #[arg(long, value_name = "N", default_value_t = lmx_tftpd::server::DEFAULT_PER_CLIENT)]
+    pub per_client: usize,
+
+    /// Memory all transfers' buffers may reserve together (K, M, G
+    /// suffixes). A transfer whose window does not fit gets a smaller one;
+    /// see docs/serve.md for what each transfer costs.
+    #[arg(long, value_name = "SIZE", default_value = "32M", value_parser = parse_size)]
+    pub memory_budget: u64,
+
+    /// Drop a transfer whose client never answered its first packet after
+    /// this many milliseconds (0: only after --give-up-after, like any
+    /// other transfer). The first packet is repeated at 250, 750 and
+    /// 1750 ms meanwhile.
+    #[arg(long, value_name = "MILLISECONDS", default_value_t = lmx_tftpd::transfer::DEFAULT_HALF_OPEN.as_millis() as u64)]
+    pub half_open_after: u64,
 
     /// Answer from port 69 itself instead of a new port per transfer
     /// (for firewalls that only pass the server port).
@@ -181,9 +203,13 @@ pub fn run(args: ServeArgs) -> miette::Result<()> {
             max_retries: args.retries,
             give_up_after: Duration::from_secs(args.give_up_after),
             rx_frames: (args.client_rx_frames > 0).then_some(args.client_rx_frames),
+            half_open: (args.half_open_after > 0)
+                .then(|| Duration::from_millis(args.half_open_after)),
             ..TransferConfig::default()
         },
         max_transfers: args.max_transfers,
+        per_client: args.per_client,
+        memory_budget: usize::try_from(args.memory_budget).unwrap_or(usize::MAX),
         single_port: args.single_port,
         busy_poll: Duration::from_micros(args.busy_poll),
     };
@@ -201,6 +227,7 @@ async fn serve(args: ServeArgs, config: ServerConfig, policy: Policy) -> miette:
         .map_err(|e| miette!("{e}"))?;
     let (tx, rx) = mpsc::unbounded_channel();
     let server = server.with_events(tx);
+    let counters = server.counters();
     let addrs = server
         .local_addrs()
         .iter()
@@ -235,7 +262,7 @@ async fn serve(args: ServeArgs, config: ServerConfig, policy: Policy) -> miette:
     };
     let summaries = server.run(shutdown).await;
     ui.abort();
-    print_summary(&summaries);
+    print_summary(&summaries, &counters.tally());
     Ok(())
 }
 
@@ -279,7 +306,24 @@ async fn show_events(
             println!("{line}");
         }
     };
-    while let Some(ev) = rx.recv().await {
+    // Refusals are shown one a line up to a few a second; a flood's rest
+    // is summed up once a second.
+    let mut refusals = RefusalLines::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let ev = tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(ev) => ev,
+                None => break,
+            },
+            _ = tick.tick() => {
+                if let Some(line) = refusals.second_over() {
+                    say(&mp, line);
+                }
+                continue;
+            }
+        };
         match ev {
             Event::Started(info) => {
                 let dir = match info.direction {
@@ -328,15 +372,18 @@ async fn show_events(
                 client,
                 file,
                 code,
+                kind,
                 reason,
             } => {
-                say(
-                    &mp,
-                    format!(
-                        "refused {client} {file}: {reason} (TFTP error {})",
-                        code.as_u16()
-                    ),
-                );
+                if refusals.show(kind) {
+                    say(
+                        &mp,
+                        format!(
+                            "refused {client} {file}: {reason} (TFTP error {})",
+                            code.as_u16()
+                        ),
+                    );
+                }
                 ended += 1;
             }
         }
@@ -348,7 +395,50 @@ async fn show_events(
     }
 }
 
-fn print_summary(summaries: &[TransferSummary]) {
+/// Refusals shown one a line, at most [`RefusalLines::PER_SECOND`] a
+/// second; the others are counted by reason and summed up.
+#[derive(Default)]
+struct RefusalLines {
+    shown: u32,
+    hidden: HashMap<RefusalKind, u64>,
+}
+
+impl RefusalLines {
+    const PER_SECOND: u32 = 5;
+
+    /// Whether to show this refusal on its own line.
+    fn show(&mut self, kind: RefusalKind) -> bool {
+        if self.shown < Self::PER_SECOND {
+            self.shown += 1;
+            return true;
+        }
+        *self.hidden.entry(kind).or_insert(0) += 1;
+        false
+    }
+
+    /// A second is over: the line summing up what was not shown, if any.
+    fn second_over(&mut self) -> Option<String> {
+        self.shown = 0;
+        if self.hidden.is_empty() {
+            return None;
+        }
+        let total: u64 = self.hidden.values().sum();
+        let by: Vec<String> = RefusalKind::ALL
+            .iter()
+            .filter_map(|k| self.hidden.get(k).map(|n| format!("{n} {k}")))
+            .collect();
+        self.hidden.clear();
+        Some(format!(
+            "refused {total} more requests in the last second ({})",
+            by.join(", ")
+        ))
+    }
+}
+
+fn print_summary(summaries: &[TransferSummary], tally: &Tally) {
+    if !tally.is_quiet() {
+        println!("lmx serve: {tally}");
+    }
     if summaries.is_empty() {
         println!("lmx serve: no transfers");
         return;
@@ -379,6 +469,20 @@ mod tests {
         assert_eq!(parse_size("1g").unwrap(), 1 << 30);
         assert!(parse_size("1T").is_err());
         assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn a_flood_of_refusals_is_summed_up_once_a_second() {
+        let mut r = RefusalLines::default();
+        let shown = (0..2000).filter(|_| r.show(RefusalKind::PerClient)).count();
+        assert_eq!(shown, RefusalLines::PER_SECOND as usize);
+        r.show(RefusalKind::Busy);
+        assert_eq!(
+            r.second_over().as_deref(),
+            Some("refused 1996 more requests in the last second (1995 per-client limit, 1 server busy)")
+        );
+        assert_eq!(r.second_over(), None, "a quiet second says nothing");
+        assert!(r.show(RefusalKind::File), "a new second shows lines again");
     }
 
     #[test]

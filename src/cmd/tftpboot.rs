@@ -37,7 +37,7 @@ pub struct TftpbootArgs {
     pub board: String,
 
     /// Look for board files in DIR first.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "LMX_BOARDS_DIR", value_name = "DIR")]
     pub boards_dir: Option<PathBuf>,
 
     /// Take the inputs from DIR: a `boot-plan.json`/`manifest.json` there,
@@ -163,10 +163,7 @@ impl NetArgs {
 /// Runs `lmx tftpboot`.
 pub fn run(args: TftpbootArgs) -> miette::Result<()> {
     let started = Instant::now();
-    let board = crate::cmd::boards::catalog(args.boards_dir.as_deref())
-        .resolve(&args.board)
-        .map_err(|e| miette!("{e}"))?
-        .board;
+    let board = crate::cmd::boards::resolve_board(args.boards_dir.as_deref(), &args.board)?;
     let board_ip = args.net.board_ip(&board).ok_or_else(|| {
         miette!(
             help = "give --board-ip, or add network.ip to the board file",

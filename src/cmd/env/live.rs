@@ -268,10 +268,7 @@ fn live_board(loc: &Location) -> miette::Result<Board> {
             flags.join(", ")
         ));
     }
-    Ok(crate::cmd::boards::catalog(loc.boards_dir.as_deref())
-        .resolve(name)
-        .map_err(Report::new)?
-        .board)
+    crate::cmd::boards::resolve_board(loc.boards_dir.as_deref(), name)
 }
 
 /// An open console at the U-Boot prompt (and the virtual board behind it).
