@@ -167,23 +167,21 @@ pub fn default_kernel(arch: Arch) -> miette::Result<PathBuf> {
     lmx_testbed::kernel(arch).map_err(testbed_err)
 }
 
-/// Builds the test rootfs into `dir` (busybox, or for big-endian MIPS the
-/// static `/init` program).
-pub fn default_rootfs(arch: Arch, dir: &Path) -> miette::Result<PathBuf> {
-    let out = dir.join("rootfs.squashfs");
-    lmx_testbed::rootfs::build_for(arch, &out).map_err(testbed_err)?;
-    Ok(out)
+/// The test rootfs (busybox, or for big-endian MIPS the static `/init`
+/// program), built once and then taken from the cache.
+pub fn default_rootfs(arch: Arch) -> miette::Result<PathBuf> {
+    lmx_testbed::rootfs::cached_for(arch).map_err(testbed_err)
 }
 
 /// The machine's own device tree, as QEMU generates it; `None` for the
 /// MIPS twins, whose U-Boot passes no device tree (the malta kernel has
 /// its own built in).
-pub fn default_dtb(arch: Arch, dir: &Path) -> miette::Result<Option<PathBuf>> {
+pub fn default_dtb(arch: Arch) -> miette::Result<Option<PathBuf>> {
     if arch.is_malta() {
         return Ok(None);
     }
     let cfg = vm_config(arch, Console::Pty, false);
-    lmx_testbed::dump_dtb(&cfg, &dir.join("virt.dtb"))
+    lmx_testbed::dump_dtb_cached(&cfg)
         .map(Some)
         .map_err(testbed_err)
 }

@@ -207,12 +207,8 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
         Some(d) => d.clone(),
         None => tmp.path().join("artifacts"),
     };
-    // The test bed's own inputs (test rootfs, QEMU's device tree) are made
-    // here, apart from the artifact directory the build replaces whole.
-    let inputs_dir = tmp.path().join("inputs");
-    std::fs::create_dir_all(&inputs_dir).into_diagnostic()?;
     let addrs = (board_ip, server_ip);
-    let prepared = plan(&args, &board, arch, addrs, &inputs_dir, &out_dir)?;
+    let prepared = plan(&args, &board, arch, addrs, &out_dir)?;
     timings.0.push(("plan and artifacts".into(), t.elapsed()));
     for n in &prepared.notes {
         eprintln!("note: {n}");
@@ -381,7 +377,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
             .into_diagnostic()
             .wrap_err("resetting the board")?;
             let cycle = Instant::now();
-            let again = match plan(&args, &board, arch, addrs, &inputs_dir, &out_dir) {
+            let again = match plan(&args, &board, arch, addrs, &out_dir) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("{e:?}");
@@ -463,7 +459,6 @@ fn plan(
     board: &Board,
     arch: Option<lmx_testbed::Arch>,
     (board_ip, server_ip): (Ipv4Addr, Ipv4Addr),
-    inputs_dir: &Path,
     out: &Path,
 ) -> miette::Result<Prepared> {
     if let Some(m) = &args.manifest {
@@ -508,7 +503,7 @@ fn plan(
         }
         if rootfs.is_none() {
             eprintln!("==> test rootfs (busybox, or a static /init on big-endian MIPS; /init prints {DEFAULT_MARKER})");
-            rootfs = Some(virt::default_rootfs(arch, inputs_dir)?);
+            rootfs = Some(virt::default_rootfs(arch)?);
             // The test rootfs's /init is a script the kernel does not look for by itself.
             let mut a = append.unwrap_or_default();
             if !a.split_whitespace().any(|w| w.starts_with("init=")) {
@@ -517,7 +512,7 @@ fn plan(
             append = Some(a);
         }
         if dtb.is_none() {
-            dtb = virt::default_dtb(arch, inputs_dir)?;
+            dtb = virt::default_dtb(arch)?;
             generated_dtb = dtb.clone();
         }
     }

@@ -150,6 +150,50 @@ pub fn busybox(arch: Arch) -> Result<PathBuf> {
     }
 }
 
+/// The cache directory the test bed's scripts use too:
+/// `$LMX_CACHE_DIR`, else `$XDG_CACHE_HOME/lmx`, else `~/.cache/lmx`.
+pub fn cache_root() -> PathBuf {
+    if let Some(d) = std::env::var_os("LMX_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(x).join("lmx");
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/lmx"))
+        .unwrap_or_else(|| std::env::temp_dir().join("lmx-cache"))
+}
+
+/// `name` in `cache_root()/kind/KEY/`, made by `make` (given a temporary
+/// path beside it, renamed into place) when it is not there yet. The key
+/// is the hex SHA-256 of `key_parts`: whatever decides the file's bytes.
+pub fn cached_file(
+    kind: &str,
+    name: &str,
+    key_parts: &[&[u8]],
+    make: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in key_parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let dir = cache_root().join(kind).join(key);
+    let out = dir.join(name);
+    if out.is_file() {
+        return Ok(out);
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(crate::Error::io(format!("creating {}", dir.display())))?;
+    let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+    make(&tmp)?;
+    std::fs::rename(&tmp, &out)
+        .map_err(crate::Error::io(format!("renaming into {}", out.display())))?;
+    Ok(out)
+}
+
 /// The test bed's directory in the source tree (where `kernel.sh`, the
 /// kernel fragments and the rootfs recipe are).
 pub fn testbed_dir() -> PathBuf {

@@ -43,7 +43,9 @@ pub use console::ConsoleStream;
 pub use error::{Error, Result};
 pub use host::{busybox, debian_malta_uboot, find_qemu, kernel, uboot_firmware, MIN_QEMU_MAJOR};
 pub use netns::enter_private_netns;
-pub use vm::{dump_dtb, Console, ConsoleEndpoint, Firmware, Pflash, Tap, Vm, VmConfig};
+pub use vm::{
+    dump_dtb, dump_dtb_cached, Console, ConsoleEndpoint, Firmware, Pflash, Tap, Vm, VmConfig,
+};
 
 use std::fmt;
 use std::str::FromStr;

@@ -182,6 +182,37 @@ pub fn build_for(arch: Arch, out: &Path) -> Result<SquashfsSummary> {
     }
 }
 
+/// [`build_for`]'s image for `arch`, built once and kept in the cache
+/// (`cache_root()/rootfs/KEY/rootfs.squashfs`), keyed by everything that
+/// decides its bytes: this module's source, the recipe files, and the
+/// busybox binary (or, for big-endian MIPS, the cross compiler's version).
+/// Building it (xz) was most of the host time of a virtual-board boot.
+pub fn cached_for(arch: Arch) -> Result<PathBuf> {
+    let mut owned: Vec<Vec<u8>> = vec![
+        arch.name().as_bytes().to_vec(),
+        include_str!("rootfs.rs").as_bytes().to_vec(),
+    ];
+    for f in ["applets", "devices.table", "init", "mips-init.c"] {
+        let p = recipe_dir().join(f);
+        owned.push(std::fs::read(&p).map_err(Error::io(format!("reading {}", p.display())))?);
+    }
+    if arch == Arch::Mips {
+        let gcc = std::process::Command::new("mips-linux-gnu-gcc")
+            .arg("--version")
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default();
+        owned.push(gcc);
+    } else {
+        let bb = crate::host::busybox(arch)?;
+        owned.push(std::fs::read(&bb).map_err(Error::io(format!("reading {}", bb.display())))?);
+    }
+    let parts: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+    crate::host::cached_file("rootfs", "rootfs.squashfs", &parts, |tmp| {
+        build_for(arch, tmp).map(|_| ())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

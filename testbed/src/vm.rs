@@ -320,6 +320,32 @@ fn escape_commas(p: &Path) -> OsString {
     OsString::from_vec(out)
 }
 
+/// [`dump_dtb`]'s tree for `cfg`, dumped once and kept in the cache
+/// (`cache_root()/dtb/KEY/virt.dtb`), keyed by the QEMU binary (path,
+/// size, modification time) and the machine options. QEMU fills
+/// `/chosen/rng-seed` and `kaslr-seed` with new random bytes on every
+/// dump, so the cached copy also makes a plan's DTB, and the plan,
+/// the same from run to run.
+pub fn dump_dtb_cached(cfg: &VmConfig) -> Result<PathBuf> {
+    cfg.check_firmware()?;
+    let qemu = cfg.qemu_binary()?;
+    let meta = std::fs::metadata(&qemu)
+        .map_err(crate::Error::io(format!("reading {}", qemu.display())))?;
+    let stamp = format!(
+        "{} {} {:?}",
+        qemu.display(),
+        meta.len(),
+        meta.modified().ok()
+    );
+    let args = format!("{:?}", cfg.machine_args(""));
+    crate::host::cached_file(
+        "dtb",
+        "virt.dtb",
+        &[stamp.as_bytes(), args.as_bytes()],
+        |tmp| dump_dtb(cfg, tmp).map(|_| ()),
+    )
+}
+
 /// Writes the device tree QEMU generates for `cfg`'s machine to `out` and
 /// returns `out`: the same machine, CPU, memory and firmware options as the
 /// real run plus `-machine dumpdtb=FILE`, without console or network (they
