@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{flash_and_boot_args, flash_args, lmx_watched as lmx, need, one_vm, s, MARKER};
+use common::{
+    flash_and_boot_args, flash_args, lmx_watched as lmx, need, one_vm, pattern, s, MARKER,
+};
 
 const MIB: usize = 1 << 20;
 
@@ -28,19 +30,6 @@ fn require_qemu() {
 
 fn tmp() -> tempfile::TempDir {
     common::tmp("lmx-flash-e2e-")
-}
-
-/// Pseudo-random bytes (xorshift), different per seed.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 fn bank0(dir: &Path) -> Vec<u8> {

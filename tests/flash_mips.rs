@@ -21,7 +21,9 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{flash_and_boot_args, flash_args, lmx_watched as lmx, need, one_vm, s, MARKER};
+use common::{
+    flash_and_boot_args, flash_args, lmx_watched as lmx, need, one_vm, pattern, s, MARKER,
+};
 
 /// The malta flash (boards/families/qemu-malta.toml).
 const FLASH_SIZE: usize = 0x40_0000;
@@ -32,19 +34,6 @@ const KSEG1_FLASH: u64 = 0xBE00_0000;
 
 fn tmp() -> tempfile::TempDir {
     common::tmp("lmx-flash-mips-")
-}
-
-/// Pseudo-random bytes (xorshift), different per seed.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 fn flash_file(dir: &Path) -> Vec<u8> {

@@ -32,6 +32,7 @@
 pub mod console;
 pub mod error;
 pub mod host;
+pub mod lock;
 pub mod malta;
 pub mod netns;
 pub mod ramboot;
@@ -42,6 +43,7 @@ pub mod vm;
 pub use console::ConsoleStream;
 pub use error::{Error, Result};
 pub use host::{busybox, debian_malta_uboot, find_qemu, kernel, uboot_firmware, MIN_QEMU_MAJOR};
+pub use lock::{one_vm, VmLock};
 pub use netns::enter_private_netns;
 pub use vm::{
     dump_dtb, dump_dtb_cached, Console, ConsoleEndpoint, Firmware, Pflash, Tap, Vm, VmConfig,

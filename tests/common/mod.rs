@@ -6,10 +6,8 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// What the test rootfs's init prints once userland runs.
@@ -28,31 +26,23 @@ pub fn need(tool: &str, hint: &str) {
     assert!(on_path(tool), "`{tool}` is missing: {hint}");
 }
 
-static ONE_VM: Mutex<()> = Mutex::new(());
+/// One VM at a time, host-wide (the lock lives in `lmx-testbed`, shared
+/// with every other suite that starts a virtual board).
+#[allow(unused_imports)]
+pub use lmx_testbed::{one_vm, VmLock};
 
-/// Holds the in-process and the host-wide VM lock.
-pub struct VmLock {
-    _guard: std::sync::MutexGuard<'static, ()>,
-    _file: std::fs::File,
-}
-
-/// One VM at a time: an in-process mutex plus a host-wide `flock` on the
-/// lock file every virtual-board test (and other suites) shares, so
-/// parallel test binaries wait for each other.
-pub fn one_vm() -> VmLock {
-    let guard = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(std::env::temp_dir().join("lmx-virtual-board.lock"))
-        .expect("lock file");
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
-    VmLock {
-        _guard: guard,
-        _file: file,
-    }
+/// Pseudo-random bytes (xorshift), different per seed: flash contents
+/// that no two regions share by accident.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
 }
 
 /// Processes whose environment carries `tag` (QEMU inherits lmx's).

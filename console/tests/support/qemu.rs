@@ -5,16 +5,13 @@
 //! nothing behind. One VM at a time: the machine has two cores.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 
 pub const UBOOT: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 pub const QEMU: &str = "qemu-system-aarch64";
 
-static ONE_VM: Mutex<()> = Mutex::new(());
-
-/// Serialises the VM tests of this binary.
-pub fn one_vm() -> MutexGuard<'static, ()> {
-    ONE_VM.lock().unwrap_or_else(|e| e.into_inner())
+/// One VM at a time, host-wide (`lmx_testbed::one_vm`).
+pub fn one_vm() -> lmx_testbed::VmLock {
+    lmx_testbed::one_vm()
 }
 
 /// Fails (never skips) when the test bed is not installed.

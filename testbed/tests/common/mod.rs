@@ -7,14 +7,11 @@
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-static ONE_VM: Mutex<()> = Mutex::new(());
-
-/// One VM at a time within this test binary.
-pub fn one_vm() -> MutexGuard<'static, ()> {
-    ONE_VM.lock().unwrap_or_else(|e| e.into_inner())
+/// One VM at a time, host-wide (`lmx_testbed::one_vm`).
+pub fn one_vm() -> lmx_testbed::VmLock {
+    lmx_testbed::one_vm()
 }
 
 /// A child process killed when this guard drops (test failure included).
