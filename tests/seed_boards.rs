@@ -49,33 +49,6 @@ const REFUSED: [(&str, &[&str]); 3] = [
     ),
 ];
 
-/// A MIPS `vmlinux` of the builder's oracle fixture, linked at `load`.
-fn mips_vmlinux(dir: &Path, triple: &str, load: u64) -> PathBuf {
-    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("builder/tests/fixtures/elf");
-    let lds = std::fs::read_to_string(fx.join("kernel.lds"))
-        .unwrap()
-        .replace("0x80100000", &format!("{load:#x}"));
-    let lds_path = dir.join(format!("kernel-{load:x}.lds"));
-    std::fs::write(&lds_path, lds).unwrap();
-    let out = dir.join(format!("vmlinux-{triple}-{load:x}"));
-    tool(
-        &format!("{triple}-gcc"),
-        &[
-            "-O2",
-            "-fno-pic",
-            "-mno-abicalls",
-            "-nostdlib",
-            "-static",
-            "-Wl,--build-id=none",
-            &format!("-Wl,-T,{}", lds_path.display()),
-            "-o",
-            s(&out),
-            s(&fx.join("kernel.c")),
-        ],
-    );
-    out
-}
-
 /// An arm64 `Image` header (magic, image_size) over filler bytes.
 fn arm64_image(dir: &Path) -> PathBuf {
     let mut k = vec![0x5au8; 3 << 20];
@@ -131,15 +104,15 @@ fn rootfs(dir: &Path) -> PathBuf {
 fn inputs(dir: &Path, board: &str) -> (PathBuf, PathBuf) {
     match board {
         "gl-ar750" => (
-            mips_vmlinux(dir, "mips-linux-gnu", 0x8006_0000),
+            common::vmlinux_at(dir, "mips-linux-gnu", 0x8006_0000),
             dtb(dir, 1),
         ),
         "gl-mt300a" | "gl-mt300n-v2" => (
-            mips_vmlinux(dir, "mipsel-linux-gnu", 0x8000_0000),
+            common::vmlinux_at(dir, "mipsel-linux-gnu", 0x8000_0000),
             dtb(dir, 1),
         ),
         "tp-archer-ax23" | "zyxel-nwa50ax" => (
-            mips_vmlinux(dir, "mipsel-linux-gnu", 0x8000_1000),
+            common::vmlinux_at(dir, "mipsel-linux-gnu", 0x8000_1000),
             dtb(dir, 1),
         ),
         "belkin-rt3200" | "openwrt-one" => (arm64_image(dir), dtb(dir, 2)),

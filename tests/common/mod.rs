@@ -440,8 +440,22 @@ pub fn tool(name: &str, args: &[&str]) -> String {
 /// (`builder/tests/fixtures/elf`, linked at KSEG0 0x80100000 as the
 /// malta kernel is), compiled in `dir` by `TRIPLE-gcc`.
 pub fn vmlinux(dir: &Path, triple: &str) -> std::path::PathBuf {
+    vmlinux_at(dir, triple, 0x8010_0000)
+}
+
+/// [`vmlinux`] linked at `load` instead (a board's kernel.load).
+pub fn vmlinux_at(dir: &Path, triple: &str, load: u64) -> std::path::PathBuf {
     let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("builder/tests/fixtures/elf");
-    let out = dir.join(format!("vmlinux-{triple}"));
+    let lds = std::fs::read_to_string(fx.join("kernel.lds"))
+        .unwrap()
+        .replace("0x80100000", &format!("{load:#x}"));
+    let lds_path = dir.join(format!("kernel-{load:x}.lds"));
+    std::fs::write(&lds_path, lds).unwrap();
+    let out = if load == 0x8010_0000 {
+        dir.join(format!("vmlinux-{triple}"))
+    } else {
+        dir.join(format!("vmlinux-{triple}-{load:x}"))
+    };
     tool(
         &format!("{triple}-gcc"),
         &[
@@ -451,7 +465,7 @@ pub fn vmlinux(dir: &Path, triple: &str) -> std::path::PathBuf {
             "-nostdlib",
             "-static",
             "-Wl,--build-id=none",
-            &format!("-Wl,-T,{}", fx.join("kernel.lds").display()),
+            &format!("-Wl,-T,{}", lds_path.display()),
             "-o",
             s(&out),
             s(&fx.join("kernel.c")),
