@@ -1,9 +1,9 @@
 //! The eight real seed boards planned as a new user plans them: the real
 //! binary, a kernel of the board's architecture linked where the board
 //! loads it, a squashfs-sized rootfs and a dtc-compiled device tree, and
-//! nothing else but the two addresses. Three are refused with the reason
-//! their board file records (no `crc32` to verify loads with, a
-//! restricted prompt). For each of the others:
+//! nothing else but the two addresses. Two are refused with the reason
+//! their board file records (no `crc32` to verify loads with). For each
+//! of the others:
 //!
 //! * `lmx tftpboot --dry-run` plans with no other flag, and its printed
 //!   plan (`plan.txt`: commands, addresses, bootargs, RAM map, notes) is
@@ -21,9 +21,10 @@ use std::path::{Path, PathBuf};
 
 use common::{lmx_output as lmx, s, tool};
 
-const BOARDS: [&str; 5] = [
+const BOARDS: [&str; 6] = [
     "gl-ar750",
     "tp-archer-ax23",
+    "zyxel-nwa50ax",
     "belkin-rt3200",
     "openwrt-one",
     "turris-omnia",
@@ -32,9 +33,9 @@ const BOARDS: [&str; 5] = [
 /// Real boards whose U-Boot, as its board file records it, cannot run a
 /// verified lmx plan today, and the phrases the refusal must contain: the
 /// GL MT76xx builds have no `crc32` (lmx boots nothing it could not
-/// verify), Zyxel's prompt refuses the commands a plan types. Both
-/// commands refuse before anything is sent.
-const REFUSED: [(&str, &[&str]); 3] = [
+/// verify). Both commands refuse before anything is sent. (Zyxel's
+/// restricted prompt is planned through its `atns` wrapper.)
+const REFUSED: [(&str, &[&str]); 2] = [
     (
         "gl-mt300a",
         &["board gl-mt300a", "no `crc32` command", "uboot.commands"],
@@ -42,10 +43,6 @@ const REFUSED: [(&str, &[&str]); 3] = [
     (
         "gl-mt300n-v2",
         &["board gl-mt300n-v2", "no `crc32` command", "uboot.commands"],
-    ),
-    (
-        "zyxel-nwa50ax",
-        &["board zyxel-nwa50ax", "uboot.commands.restricted"],
     ),
 ];
 

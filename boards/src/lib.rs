@@ -47,7 +47,10 @@ pub use catalog::{
 };
 pub use error::{BoardError, BoardErrors, Rule};
 pub use schema::*;
-pub use shell::{Availability, CommandProblem, Inventory, LineLimit, MarkerMode};
+pub use shell::{
+    Availability, CommandProblem, Inventory, LineLimit, MarkerMode, Wrap, WrapBudget, WrapCost,
+    WrapperError,
+};
 
 impl Board {
     /// Parses and validates one self-contained board file (no `extends`)

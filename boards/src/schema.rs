@@ -670,6 +670,36 @@ pub struct Commands {
     /// plan needing any other command is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restricted: Option<String>,
+    /// How lmx still reaches the commands a restricted prompt refuses: an
+    /// unprivileged command that builds a command line from its argument
+    /// and runs it with U-Boot's `run_command` (`[uboot.commands.wrapper]`).
+    /// lmx then types every line through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapper: Option<Wrapper>,
+}
+
+/// `[uboot.commands.wrapper]`: a command of a restricted prompt that runs
+/// a command line of its own making, which lmx uses to type its lines
+/// (Zyxel's `atns ARG` formats `setenv serverip ARG` and runs it as a
+/// privileged command line, so `ARG` can carry `; ANY COMMAND`).
+///
+/// Only a wrapper that runs `setenv NAME %s` is understood: lmx passes
+/// `${NAME}; LINE`, so the wrapper's own `setenv` stores the variable's
+/// current value again before `LINE` runs. See
+/// [`crate::shell::Wrap`] for the line lmx types and its length.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wrapper {
+    /// The command typed at the prompt, e.g. `atns`; one the restricted
+    /// prompt runs (listed in `uboot.commands.present`).
+    pub command: String,
+    /// The command line it builds and runs, `%s` standing for its one
+    /// argument, e.g. `setenv serverip %s`.
+    pub runs: String,
+    /// Size in bytes of the buffer that line is formatted into, its NUL
+    /// included (`char runcmd[256]` with `snprintf`): a longer line is
+    /// cut short without a word.
+    pub buffer: u32,
 }
 
 impl Commands {

@@ -12,7 +12,9 @@
 
 use std::fmt;
 
-use crate::schema::{Trap, UBoot};
+use serde::{Deserialize, Serialize};
+
+use crate::schema::{Trap, UBoot, Wrapper};
 
 /// Line buffer size assumed when `uboot.cbsize` is unknown: the smallest
 /// common `CONFIG_SYS_CBSIZE` (U-Boot's own fallback in
@@ -77,6 +79,201 @@ impl MarkerMode {
     pub fn overhead(self) -> usize {
         MARKER_SEPARATOR.len() + self.suffix(&"0".repeat(NONCE_DIGITS)).len()
     }
+
+    /// Bytes the separator and the marker take once single-quoted for a
+    /// [`Wrap`] (each `'` becomes `'\''`).
+    pub fn quoted_overhead(self) -> usize {
+        let text = format!(
+            "{MARKER_SEPARATOR}{}",
+            self.suffix(&"0".repeat(NONCE_DIGITS))
+        );
+        text.len() + quoting_extra(&text)
+    }
+}
+
+/// `value` as one hush word that expands to exactly `value`: single
+/// quotes, `'\''` for a quote, and every backslash doubled, because
+/// U-Boot's hush drops a backslash even inside single quotes when it
+/// finishes a word (`done_word`, the same in the 2018.09 tree of
+/// `RaitoBezarius/uboot-nwa50ax: common/cli_hush.c` and in mainline).
+pub fn hush_single_quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        match c {
+            '\'' => out.push_str("'\\''"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Bytes [`hush_single_quote`] adds to `text` beyond its two quotes: 3
+/// per quote, 1 per backslash.
+pub fn quoting_extra(text: &str) -> usize {
+    text.bytes()
+        .map(|b| match b {
+            b'\'' => 3,
+            b'\\' => 1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// A board's [`Wrapper`] as lmx uses it: every line lmx would type at a
+/// normal prompt, `LINE` (its end marker included), is typed as
+///
+/// ```text
+/// COMMAND '${NAME}; LINE'          (quoted with hush_single_quote)
+/// ```
+///
+/// The restricted prompt's hush (unprivileged) passes the quoted text as
+/// the one argument, unchanged; the wrapper formats `setenv NAME ${NAME};
+/// LINE` into its buffer and runs it with `run_command`, which parses it
+/// with hush again, privileged (`run_command` adds
+/// `FLAG_PRIVILEGED_MODE`, `RaitoBezarius/uboot-nwa50ax: common/cli.c`
+/// l.40-46; `atns` is `board/ralink/common/cmd_at.c` l.66-80). The first
+/// command stores NAME's own value again (a wrapper that ran
+/// `setenv serverip ; LINE` would delete `serverip` on every line), and
+/// since the outer text was single-quoted, `$?`, `${filesize}` and the
+/// quoting inside LINE are read by the inner hush, when each command
+/// runs, exactly as at an unrestricted prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wrap {
+    /// The command typed at the prompt (`atns`).
+    pub command: String,
+    /// The variable the wrapper's own `setenv NAME %s` sets (`serverip`).
+    pub var: String,
+    /// The wrapper's buffer, NUL included.
+    pub buffer: usize,
+}
+
+/// Why a [`Wrapper`] cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrapperError(pub String);
+
+impl fmt::Display for WrapperError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for WrapperError {}
+
+/// The shortest wrapper buffer lmx accepts: room for its own `setenv` and
+/// a short command.
+pub const MIN_WRAPPER_BUFFER: u32 = 64;
+
+impl Wrap {
+    /// The wrapper a board file describes, or why lmx cannot use it.
+    pub fn of(w: &Wrapper) -> Result<Wrap, WrapperError> {
+        let bad = |why: String| Err(WrapperError(why));
+        let name_ok =
+            |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if w.command.is_empty()
+            || !w
+                .command
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        {
+            return bad(format!("{:?} is not a command name", w.command));
+        }
+        let Some(var) = w
+            .runs
+            .strip_prefix("setenv ")
+            .and_then(|r| r.strip_suffix(" %s"))
+            .filter(|v| name_ok(v))
+        else {
+            return bad(format!(
+                "lmx understands only a wrapper that runs `setenv NAME %s`, not {:?}: it passes `${{NAME}}; LINE` so that the wrapper's own setenv changes nothing",
+                w.runs
+            ));
+        };
+        if w.buffer < MIN_WRAPPER_BUFFER {
+            return bad(format!(
+                "a buffer of {} bytes leaves no room for a command (at least {MIN_WRAPPER_BUFFER})",
+                w.buffer
+            ));
+        }
+        Ok(Wrap {
+            command: w.command.clone(),
+            var: var.to_string(),
+            buffer: w.buffer as usize,
+        })
+    }
+
+    /// The argument the wrapper command gets: `${NAME}; LINE`.
+    pub fn argument(&self, line: &str) -> String {
+        format!("${{{}}}; {line}", self.var)
+    }
+
+    /// What lmx types at the prompt for `line`.
+    pub fn typed(&self, line: &str) -> String {
+        format!(
+            "{} {}",
+            self.command,
+            hush_single_quote(&self.argument(line))
+        )
+    }
+
+    /// The command line the wrapper builds and runs for `line` (before its
+    /// buffer would cut it).
+    pub fn runs(&self, line: &str) -> String {
+        format!("setenv {} {}", self.var, self.argument(line))
+    }
+
+    /// The fixed costs, for [`LineLimit`].
+    pub fn cost(&self) -> WrapCost {
+        let empty = self.argument("");
+        WrapCost {
+            typed: self.command.len() + 1 + 2 + empty.len() + quoting_extra(&empty),
+            runs: self.runs("").len(),
+            runs_max: self.buffer.saturating_sub(1),
+        }
+    }
+}
+
+/// What a command may hold through a [`Wrap`], the marker already
+/// taken off: `typed` bytes once quoted (the readline's limit) and
+/// `runs` bytes as it is (the wrapper's buffer). Plans record it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WrapBudget {
+    /// For the quoted command in the typed line.
+    pub typed: usize,
+    /// For the command in the line the wrapper builds.
+    pub runs: usize,
+}
+
+impl WrapBudget {
+    /// The longest command without quotes or backslashes.
+    pub fn max(&self) -> usize {
+        self.typed.min(self.runs)
+    }
+
+    /// `command` counted against [`WrapBudget::max`]: at most that
+    /// exactly when it fits both budgets.
+    pub fn cost(&self, command: &str) -> usize {
+        let len = command.len();
+        let max = self.max();
+        let typed = (len + quoting_extra(command) + max).saturating_sub(self.typed);
+        let runs = (len + max).saturating_sub(self.runs);
+        typed.max(runs)
+    }
+}
+
+/// What a [`Wrap`] adds to a line, in numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WrapCost {
+    /// Bytes the typed line holds besides the quoted `LINE`:
+    /// `COMMAND '${NAME}; ` and the closing quote.
+    pub typed: usize,
+    /// Bytes the wrapper's own line holds besides `LINE`:
+    /// `setenv NAME ${NAME}; `.
+    pub runs: usize,
+    /// The longest line the wrapper runs: its buffer less the NUL.
+    pub runs_max: usize,
 }
 
 /// The one line limit of a board: the longest command lmx sends.
@@ -89,6 +286,13 @@ impl MarkerMode {
 /// l.3209; the editing readline keeps more). lmx appends its end marker
 /// to every command on the same line, so a command body may use
 /// CBSIZE − 2 minus the marker.
+///
+/// Through a wrapper ([`Wrap`]) two limits apply: the typed line (the
+/// wrapper command, the quoted argument, where every `'` costs 4 bytes
+/// and every `\` 2) must fit the readline, and the line the wrapper
+/// builds must fit its buffer. [`LineLimit::body_max`] is the longest
+/// command without quotes or backslashes; [`LineLimit::cost`] counts a
+/// given command against it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineLimit {
     /// `CONFIG_SYS_CBSIZE`, or [`DEFAULT_CBSIZE`].
@@ -97,6 +301,8 @@ pub struct LineLimit {
     pub cbsize_known: bool,
     /// The marker lmx appends.
     pub marker: MarkerMode,
+    /// The wrapper every line goes through, if the board has one.
+    pub wrap: Option<WrapCost>,
 }
 
 impl LineLimit {
@@ -106,6 +312,7 @@ impl LineLimit {
             cbsize: u.cbsize.map(|c| c as usize).unwrap_or(DEFAULT_CBSIZE),
             cbsize_known: u.cbsize.is_some(),
             marker: MarkerMode::of(u),
+            wrap: wrap_of(u).map(|w| w.cost()),
         }
     }
 
@@ -114,9 +321,39 @@ impl LineLimit {
         self.cbsize.saturating_sub(2)
     }
 
-    /// The longest command lmx sends: the typed line minus its marker.
+    /// The longest command lmx sends: the typed line minus its marker
+    /// (and, through a wrapper, minus what the wrapper adds, on the
+    /// tighter of its two limits).
     pub fn body_max(&self) -> usize {
-        self.typed_max().saturating_sub(self.marker.overhead())
+        match self.wrap_budget() {
+            None => self.typed_max().saturating_sub(self.marker.overhead()),
+            Some(b) => b.max(),
+        }
+    }
+
+    /// Through a wrapper, what its two limits leave for a command.
+    pub fn wrap_budget(&self) -> Option<WrapBudget> {
+        self.wrap.map(|w| WrapBudget {
+            typed: self
+                .typed_max()
+                .saturating_sub(w.typed)
+                .saturating_sub(self.marker.quoted_overhead()),
+            runs: w
+                .runs_max
+                .saturating_sub(w.runs)
+                .saturating_sub(self.marker.overhead()),
+        })
+    }
+
+    /// `command` counted against [`LineLimit::body_max`]: it fits exactly
+    /// when the count is at most that. Without a wrapper the count is the
+    /// length; through one, quotes and backslashes cost what quoting adds
+    /// to the typed line.
+    pub fn cost(&self, command: &str) -> usize {
+        match self.wrap_budget() {
+            None => command.len(),
+            Some(b) => b.cost(command),
+        }
     }
 
     /// The longest command after the simple parser expanded `${NAME}`:
@@ -126,6 +363,11 @@ impl LineLimit {
     pub fn expanded_max(&self) -> usize {
         self.cbsize.saturating_sub(1)
     }
+}
+
+/// The board's wrapper, when it states a usable one.
+pub fn wrap_of(u: &UBoot) -> Option<Wrap> {
+    u.commands.wrapper.as_ref().and_then(|w| Wrap::of(w).ok())
 }
 
 /// `uboot.maxargs`, or [`DEFAULT_MAXARGS`].
@@ -272,6 +514,8 @@ pub struct Inventory {
     pub absent: Vec<String>,
     /// Why the prompt refuses every command not in `present`, if it does.
     pub restricted: Option<String>,
+    /// The command lmx types every line through, past the restriction.
+    pub wrapper: Option<Wrapper>,
     /// Commands never to send.
     pub traps: Vec<Trap>,
 }
@@ -283,6 +527,7 @@ impl Inventory {
             present: u.commands.present.clone(),
             absent: u.commands.absent.clone(),
             restricted: u.commands.restricted.clone(),
+            wrapper: u.commands.wrapper.clone(),
             traps: u.traps.clone(),
         };
         for (name, flag) in [("echo", u.echo), ("lzmadec", u.lzmadec)] {
@@ -321,6 +566,9 @@ impl Inventory {
 
     /// Checks every command of `line` (a line a plan would send) against
     /// the traps, the restricted prompt and the inventory, in that order.
+    /// A restricted prompt with a [`Wrapper`] refuses nothing more: the
+    /// console types every line through the wrapper, where it runs
+    /// privileged.
     pub fn check(&self, line: &str, hush: bool) -> Result<(), CommandProblem> {
         if let Some((inv, trap)) = self.trap(line, hush) {
             return Err(CommandProblem::Trap {
@@ -330,7 +578,7 @@ impl Inventory {
         }
         for inv in invocations(line, hush) {
             let Some(name) = inv.name() else { continue };
-            if let Some(reason) = &self.restricted {
+            if let (Some(reason), None) = (&self.restricted, &self.wrapper) {
                 if self.availability(name) != Availability::Present {
                     return Err(CommandProblem::Restricted {
                         name: name.to_string(),
@@ -409,7 +657,7 @@ impl CommandProblem {
         match self {
             CommandProblem::Trap { trap, .. } => format!("lmx never types it on this board. If your unit runs another U-Boot build, check what `{}` does there (`help {}` at its prompt) and correct uboot.traps in {copy}", trap.command, trap.command),
             CommandProblem::Absent { name } => format!("If your unit's U-Boot does have it (`help {name}` at its prompt lists it), correct uboot.commands in {copy}"),
-            CommandProblem::Restricted { .. } => format!("If your unit's prompt runs it (try it by hand), remove uboot.commands.restricted in {copy}"),
+            CommandProblem::Restricted { .. } => format!("If your unit's prompt runs it (try it by hand), remove uboot.commands.restricted in {copy}; if the build has a command that runs a command line of its own making (Zyxel's `atns`), describe it as uboot.commands.wrapper there"),
         }
     }
 }
@@ -559,10 +807,142 @@ mod tests {
                 cbsize: 256,
                 cbsize_known: true,
                 marker: mode,
+                wrap: None,
             };
             assert_eq!(l.typed_max(), 254);
             assert_eq!(l.body_max(), 254 - overhead);
             assert_eq!(l.expanded_max(), 255);
+            assert_eq!(l.cost("a'b\\c"), 5);
         }
+    }
+
+    fn atns() -> Wrapper {
+        Wrapper {
+            command: "atns".into(),
+            runs: "setenv serverip %s".into(),
+            buffer: 256,
+        }
+    }
+
+    #[test]
+    fn a_wrapped_line_is_single_quoted_after_the_wrappers_own_variable() {
+        let w = Wrap::of(&atns()).unwrap();
+        assert_eq!(w.var, "serverip");
+        assert_eq!(
+            w.typed("printenv ipaddr; lmx000001"),
+            "atns '${serverip}; printenv ipaddr; lmx000001'"
+        );
+        assert_eq!(
+            w.runs("printenv ipaddr; lmx000001"),
+            "setenv serverip ${serverip}; printenv ipaddr; lmx000001"
+        );
+        // Quotes and backslashes survive the outer hush's word handling.
+        assert_eq!(
+            w.typed("setenv x 'a b'\\;"),
+            "atns '${serverip}; setenv x '\\''a b'\\''\\\\;'"
+        );
+        let c = w.cost();
+        assert_eq!(c.typed, "atns '${serverip}; '".len());
+        assert_eq!(c.runs, "setenv serverip ${serverip}; ".len());
+        assert_eq!(c.runs_max, 255);
+    }
+
+    #[test]
+    fn only_a_setenv_wrapper_with_room_is_understood() {
+        for (runs, buffer) in [
+            ("run %s", 256),
+            ("setenv serverip%s", 256),
+            ("setenv a b %s", 256),
+            ("setenv serverip %s", 32),
+        ] {
+            let w = Wrapper {
+                runs: runs.into(),
+                buffer,
+                ..atns()
+            };
+            assert!(Wrap::of(&w).is_err(), "{runs} {buffer}");
+        }
+        let w = Wrapper {
+            command: "at ns".into(),
+            ..atns()
+        };
+        assert!(Wrap::of(&w).is_err());
+    }
+
+    #[test]
+    fn the_wrapped_limit_counts_both_the_readline_and_the_wrappers_buffer() {
+        let w = Wrap::of(&atns()).unwrap();
+        for mode in [
+            MarkerMode::EchoStatus,
+            MarkerMode::Echo,
+            MarkerMode::UnknownCommand,
+        ] {
+            for cbsize in [128, 256, 512] {
+                let l = LineLimit {
+                    cbsize,
+                    cbsize_known: true,
+                    marker: mode,
+                    wrap: Some(w.cost()),
+                };
+                let max = l.body_max();
+                assert!(max > 0);
+                // Every shape of command: cost <= max exactly when both
+                // the typed line and the wrapper's line fit.
+                for len in max.saturating_sub(40)..max + 5 {
+                    for quotes in [0, 1, 3, 7] {
+                        for slashes in [0, 2] {
+                            if quotes + slashes > len {
+                                continue;
+                            }
+                            let body = format!(
+                                "{}{}{}",
+                                "'".repeat(quotes),
+                                "\\".repeat(slashes),
+                                "x".repeat(len - quotes - slashes)
+                            );
+                            let line = format!("{body}{MARKER_SEPARATOR}{}", mode.suffix("000001"));
+                            let fits = w.typed(&line).len() <= l.typed_max()
+                                && w.runs(&line).len() <= w.cost().runs_max;
+                            assert_eq!(
+                                l.cost(&body) <= max,
+                                fits,
+                                "{mode:?} cbsize {cbsize} len {len} quotes {quotes} slashes {slashes}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // Zyxel's: CBSIZE 256, marker-only; its 256-byte runcmd is the
+        // tighter limit: 255 - 29 - 11.
+        let l = LineLimit {
+            cbsize: 256,
+            cbsize_known: true,
+            marker: MarkerMode::UnknownCommand,
+            wrap: Some(w.cost()),
+        };
+        assert_eq!(l.body_max(), 215);
+    }
+
+    #[test]
+    fn a_wrapper_lifts_the_restriction_but_not_traps_or_absent_commands() {
+        let mut inv = Inventory {
+            present: vec!["atns".into()],
+            absent: vec!["tftpput".into()],
+            restricted: Some("locked".into()),
+            traps: vec![trap("mtkupgrade", None)],
+            ..Inventory::default()
+        };
+        assert!(inv.check("setenv ipaddr 192.168.1.1", true).is_err());
+        inv.wrapper = Some(atns());
+        assert!(inv.check("setenv ipaddr 192.168.1.1", true).is_ok());
+        assert!(matches!(
+            inv.check("tftpput 0x80000000 0x10 x", true),
+            Err(CommandProblem::Absent { .. })
+        ));
+        assert!(matches!(
+            inv.check("mtkupgrade fw", true),
+            Err(CommandProblem::Trap { .. })
+        ));
     }
 }

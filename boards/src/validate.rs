@@ -556,6 +556,9 @@ fn check_commands(board: &Board, out: &mut Vec<Problem>) {
             .help("give the reason and its source, or leave restricted out"),
         );
     }
+    if let Some(w) = &c.wrapper {
+        check_wrapper(board, w, out);
+    }
     let inventory = crate::shell::Inventory::of(u);
     for (i, t) in u.traps.iter().enumerate() {
         let field = format!("uboot.traps[{i}]");
@@ -595,6 +598,54 @@ fn check_commands(board: &Board, out: &mut Vec<Problem>) {
                 .help("a command the build lacks cannot be a trap: drop the trap, or take the command out of `absent`"),
             );
         }
+    }
+}
+
+/// `[uboot.commands.wrapper]`: a form lmx understands, a command the
+/// restricted prompt runs, and a hush prompt (lmx single-quotes the line).
+fn check_wrapper(board: &Board, w: &crate::schema::Wrapper, out: &mut Vec<Problem>) {
+    let u = &board.uboot;
+    let field = "uboot.commands.wrapper";
+    if let Err(e) = crate::shell::Wrap::of(w) {
+        out.push(
+            problem(field, Rule::InvalidValue, e.0)
+                .help("describe the command as its source does: `runs = \"setenv NAME %s\"`, `buffer` = the size of the buffer it formats that line into"),
+        );
+    }
+    if u.quotes_special != Some(true) {
+        out.push(
+            problem(
+                field,
+                Rule::InvalidValue,
+                "lmx passes the line single-quoted, which only hush reads as one word; this board does not state uboot.quotes_special = true",
+            )
+            .help("state the parser (uboot.quotes_special) when the build has hush, or drop the wrapper"),
+        );
+    }
+    let c = &u.commands;
+    if c.restricted.is_some() && !c.present.iter().any(|n| n == &w.command) {
+        out.push(
+            problem(
+                format!("{field}.command"),
+                Rule::InvalidValue,
+                format!(
+                    "`{}` is not among the commands the restricted prompt runs (uboot.commands.present)",
+                    w.command
+                ),
+            )
+            .help("list the wrapper in uboot.commands.present"),
+        );
+    }
+    let inventory = crate::shell::Inventory::of(u);
+    if inventory.trap(&w.command, true).is_some() {
+        out.push(problem(
+            format!("{field}.command"),
+            Rule::InvalidValue,
+            format!(
+                "`{}` is a trap on this board; lmx cannot type through it",
+                w.command
+            ),
+        ));
     }
 }
 

@@ -441,6 +441,29 @@ fn invalid_command_facts() {
 }
 
 #[test]
+fn an_unusable_wrapper_is_refused_with_each_reason() {
+    let errs = check("wrapper-invalid").unwrap_err();
+    let got: Vec<(&str, &str)> = errs
+        .errors
+        .iter()
+        .map(|e| (e.field.as_str(), e.rule.code()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("uboot.commands.wrapper", "invalid-value"),
+            ("uboot.commands.wrapper", "invalid-value"),
+            ("uboot.commands.wrapper.command", "invalid-value"),
+        ],
+        "{:#?}",
+        errs.errors
+    );
+    assert!(errs.errors[0].message.contains("setenv NAME %s"));
+    assert!(errs.errors[1].message.contains("quotes_special"));
+    assert!(errs.errors[2].message.contains("`atns`"));
+}
+
+#[test]
 fn a_trap_without_a_reason_is_a_missing_field() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("families")).unwrap();

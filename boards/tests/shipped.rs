@@ -700,14 +700,30 @@ fn command_inventories_and_traps_follow_the_vendor_sources() {
         assert!(inv.check(line, true).is_err(), "{line}");
     }
     assert!(inv.check("cp.b 0x80a00000 0x9f060000 0x10", true).is_ok());
-    // Zyxel's console runs only its at* commands.
+    // Zyxel's console runs only its at* commands, and lmx types every
+    // line through `atns`, which runs `setenv serverip %s` from a 256-byte
+    // buffer (RaitoBezarius/uboot-nwa50ax board/ralink/common/cmd_at.c
+    // l.66-80): so nothing is refused for the restriction itself.
     let b = board("zyxel-nwa50ax");
-    let inv = Inventory::of(&b.uboot);
+    let w = b.uboot.commands.wrapper.clone().expect("zyxel's wrapper");
+    assert_eq!(
+        (w.command.as_str(), w.runs.as_str(), w.buffer),
+        ("atns", "setenv serverip %s", 256)
+    );
+    assert!(b.uboot.commands.restricted.is_some());
+    let mut inv = Inventory::of(&b.uboot);
+    assert!(inv.check("setenv ipaddr 192.168.1.1", true).is_ok());
+    assert!(inv.check("atns 192.168.1.2", true).is_ok());
+    // Without the wrapper the same facts refuse it.
+    inv.wrapper = None;
     assert!(matches!(
         inv.check("setenv ipaddr 192.168.1.1", true),
         Err(CommandProblem::Restricted { .. })
     ));
-    assert!(inv.check("atns 192.168.1.2", true).is_ok());
+    // The line limit counts the wrapper: its 255-byte line holds
+    // `setenv serverip ${serverip}; ` and the 11-byte marker.
+    let limit = lmx_boards::LineLimit::of(&b.uboot);
+    assert_eq!(limit.body_max(), 255 - 29 - 11);
     assert!(matches!(
         inv.check("atnz", true),
         Err(CommandProblem::Trap { .. })

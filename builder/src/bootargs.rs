@@ -24,7 +24,7 @@
 //!   `mtdparts=` make the MTD device; no `mem=`, so Linux keeps every
 //!   other byte of RAM (the recipe of Liminix's `tftpboot` output).
 
-use lmx_boards::shell::{self, LineLimit};
+use lmx_boards::shell::{self, LineLimit, WrapBudget};
 use lmx_boards::{Arch as BoardArch, Board, PhramMethod};
 
 /// Errors composing the command line or its `setenv` lines.
@@ -102,6 +102,17 @@ pub enum BootargsError {
         /// Whether CBSIZE came from the board file.
         cbsize_known: bool,
         /// The longest command lmx types ([`LineLimit::body_max`]).
+        max: usize,
+    },
+    /// A command that does not fit once typed through the board's wrapper
+    /// (`uboot.commands.wrapper`).
+    #[error("`{line}` counts {len} bytes through this U-Boot's command wrapper (uboot.commands.wrapper; once quoted a quote takes 4 bytes, a backslash 2), and lmx types at most {max} there: the typed line must fit the readline and the line the wrapper builds must fit its buffer, which would cut it short")]
+    WrappedLineTooLong {
+        /// The line.
+        line: String,
+        /// Its length as counted through the wrapper.
+        len: usize,
+        /// The longest command without quotes that fits.
         max: usize,
     },
     /// The simple parser expands `${NAME}` into a buffer of CBSIZE bytes:
@@ -348,6 +359,11 @@ pub struct Dialect {
     /// this was recorded assume the longest marker.
     #[serde(default = "default_marker_overhead")]
     pub marker_overhead: usize,
+    /// On a restricted prompt the console types every line through the
+    /// board's wrapper (`uboot.commands.wrapper`): what that leaves for a
+    /// command ([`LineLimit::wrap_budget`]). `None` on other boards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrap: Option<WrapBudget>,
 }
 
 /// CBSIZE assumed when the board file does not know it (the smallest
@@ -379,17 +395,32 @@ impl Dialect {
             maxargs: shell::maxargs(u),
             maxargs_known: u.maxargs.is_some(),
             marker_overhead: limit.marker.overhead(),
+            wrap: limit.wrap_budget(),
         }
     }
 
     /// The longest command lmx types: what U-Boot's readline keeps
-    /// (CBSIZE − 2) minus the console's end marker. The console refuses
-    /// exactly what is longer ([`LineLimit::body_max`]), so a plan never
-    /// holds a line the console would refuse.
+    /// (CBSIZE − 2) minus the console's end marker, or through a wrapper
+    /// what its two limits leave. The console refuses exactly what is
+    /// longer ([`LineLimit::body_max`]), so a plan never holds a line the
+    /// console would refuse.
     pub fn max_line(&self) -> usize {
-        self.cbsize
-            .saturating_sub(2)
-            .saturating_sub(self.marker_overhead)
+        match self.wrap {
+            Some(w) => w.max(),
+            None => self
+                .cbsize
+                .saturating_sub(2)
+                .saturating_sub(self.marker_overhead),
+        }
+    }
+
+    /// `line` counted against [`Dialect::max_line`]: its length, or
+    /// through a wrapper with what quoting adds ([`WrapBudget::cost`]).
+    pub fn cost(&self, line: &str) -> usize {
+        match self.wrap {
+            Some(w) => w.cost(line),
+            None => line.len(),
+        }
     }
 
     /// The longest line the simple parser holds after expanding `${x}`
@@ -408,10 +439,18 @@ impl Dialect {
     /// Checks one command against the line lmx may type and against
     /// MAXARGS (words counted as typed, as this parser splits them).
     pub fn check(&self, line: &str) -> Result<(), BootargsError> {
-        if line.len() > self.max_line() {
+        let len = self.cost(line);
+        if len > self.max_line() {
+            if self.wrap.is_some() {
+                return Err(BootargsError::WrappedLineTooLong {
+                    line: line.to_string(),
+                    len,
+                    max: self.max_line(),
+                });
+            }
             return Err(BootargsError::LineTooLong {
                 line: line.to_string(),
-                len: line.len(),
+                len,
                 cbsize: self.cbsize,
                 cbsize_known: self.cbsize_known,
                 max: self.max_line(),
@@ -555,6 +594,7 @@ mod tests {
             maxargs,
             maxargs_known: true,
             marker_overhead: 0,
+            wrap: None,
         }
     }
 
@@ -711,6 +751,34 @@ mod tests {
             serde_json::from_str(r#"{"cbsize":256,"cbsize_known":true,"hush":false}"#).unwrap();
         assert_eq!((old.maxargs, old.maxargs_known), (16, false));
         assert_eq!(old.max_line(), 231);
+    }
+
+    #[test]
+    fn through_a_wrapper_quotes_count_and_plans_record_it() {
+        // zyxel-nwa50ax: `atns` formats `setenv serverip %s` into 256
+        // bytes, so a command may hold 255 - 29 - 11 (its marker).
+        let b = lmx_boards::Catalog::builtin()
+            .resolve("zyxel-nwa50ax")
+            .unwrap()
+            .board;
+        let d = Dialect::of(&b);
+        assert_eq!(d.max_line(), 215);
+        assert_eq!(d.cost(&"x".repeat(215)), 215);
+        assert!(d.check(&"x".repeat(215)).is_ok());
+        let e = d.check(&"x".repeat(216)).unwrap_err();
+        assert!(matches!(e, BootargsError::WrappedLineTooLong { .. }), "{e}");
+        // The readline's limit takes over once quotes add up: each costs
+        // 4 bytes in the typed line (254 - 20 - 11 = 223 for the command).
+        let quoted = format!("{}{}", "'".repeat(3), "x".repeat(209));
+        assert_eq!(d.cost(&quoted), 212 + 9 + 215 - 223);
+        // Plans record it; older plans without it read as unwrapped.
+        let json = serde_json::to_string(&d).unwrap();
+        assert!(json.contains("\"wrap\""), "{json}");
+        let back: Dialect = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, d);
+        let old: Dialect =
+            serde_json::from_str(r#"{"cbsize":256,"cbsize_known":true,"hush":true}"#).unwrap();
+        assert_eq!(old.wrap, None);
     }
 
     #[test]

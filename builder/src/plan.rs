@@ -498,14 +498,19 @@ impl BootPlan {
             self.bootargs
         ));
         out.push_str(&format!(
-            "U-Boot commands (CBSIZE {}{}, {} parser):\n",
+            "U-Boot commands (CBSIZE {}{}, {} parser{}):\n",
             self.dialect.cbsize,
             if self.dialect.cbsize_known {
                 ""
             } else {
                 " assumed"
             },
-            if self.dialect.hush { "hush" } else { "simple" }
+            if self.dialect.hush { "hush" } else { "simple" },
+            if self.dialect.wrap.is_some() {
+                ", each typed through the prompt's command wrapper"
+            } else {
+                ""
+            }
         ));
         for s in &self.steps {
             for c in s.commands() {

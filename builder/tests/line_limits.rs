@@ -5,7 +5,7 @@
 //!
 //! * the console accepts as they are (`lmx_console::ShellMachine::check`
 //!   with the board's own console dialect: the plan's limit is the
-//!   console's);
+//!   console's, through zyxel-nwa50ax's command wrapper too);
 //! * hold at most MAXARGS words as that U-Boot splits them, after the
 //!   simple parser's expansion of `${bootargs}` as well;
 //! * rebuild the value exactly when replayed the way U-Boot runs them;
@@ -96,7 +96,7 @@ fn sweep(b: &Board) -> (usize, usize) {
                     Ok(lines) => {
                         planned += 1;
                         for l in &lines {
-                            assert!(l.len() <= d.max_line(), "{}: {l}", b.name);
+                            assert!(d.cost(l) <= d.max_line(), "{}: {l}", b.name);
                             console
                                 .check(l)
                                 .unwrap_or_else(|r| panic!("{}: console refuses {l}: {r}", b.name));
@@ -117,20 +117,29 @@ fn sweep(b: &Board) -> (usize, usize) {
                                 !d.hush && n > *max && *max == d.maxargs - 2
                             }
                             // Some word alone does not fit a line.
-                            BootargsError::LineTooLong { .. } => value.split(' ').any(|w| {
-                                let alone = if d.hush {
-                                    format!("setenv {NAME} \"${{{NAME}}}\"' {w}'")
-                                } else {
-                                    format!("setenv {NAME} ${{{NAME}}} {w}")
-                                };
-                                alone.len() > d.max_line()
-                            }),
+                            BootargsError::LineTooLong { .. }
+                            | BootargsError::WrappedLineTooLong { .. } => {
+                                value.split(' ').any(|w| {
+                                    let alone = if d.hush {
+                                        format!("setenv {NAME} \"${{{NAME}}}\"' {w}'")
+                                    } else {
+                                        format!("setenv {NAME} ${{{NAME}}} {w}")
+                                    };
+                                    d.cost(&alone) > d.max_line()
+                                })
+                            }
                             _ => false,
                         };
                         assert!(ok, "{}: {value:?} refused wrongly: {e}", b.name);
                         // What fits one line always plans (hush quotes a
-                        // value of several words: two bytes more).
-                        let one_line = whole.len() + if d.hush && n > 1 { 2 } else { 0 };
+                        // value of several words: two bytes more, which a
+                        // wrapper counts as quotes).
+                        let first = if d.hush && n > 1 {
+                            format!("setenv {NAME} '{value}'")
+                        } else {
+                            whole.clone()
+                        };
+                        let one_line = d.cost(&first);
                         assert!(
                             one_line > d.max_line() || (!d.hush && n + 2 > d.maxargs),
                             "{}: {value:?} fits one line but was refused: {e}",

@@ -489,16 +489,79 @@ fn gl_ar750_boots_through_its_own_run_and_crc32() {
 #[test]
 fn a_locked_prompt_refuses_the_plan() {
     // Zyxel's console runs only its at* commands (zyxel-nwa50ax.toml,
-    // uboot.commands.restricted); the same facts on the AR750's plan:
+    // uboot.commands.restricted); the same facts on the AR750's plan,
+    // without the wrapper that gets past them:
     let mut c = ar750(PhramMethod::DtCmdline);
     let zyxel = board("zyxel-nwa50ax");
     c.board.uboot.commands = zyxel.uboot.commands.clone();
+    c.board.uboot.commands.wrapper = None;
     let e = plan(&c).unwrap_err();
     assert!(
         e.contains("needs `setenv ipaddr 192.168.1.1`, but this U-Boot's prompt refuses `setenv`"),
         "{e}"
     );
     assert!(e.contains("eng_debug"), "{e}");
+    assert!(e.contains("uboot.commands.wrapper"), "{e}");
+}
+
+fn zyxel(append: Option<&'static str>) -> Case {
+    let mut b = board("zyxel-nwa50ax");
+    b.network.ip = Some("192.168.1.2".parse().unwrap());
+    b.network.server_ip = Some("192.168.1.103".parse().unwrap());
+    Case {
+        board: b,
+        method: PhramMethod::DtCmdline,
+        kernel: KernelFacts {
+            file_size: 3 << 20,
+            run: KernelRun::Unpacked {
+                load: 0x8000_1000,
+                size: 8 << 20,
+            },
+            size_known: true,
+        },
+        kernel_file: "kernel.itb",
+        rootfs: 6 << 20,
+        dtb: None,
+        root: None,
+        append,
+    }
+}
+
+#[test]
+fn zyxel_plans_through_its_wrapper_within_the_wrapped_limit() {
+    // With uboot.commands.wrapper the restricted prompt no longer refuses
+    // the plan: the console types each line through `atns`.
+    let p = plan(&zyxel(None)).unwrap();
+    let sent = p.sent_commands();
+    assert_eq!(sent[0], "setenv ipaddr 192.168.1.2");
+    assert!(sent.iter().any(|l| l.starts_with("crc32 0x82000000")));
+    assert_eq!(sent.last().unwrap(), "run lmxboot");
+    // The limit is the wrapper's: 255 bytes of `setenv serverip
+    // ${serverip}; LINE; lmxNNNNNN` (the readline's 254 leave more).
+    assert_eq!(p.dialect.max_line(), 255 - 29 - 11);
+    assert!(p.dialect.wrap.is_some());
+    // A long command line is split so that every line fits once quoted
+    // for the wrapper (its quotes cost 4 bytes each), which the console
+    // checks the same way.
+    let long = "liminix fw_devlink=off loglevel=8 ubi.mtd=ubi rootfstype=ubifs panic=10 oops=panic init=/bin/init console=ttyS0,115200 earlycon=uart8250,mmio32,0xbe000c00 mtdparts=nmbm0:512k(u-boot),512k(u-boot-env),512k(factory),40m(firmware)";
+    let p = plan(&zyxel(Some(long))).unwrap();
+    let commands = p.commands();
+    let lines: Vec<&String> = commands
+        .iter()
+        .filter(|l| l.starts_with("setenv bootargs"))
+        .collect();
+    assert!(lines.len() > 1, "{lines:?}");
+    let d = lmx_console::Dialect::from_board(&zyxel(None).board).unwrap();
+    let m = lmx_console::ShellMachine::new(d, lmx_console::Pacing::default());
+    for l in &lines {
+        assert!(p.dialect.cost(l) <= p.dialect.max_line(), "{l}");
+        m.check(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+    }
+    // Without the wrapper the same board is refused for its prompt.
+    let mut c = zyxel(None);
+    c.board.uboot.commands.wrapper = None;
+    let e = plan(&c).unwrap_err();
+    assert!(e.contains("uboot.commands.restricted"), "{e}");
 }
 
 #[test]

@@ -11,8 +11,10 @@
 //! shell machine never types a trap, whatever asked for it.
 
 use lmx_boards::shell::{self, Invocation};
-use lmx_boards::{Board, Interrupt, Inventory, LineLimit, Trap};
+use lmx_boards::{Board, Interrupt, Inventory, LineLimit, Trap, Wrap};
 use regex::Regex;
+
+use crate::error::Refusal;
 
 pub use lmx_boards::MarkerMode;
 
@@ -103,8 +105,14 @@ pub struct Dialect {
     pub failure_texts: Vec<String>,
     /// Line rate in baud; sets echo timeouts.
     pub baud: u32,
-    /// Send the interrupt key repeatedly from the banner on (boards with
-    /// `bootdelay = 0` check for a key only once and print no countdown).
+    /// Send the interrupt key repeatedly from the banner on: U-Boot with
+    /// `bootdelay = 0` checks for a key once, right after it prints the
+    /// autoboot text (`common/autoboot.c`), so only a key already waiting
+    /// counts. On for `bootdelay = 0`, and on a real board for an any-key
+    /// interrupt when the delay is unknown (OpenWrt's MediaTek builds set
+    /// 0), where an early key costs nothing; never for a menu or a keyed
+    /// string with a delay, where a stray key can boot the board or
+    /// shorten the wait.
     pub hammer: bool,
     /// Whether `cbsize` came from the board file.
     pub cbsize_known: bool,
@@ -112,21 +120,34 @@ pub struct Dialect {
     pub maxargs: usize,
     /// Which commands exist, and the traps that must never be typed.
     pub inventory: Inventory,
+    /// The command every line is typed through on a restricted prompt
+    /// (`uboot.commands.wrapper`), end marker included.
+    pub wrapper: Option<Wrap>,
 }
 
-/// A board's prompt is not a valid regular expression.
+/// A board's `[uboot]` facts that the console cannot work with.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("the board's U-Boot prompt `{prompt}` is not a valid regular expression: {source}")]
-#[diagnostic(
-    code(lmx_console::bad_prompt),
-    help("fix `uboot.prompt` in the board file, e.g. '^=> '")
-)]
-pub struct DialectError {
-    /// The pattern as written.
-    pub prompt: String,
-    /// What the regex compiler said.
-    #[source]
-    pub source: regex::Error,
+pub enum DialectError {
+    /// The prompt is not a valid regular expression.
+    #[error("the board's U-Boot prompt `{prompt}` is not a valid regular expression: {source}")]
+    #[diagnostic(
+        code(lmx_console::bad_prompt),
+        help("fix `uboot.prompt` in the board file, e.g. '^=> '")
+    )]
+    Prompt {
+        /// The pattern as written.
+        prompt: String,
+        /// What the regex compiler said.
+        #[source]
+        source: regex::Error,
+    },
+    /// `uboot.commands.wrapper` is not one lmx can type through.
+    #[error("the board's uboot.commands.wrapper cannot be used: {0}")]
+    #[diagnostic(
+        code(lmx_console::bad_wrapper),
+        help("`lmx boards check` names what is wrong; lmx types through a wrapper that runs `setenv NAME %s`, on a hush prompt")
+    )]
+    Wrapper(String),
 }
 
 impl Dialect {
@@ -147,6 +168,7 @@ impl Dialect {
             cbsize_known: true,
             maxargs: DEFAULT_MAXARGS,
             inventory: Inventory::default(),
+            wrapper: None,
         }
     }
 
@@ -155,10 +177,22 @@ impl Dialect {
     /// [`DEFAULT_CBSIZE`], any key (a space) stops autoboot.
     pub fn from_board(board: &Board) -> Result<Dialect, DialectError> {
         let u = &board.uboot;
-        let prompt = Regex::new(&u.prompt).map_err(|source| DialectError {
+        let prompt = Regex::new(&u.prompt).map_err(|source| DialectError::Prompt {
             prompt: u.prompt.clone(),
             source,
         })?;
+        let wrapper = match &u.commands.wrapper {
+            None => None,
+            Some(w) => {
+                let wrap = Wrap::of(w).map_err(|e| DialectError::Wrapper(e.0))?;
+                if u.quotes_special != Some(true) {
+                    return Err(DialectError::Wrapper(
+                        "lmx single-quotes the line it passes, which only hush reads as one word, and uboot.quotes_special is not true".into(),
+                    ));
+                }
+                Some(wrap)
+            }
+        };
         let mut autoboot: Vec<String> = u.autoboot.iter().cloned().collect();
         for common in ["Hit any key to stop autoboot", "Autoboot in"] {
             if !autoboot.iter().any(|a| a.contains(common)) {
@@ -178,17 +212,23 @@ impl Dialect {
         Ok(Dialect {
             prompt,
             autoboot,
-            interrupt,
             markers,
             cbsize: u.cbsize.map(|c| c as usize).unwrap_or(DEFAULT_CBSIZE),
             quotes_special: u.quotes_special.unwrap_or(false),
             braces_required: u.braces_required.unwrap_or(true),
             failure_texts,
             baud: board.console.baud,
-            hammer: u.bootdelay == Some(0),
+            // A virtual board's facts are read off the U-Boot lmx runs, so
+            // a delay it does not state is no autoboot at all (malta).
+            hammer: u.bootdelay == Some(0)
+                || (u.bootdelay.is_none()
+                    && !board.is_virtual
+                    && matches!(interrupt, InterruptKey::AnyKey(_))),
+            interrupt,
             cbsize_known: u.cbsize.is_some(),
             maxargs: shell::maxargs(u),
             inventory: Inventory::of(u),
+            wrapper,
         })
     }
 
@@ -199,7 +239,57 @@ impl Dialect {
             cbsize: self.cbsize,
             cbsize_known: self.cbsize_known,
             marker: self.markers,
+            wrap: self.wrapper.as_ref().map(Wrap::cost),
         }
+    }
+
+    /// `line` as it is typed on this board: unchanged, or through the
+    /// board's wrapper ([`Wrap::typed`]).
+    pub fn wrap_line(&self, line: &str) -> String {
+        match &self.wrapper {
+            Some(w) => w.typed(line),
+            None => line.to_string(),
+        }
+    }
+
+    /// The bytes to type, Enter not included, for a command sent without
+    /// [`ShellMachine`](crate::ShellMachine) because it never returns to
+    /// the prompt (`run lmxboot`, `reset`, `boot`): refused when it is a
+    /// trap, holds a byte that is not printable ASCII or does not fit the
+    /// line, and typed through the board's wrapper on a restricted prompt
+    /// (a raw `run lmxboot` there only answers `Unknown command`).
+    pub fn raw_line(&self, command: &str) -> Result<String, Refusal> {
+        let body = command.trim();
+        if body.is_empty() {
+            return Err(Refusal::Empty);
+        }
+        if let Some((index, &byte)) = body
+            .as_bytes()
+            .iter()
+            .enumerate()
+            .find(|(_, &b)| !(0x20..0x7f).contains(&b))
+        {
+            return Err(Refusal::ControlByte { index, byte });
+        }
+        if let Some((inv, trap)) = self.trap(body) {
+            return Err(Refusal::Trap {
+                command: inv.words.join(" "),
+                reason: trap.reason.clone(),
+            });
+        }
+        let typed = self.wrap_line(body);
+        let runs_fit = self
+            .wrapper
+            .as_ref()
+            .is_none_or(|w| w.runs(body).len() < w.buffer);
+        if typed.len() > self.line_limit().typed_max() || !runs_fit {
+            return Err(Refusal::TooLong {
+                len: typed.len(),
+                max: self.line_limit().typed_max(),
+                cbsize: self.cbsize,
+            });
+        }
+        Ok(typed)
     }
 
     /// The longest command [`ShellMachine::check`](crate::ShellMachine::check)

@@ -44,6 +44,30 @@ pub enum Refusal {
         /// The board's CBSIZE.
         cbsize: usize,
     },
+    /// Through the board's wrapper (`uboot.commands.wrapper`) the line
+    /// would not fit: the typed line must fit the readline, and the line
+    /// the wrapper builds must fit the wrapper's buffer.
+    #[error("the command counts {len} bytes through the board's `{wrapper}` wrapper (once quoted, a quote takes 4 bytes and a backslash 2); lmx sends at most {max} there: the typed line must fit U-Boot's readline (CONFIG_SYS_CBSIZE {cbsize} − 2 characters) and the line `{wrapper}` builds must fit its {buffer}-byte buffer, which would cut it short without a word")]
+    TooLongWrapped {
+        /// The command counted against `max` (`LineLimit::cost`).
+        len: usize,
+        /// The longest command without quotes or backslashes that fits.
+        max: usize,
+        /// The board's CBSIZE.
+        cbsize: usize,
+        /// The wrapper command.
+        wrapper: String,
+        /// The wrapper's buffer.
+        buffer: usize,
+    },
+    /// A line the board's wrapper would not run as lmx means it.
+    #[error("the command cannot be typed through the board's `{wrapper}` wrapper: {why}")]
+    Unwrappable {
+        /// The wrapper command.
+        wrapper: String,
+        /// Why.
+        why: &'static str,
+    },
     /// A byte U-Boot's line editor would act on (or mangle).
     #[error("byte {byte:#04x} at offset {index} is a control or non-ASCII byte that U-Boot's line editor would act on")]
     ControlByte {

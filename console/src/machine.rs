@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use lmx_boards::shell;
 
-use crate::dialect::{Dialect, MarkerMode};
+use crate::dialect::{Dialect, InterruptKey, MarkerMode};
 use crate::error::{Refusal, ShellError, Tail};
 
 const CTRL_C: u8 = 0x03;
@@ -216,6 +216,8 @@ struct Attach {
     /// The board was just powered on: no Ctrl-C poke before its first
     /// byte (see [`ShellMachine::attach_at_power_on`]).
     power_on: bool,
+    /// The board has printed something since the attach began.
+    heard: bool,
 }
 
 #[derive(Debug)]
@@ -413,6 +415,7 @@ impl ShellMachine {
             booting_since,
             hammered_at,
             power_on,
+            heard: false,
         });
         Ok(())
     }
@@ -447,13 +450,37 @@ impl ShellMachine {
         if self.dialect.quotes_special {
             hush_lex_check(body)?;
         }
-        let max = self.dialect.max_command_len();
-        if body.len() > max {
-            return Err(Refusal::TooLong {
-                len: body.len(),
-                max,
-                cbsize: self.dialect.cbsize,
-            });
+        let limit = self.dialect.line_limit();
+        let max = limit.body_max();
+        match &self.dialect.wrapper {
+            None if body.len() > max => {
+                return Err(Refusal::TooLong {
+                    len: body.len(),
+                    max,
+                    cbsize: self.dialect.cbsize,
+                })
+            }
+            Some(w) => {
+                // The wrapper runs `setenv NAME ${NAME}; BODY`: an operator
+                // first would join BODY to the wrapper's own command.
+                if body.starts_with([';', '&', '|']) {
+                    return Err(Refusal::Unwrappable {
+                        wrapper: w.command.clone(),
+                        why: "it starts with `;`, `&` or `|`, which would join it to the wrapper's own setenv",
+                    });
+                }
+                let len = limit.cost(body);
+                if len > max {
+                    return Err(Refusal::TooLongWrapped {
+                        len,
+                        max,
+                        cbsize: self.dialect.cbsize,
+                        wrapper: w.command.clone(),
+                        buffer: w.buffer,
+                    });
+                }
+            }
+            None => {}
         }
         let maxargs = self.dialect.maxargs;
         if let Some(inv) = shell::invocations(body, self.dialect.quotes_special)
@@ -524,6 +551,9 @@ impl ShellMachine {
         } else {
             format!("{body}{}{suffix}", shell::MARKER_SEPARATOR)
         };
+        // On a restricted prompt the whole line, marker included, goes
+        // through the board's wrapper (the marker's `echo` is refused too).
+        let line = self.dialect.wrap_line(&line);
         let marker = match self.dialect.markers {
             MarkerMode::EchoStatus | MarkerMode::Echo => format!("lmx{nonce}."),
             MarkerMode::UnknownCommand => format!("'lmx{nonce}'"),
@@ -587,7 +617,7 @@ impl ShellMachine {
                 let mut d = a.deadline;
                 // A board just powered on is not poked before its first byte.
                 if !(a.power_on && a.last_rx == a.started) {
-                    d = d.min(a.last_rx.max(a.last_poke.unwrap_or(a.last_rx)) + POKE_QUIET);
+                    d = d.min(a.last_rx.max(a.last_poke.unwrap_or(a.last_rx)) + self.poke_quiet(a));
                 }
                 if let Some(t) = a.interrupt_at {
                     d = d.min(t + INTERRUPT_REPEAT);
@@ -661,7 +691,7 @@ impl ShellMachine {
                     .booting_since
                     .is_some_and(|b| now < b + Duration::from_secs(3) && !a.autoboot_seen);
                 let silent_board = a.power_on && a.last_rx == a.started;
-                if now >= quiet_since + POKE_QUIET && !booting && !silent_board {
+                if now >= quiet_since + self.poke_quiet(&a) && !booting && !silent_board {
                     // Never a bare newline: Ctrl-C cancels a half-typed
                     // line and makes U-Boot print a fresh prompt.
                     self.tx.push_back(vec![CTRL_C]);
@@ -740,6 +770,7 @@ impl ShellMachine {
                 Op::Idle => {}
                 Op::Attach(mut a) => {
                     a.last_rx = now;
+                    a.heard = true;
                     self.op = Op::Attach(a);
                     self.attach_byte(now, line);
                 }
@@ -794,6 +825,22 @@ impl ShellMachine {
             return;
         }
         self.op = Op::Attach(a);
+    }
+
+    /// How long the line must be quiet before a Ctrl-C poke. A board that
+    /// is stopped with a menu key or a typed string reads any key as an
+    /// answer (TP-Link's Ralink loader boots on a wrong first key, GL's
+    /// AR750 ends a second of its countdown per stray key), so once the
+    /// board has printed anything lmx waits longer for the autoboot text
+    /// before it pokes: a pause in a boot log whose banner lmx does not
+    /// recognise is not a silent prompt.
+    fn poke_quiet(&self, a: &Attach) -> Duration {
+        let careful = !matches!(self.dialect.interrupt, InterruptKey::AnyKey(_));
+        if careful && a.heard && !a.autoboot_seen {
+            CAREFUL_POKE_QUIET
+        } else {
+            POKE_QUIET
+        }
     }
 
     fn send_interrupt(&mut self, now: Instant, a: &mut Attach) {
@@ -1122,6 +1169,7 @@ fn hush_lex_check(body: &str) -> Result<(), Refusal> {
 }
 
 const POKE_QUIET: Duration = Duration::from_millis(1000);
+const CAREFUL_POKE_QUIET: Duration = Duration::from_millis(3000);
 const INTERRUPT_REPEAT: Duration = Duration::from_millis(400);
 const HAMMER_EVERY: Duration = Duration::from_millis(50);
 const HAMMER_FOR: Duration = Duration::from_secs(5);

@@ -548,18 +548,24 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
             .await
             .map_err(|e| StepFailure::shell(step, command, e))?;
         // `run lmxboot` is typed without the driver (it never returns to
-        // the prompt), so the trap check the driver makes is made here.
-        if let Some((_, trap)) = self.shell.machine().dialect().trap("run lmxboot") {
-            return Err(StepFailure::new(
-                step,
-                "run lmxboot",
-                format!("`run` is a trap on this board: {}", trap.reason),
-                "nothing was booted; the board file's uboot.traps says why",
-            ));
-        }
+        // the prompt): the dialect checks it (traps, the line) and wraps it
+        // where the prompt is restricted.
+        let line = self
+            .shell
+            .machine()
+            .dialect()
+            .raw_line("run lmxboot")
+            .map_err(|r| {
+                StepFailure::new(
+                    step,
+                    "run lmxboot",
+                    format!("refused before sending: {r}"),
+                    "nothing was booted; the board file's [uboot] says why",
+                )
+            })?;
         let t = Instant::now();
         let io = self.shell.transport_mut();
-        io.write_all(b"run lmxboot\r")
+        io.write_all(format!("{line}\r").as_bytes())
             .await
             .and(io.flush().await)
             .map_err(|e| {

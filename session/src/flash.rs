@@ -511,7 +511,14 @@ impl<T: Transport, R: Reporter> FlashExecutor<T, R> {
             StepFailure::new("boot from flash", "reset", what, hint).with_tail(w.tail())
         };
         let mut w = BootWatch::new();
-        io.write_all(b"reset\r")
+        let raw = |cmd: &str| {
+            dialect
+                .raw_line(cmd)
+                .map(|l| format!("{l}\r"))
+                .map_err(|r| format!("`{cmd}` refused before sending: {r}"))
+        };
+        let reset = raw("reset").map_err(|e| fail(e, &w))?;
+        io.write_all(reset.as_bytes())
             .await
             .and(io.flush().await)
             .map_err(|e| fail(format!("writing to the console: {e}"), &w))?;
@@ -564,8 +571,9 @@ impl<T: Transport, R: Reporter> FlashExecutor<T, R> {
                 }
                 self.report
                     .say("==> boot (this U-Boot has no autoboot: run the saved bootcmd)");
+                let boot = raw("boot").map_err(|e| fail(e, &w))?;
                 let io = self.shell.transport_mut();
-                io.write_all(b"boot\r")
+                io.write_all(boot.as_bytes())
                     .await
                     .and(io.flush().await)
                     .map_err(|e| fail(format!("writing to the console: {e}"), &w))?;
