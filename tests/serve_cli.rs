@@ -209,3 +209,87 @@ fn busy_poll_out_of_range_is_refused_with_the_range() {
     assert!(err.contains("--busy-poll"), "{err}");
     assert!(err.contains("0..=10000"), "{err}");
 }
+
+#[test]
+fn per_client_limit_refuses_by_name_and_half_open_transfers_are_dropped() {
+    use std::io::Read;
+    use std::net::UdpSocket;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), vec![1u8; 100_000]).unwrap();
+    let (mut child, lines, port) = start_serve(
+        &["-v"],
+        &["--per-client", "1", "--half-open-after", "500"],
+        dir.path(),
+    );
+    let server = format!("127.0.0.1:{port}");
+    let rrq = b"\x00\x01f\x00octet\x00";
+    let recv = |s: &UdpSocket| {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = vec![0u8; 2048];
+        let (n, _) = s.recv_from(&mut buf).expect("an answer");
+        buf.truncate(n);
+        buf
+    };
+    // A silent client takes 127.0.0.1's only place; a second request from
+    // the same address is refused, naming the limit.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    silent.send_to(rrq, &server).unwrap();
+    assert_eq!(&recv(&silent)[..4], b"\x00\x03\x00\x01");
+    let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+    other.send_to(rrq, &server).unwrap();
+    let p = recv(&other);
+    assert_eq!(&p[..4], b"\x00\x05\x00\x00", "{p:?}");
+    let msg = String::from_utf8_lossy(&p[4..]).into_owned();
+    assert!(msg.contains("per-client limit 1"), "{msg}");
+    // A small flood: shown one a line up to five a second, then summed up.
+    for _ in 0..9 {
+        other.send_to(rrq, &server).unwrap();
+        assert_eq!(&recv(&other)[..4], b"\x00\x05\x00\x00");
+    }
+    // The silent one is dropped after the half-open limit; the place is
+    // free again.
+    std::thread::sleep(Duration::from_millis(1200));
+    other.send_to(rrq, &server).unwrap();
+    assert_eq!(&recv(&other)[..4], b"\x00\x03\x00\x01");
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "ignored SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let text = text.join("\n");
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let shown = text
+        .lines()
+        .filter(|l| l.starts_with("refused 127.0.0.1:") && l.contains("per-client limit 1"))
+        .count();
+    // (Five unless a second ended amid the ten refusals.)
+    let summed: usize = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("refused "))
+        .filter_map(|l| l.split_once(" more requests in the last second ("))
+        .map(|(n, _)| n.parse::<usize>().unwrap())
+        .sum();
+    assert!(shown >= 5 && shown + summed == 10, "{text}");
+    assert!(text.contains("dropped as half-open"), "{text}");
+    // The counts by reason, on exit and (with -v) once a second.
+    assert!(
+        text.contains("lmx serve: refused 10 requests (10 per-client limit)"),
+        "{text}"
+    );
+    assert!(text.contains("1 half-open transfers dropped"), "{text}");
+    assert!(
+        log.contains("last second: refused") && log.contains("per-client limit"),
+        "{log}"
+    );
+}

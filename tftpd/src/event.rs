@@ -107,9 +107,62 @@ pub enum Event {
         file: String,
         /// Error sent.
         code: ErrorCode,
+        /// Which rule refused it.
+        kind: RefusalKind,
         /// Why.
         reason: String,
     },
+}
+
+/// Why a request was refused, for counting (see
+/// [`crate::admission::Counters`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefusalKind {
+    /// The client is not in the allowlist.
+    NotAllowed,
+    /// The client's address already runs as many transfers as
+    /// [`crate::ServerConfig::per_client`] allows.
+    PerClient,
+    /// Every transfer slot ([`crate::ServerConfig::max_transfers`]) is
+    /// taken by a transfer whose client answers.
+    Busy,
+    /// The memory budget ([`crate::ServerConfig::memory_budget`]) cannot
+    /// hold even the smallest buffers of the transfer.
+    Memory,
+    /// The request cannot be honoured: bad options, mail mode.
+    BadRequest,
+    /// The file is not served: missing, refused by the policy, uploads
+    /// disabled, or the upload target exists.
+    File,
+    /// A local failure (no socket for the transfer).
+    Internal,
+}
+
+impl RefusalKind {
+    /// Every kind, in counting order.
+    pub const ALL: [RefusalKind; 7] = [
+        RefusalKind::NotAllowed,
+        RefusalKind::PerClient,
+        RefusalKind::Busy,
+        RefusalKind::Memory,
+        RefusalKind::BadRequest,
+        RefusalKind::File,
+        RefusalKind::Internal,
+    ];
+}
+
+impl std::fmt::Display for RefusalKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RefusalKind::NotAllowed => "not allowed",
+            RefusalKind::PerClient => "per-client limit",
+            RefusalKind::Busy => "server busy",
+            RefusalKind::Memory => "memory budget",
+            RefusalKind::BadRequest => "bad request",
+            RefusalKind::File => "file not served",
+            RefusalKind::Internal => "internal error",
+        })
+    }
 }
 
 /// Formats a byte count for humans (KiB/MiB/GiB).

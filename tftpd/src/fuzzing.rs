@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::options::{negotiate, Direction, Limits, Negotiated};
 use crate::packet::Packet;
-use crate::transfer::{ReadTransfer, Received, TransferConfig, WriteTransfer, READ_CHUNK};
+use crate::transfer::{
+    ReadTransfer, Received, TransferConfig, WriteTransfer, DEFAULT_HALF_OPEN, READ_CHUNK,
+};
 
 /// Parses `data`; whatever parses must re-emit to bytes that parse to the
 /// same packet, and requests must negotiate without panicking.
@@ -30,7 +32,7 @@ pub fn check_packet(data: &[u8]) {
 }
 
 /// Drives a read or write transfer with records from `data`: byte 0 picks
-/// the setup, then records `[0, len, bytes…]` (a datagram) or `[1, ms]`
+/// the setup (bit 5: the servers' half-open treatment), then records `[0, len, bytes…]` (a datagram) or `[1, ms]`
 /// (time passes, the timer fires if due).
 pub fn check_transfers(data: &[u8]) {
     let Some((&setup, mut rest)) = data.split_first() else {
@@ -49,12 +51,16 @@ pub fn check_transfers(data: &[u8]) {
             Vec::new()
         },
     };
+    let cfg = TransferConfig {
+        half_open: (setup & 0x20 != 0).then_some(DEFAULT_HALF_OPEN),
+        ..TransferConfig::default()
+    };
     let t0 = Instant::now();
     let mut now = t0;
     let file: Vec<u8> = (0..(blksize as usize * 20 + 3)).map(|i| i as u8).collect();
     let mut out = Vec::new();
     if setup & 0x80 == 0 {
-        let mut t = ReadTransfer::new(&n, TransferConfig::default(), now);
+        let mut t = ReadTransfer::new(&n, cfg, now);
         let mut pos = 0usize;
         let step = |t: &mut ReadTransfer, pos: &mut usize, out: &mut Vec<u8>| {
             while t.wants() > 0 && *pos <= file.len() {
@@ -73,6 +79,15 @@ pub fn check_transfers(data: &[u8]) {
                 );
             }
             assert!(t.buffered() <= (2 * window as usize + 2) * blksize as usize + READ_CHUNK);
+            // What the server reserves from its memory budget holds.
+            assert!(t.buffered() <= t.buffer_limit());
+            assert!(t.buffer_capacity() <= t.buffer_limit());
+            if cfg.half_open.is_some() && !t.answered() {
+                assert!(
+                    t.buffered() <= blksize as usize,
+                    "read ahead for a silent client"
+                );
+            }
         };
         step(&mut t, &mut pos, &mut out);
         while let Some((&tag, r)) = rest.split_first() {
@@ -96,7 +111,7 @@ pub fn check_transfers(data: &[u8]) {
             step(&mut t, &mut pos, &mut out);
         }
     } else {
-        let mut t = WriteTransfer::new(&n, 4096, TransferConfig::default(), now);
+        let mut t = WriteTransfer::new(&n, 4096, cfg, now);
         let mut stored = 0usize;
         while let Some((&tag, r)) = rest.split_first() {
             rest = r;

@@ -7,9 +7,12 @@
 //!   [`transfer`] (per-transfer state machines) — that takes datagrams
 //!   and clock ticks and returns datagrams to send, with no sockets inside;
 //! - [`server`], a tokio adapter: sockets, files, the serving policy of
-//!   [`policy`] (roots, named files, symlinks, allowlist, uploads) and
-//!   [`event`]s for progress display.
+//!   [`policy`] (roots, named files, symlinks, allowlist, uploads), the
+//!   [`admission`] control that keeps floods and silent clients from
+//!   locking others out or growing memory, and [`event`]s for progress
+//!   display.
 
+pub mod admission;
 pub mod busy;
 pub mod event;
 #[doc(hidden)]
@@ -22,7 +25,8 @@ pub mod rto;
 pub mod server;
 pub mod transfer;
 
-pub use event::{Event, TransferInfo, TransferSummary};
+pub use admission::{Counters, Tally};
+pub use event::{Event, RefusalKind, TransferInfo, TransferSummary};
 pub use options::Limits;
 pub use policy::{Policy, PolicyError};
 pub use server::{Server, ServerConfig, ServerError};

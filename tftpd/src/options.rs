@@ -79,6 +79,23 @@ impl Negotiated {
     }
 }
 
+impl Negotiated {
+    /// Lowers the window to `window` (when smaller), in the OACK too: RFC
+    /// 7440 lets the server answer with a smaller `windowsize`.
+    pub fn lower_window(&mut self, window: u16) {
+        let window = window.max(1);
+        if window >= self.windowsize {
+            return;
+        }
+        self.windowsize = window;
+        for (name, value) in &mut self.oack {
+            if name == "windowsize" {
+                *value = window.to_string();
+            }
+        }
+    }
+}
+
 /// A request whose options cannot be honoured.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]

@@ -10,9 +10,13 @@
 //! switch, which is most of a lock-step block's cost on a fast link
 //! (`bench/reaction.sh` measures the server's share); before sleeping it
 //! spins briefly for the ACK when [`crate::busy`] allows. A semaphore bounds
-//! how many transfers (and so threads) run at once. Files are read in
-//! chunks into the transfer's window buffer, so memory does not grow with
-//! file size. Shutdown is a
+//! how many transfers (and so threads) run at once, and [`crate::admission`]
+//! how many of them one client address may hold, how much memory their
+//! buffers may reserve (a transfer's window is lowered to what the budget
+//! holds), and which transfer whose client never answered makes room for a
+//! new request. Files are read in chunks into the transfer's window buffer,
+//! and only once the client has answered, so memory does not grow with
+//! file size or with requests from silent clients. Shutdown is a
 //! watch channel: listeners stop reading, every transfer sends its client
 //! an ERROR and ends, and `run` returns a summary of each transfer.
 
@@ -20,7 +24,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,13 +33,19 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::admission::{
+    ClientSlot, ClientTable, Counters, Eviction, Grant, HalfOpenSet, MemoryBudget, EVICT_AGE,
+};
 use crate::busy::{BusyPoll, SpinSlots};
-use crate::event::{Direction, Event, TransferInfo, TransferSummary};
+use crate::event::{human_bytes, Direction, Event, RefusalKind, TransferInfo, TransferSummary};
 use crate::netascii::{Decoder, Encoder};
 use crate::options::{self, Limits, Negotiated};
 use crate::packet::{self, ErrorCode, Mode, Packet, Request};
 use crate::policy::{normalize_ip, Policy};
-use crate::transfer::{ReadTransfer, Received, TransferConfig, WriteTransfer};
+use crate::transfer::{
+    window_buffer, ReadTransfer, Received, TransferConfig, TransferError, WriteTransfer,
+    DEFAULT_HALF_OPEN, READ_CHUNK,
+};
 
 /// Settings of a server.
 #[derive(Debug, Clone)]
@@ -46,8 +56,25 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Timer and retry policy for each transfer.
     pub transfer: TransferConfig,
-    /// Most transfers running at once; further requests get ERROR 0.
+    /// Most transfers running at once; further requests get ERROR 0
+    /// (after the oldest transfer whose client has not answered for
+    /// [`EVICT_AGE`], if any, was ended to make room).
     pub max_transfers: usize,
+    /// Most transfers one client address may run at once (0: no limit);
+    /// further requests from it get ERROR 0 naming the limit. Keeps one
+    /// host (a flood of requests from many ports) from taking the slots
+    /// other clients need.
+    pub per_client: usize,
+    /// Bytes all transfers' buffers may reserve together: a read reserves
+    /// [`read_cost`], a write [`write_cost`], before it starts. A read
+    /// gets a window beyond lock-step only from what the budget holds
+    /// beyond a floor kept for every free slot (a lock-step read at
+    /// `limits.max_blksize`, or a write: 450 KiB by default), so its window
+    /// may be lowered (down to 1). A transfer that cannot get even lock-step
+    /// (only possible with a budget below `max_transfers` floors) waits up
+    /// to a second for memory to come back (ending the oldest silent
+    /// transfer that holds some), then is refused with ERROR 0.
+    pub memory_budget: usize,
     /// Answer from the listening port instead of a new port per transfer.
     pub single_port: bool,
     /// Longest a read transfer spins for the client's answer before it
@@ -60,13 +87,71 @@ impl Default for ServerConfig {
         ServerConfig {
             bind: vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 69)],
             limits: Limits::default(),
-            transfer: TransferConfig::default(),
+            transfer: TransferConfig {
+                half_open: Some(DEFAULT_HALF_OPEN),
+                ..TransferConfig::default()
+            },
             max_transfers: 64,
+            per_client: DEFAULT_PER_CLIENT,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
             single_port: false,
             busy_poll: DEFAULT_BUSY_POLL,
         }
     }
 }
+
+/// Default of [`ServerConfig::per_client`]: a boot loader loads one file
+/// at a time, and a PC seldom fetches more than a few at once (the
+/// benchmark's four parallel curls fit).
+pub const DEFAULT_PER_CLIENT: usize = 4;
+
+/// Default of [`ServerConfig::memory_budget`]: 32 MiB. Enough for every
+/// one of the default 64 transfers at its floor (a lock-step read at the
+/// largest block size or a write, 450 KiB each, 28.1 MiB), so under the
+/// defaults the budget never turns a request away, only lowers windows;
+/// the 3.9 MiB above the floors, and the floors of slots not in use, go to
+/// windows first come first served: the largest window under the default
+/// caps (15 blocks of 65464 bytes, 1.3 MiB with the fixed buffers) is
+/// granted to several transfers at once, the largest possible one (64
+/// blocks, 4.4 MiB, with `--client-rx-frames 0`) to one while all slots
+/// could still fill. With the process's own few MiB the server stays
+/// below 64 MiB whatever clients ask for.
+pub const DEFAULT_MEMORY_BUDGET: usize = 32 << 20;
+
+/// Fixed buffers of a read transfer besides its window: the receive
+/// buffer and the file read chunk. (Its send buffer, one block, is in
+/// [`read_cost`].)
+const READ_FIXED: usize = MAX_DATAGRAM + READ_CHUNK;
+
+/// Bytes of the memory budget a read transfer reserves: its window buffer
+/// ([`window_buffer`]), send and receive buffers, the read chunk (twice
+/// for netascii, which reads raw bytes before converting them) and, in
+/// single-port mode, its routed receive queue.
+pub fn read_cost(blksize: u16, window: u16, netascii: bool, single_port: bool) -> usize {
+    window_buffer(blksize, window)
+        + READ_FIXED
+        + 4
+        + usize::from(blksize)
+        + if netascii { READ_CHUNK } else { 0 }
+        + if single_port { ROUTE_QUEUE_BYTES } else { 0 }
+}
+
+/// Bytes a write transfer reserves: the data waiting to be written (up to
+/// [`WRITE_FLUSH`] and one datagram), its receive buffer, its send buffer
+/// and, in single-port mode, its routed receive queue.
+pub fn write_cost(single_port: bool) -> usize {
+    WRITE_FLUSH + 3 * MAX_DATAGRAM + if single_port { ROUTE_QUEUE_BYTES } else { 0 }
+}
+
+/// A write transfer writes its data to the file once this much is waiting.
+const WRITE_FLUSH: usize = 256 * 1024;
+
+/// Single-port mode: most bytes of datagrams queued for one transfer
+/// (further ones are dropped like lost packets).
+const ROUTE_QUEUE_BYTES: usize = 128 * 1024;
+
+/// How long a transfer waits for the memory budget before it is refused.
+const BUDGET_WAIT: Duration = Duration::from_secs(1);
 
 /// Default of [`ServerConfig::busy_poll`]: a client on the same host or a
 /// fast LAN answers well within it; a boot loader behind a slow link
@@ -106,6 +191,7 @@ pub struct Server {
     policy: Policy,
     sockets: Vec<Arc<UdpSocket>>,
     events: Option<mpsc::UnboundedSender<Event>>,
+    counters: Arc<Counters>,
 }
 
 struct Shared {
@@ -115,6 +201,9 @@ struct Shared {
     next_id: AtomicU64,
     permits: Arc<Semaphore>,
     spinners: SpinSlots,
+    clients: Arc<ClientTable>,
+    half_open: HalfOpenSet,
+    counters: Arc<Counters>,
 }
 
 impl Shared {
@@ -122,6 +211,66 @@ impl Shared {
         if let Some(tx) = &self.events {
             let _ = tx.send(e);
         }
+    }
+
+    /// Counts, logs (within the rate limit) and reports a refusal; the
+    /// caller sends the ERROR.
+    fn refused(
+        &self,
+        client: SocketAddr,
+        file: String,
+        code: ErrorCode,
+        kind: RefusalKind,
+        reason: String,
+    ) {
+        if self.counters.refused(kind) {
+            tracing::info!(client = %client, file = %file, "refused ({kind}): {reason}");
+        } else {
+            tracing::trace!(client = %client, file = %file, "refused ({kind}): {reason}");
+        }
+        self.emit(Event::Refused {
+            client,
+            file,
+            code,
+            kind,
+            reason,
+        });
+    }
+
+    /// Ends the oldest transfer that has been half-open for [`EVICT_AGE`]
+    /// (other than `except`; with `for_memory`, one holding memory),
+    /// returning its slot.
+    fn evict_half_open(&self, except: u64, for_memory: bool) -> Option<OwnedSemaphorePermit> {
+        let p = self
+            .half_open
+            .evict_oldest(EVICT_AGE, Instant::now(), except, for_memory)?;
+        self.counters.evicted();
+        Some(p)
+    }
+
+    /// Memory kept free for each transfer slot without a reservation
+    /// (free, or taken by a request not through negotiation yet): the
+    /// most a transfer may need at least (a read in lock-step at the
+    /// largest block size the server grants, or a write). A window beyond
+    /// lock-step is granted only from what exceeds these floors, so that
+    /// greedy requests cannot starve later ones; with a budget of at least
+    /// `max_transfers` floors (28.1 MiB for the defaults) nobody waits for
+    /// memory.
+    fn memory_floor(&self) -> usize {
+        let single = self.config.single_port;
+        read_cost(self.config.limits.max_blksize, 1, false, single).max(write_cost(single))
+    }
+
+    /// What a new reservation must leave free: a floor for every other
+    /// slot without one.
+    fn keep_free(&self) -> usize {
+        let budget = self.counters.budget();
+        let others = self
+            .config
+            .max_transfers
+            .max(1)
+            .saturating_sub(budget.grants() + 1);
+        others * self.memory_floor()
     }
 }
 
@@ -175,12 +324,20 @@ impl Server {
             let sock = UdpSocket::from_std(std_sock).map_err(|e| bind_error(addr, e))?;
             sockets.push(Arc::new(sock));
         }
+        let counters = Counters::new(MemoryBudget::new(config.memory_budget));
         Ok(Server {
             config,
             policy,
             sockets,
             events: None,
+            counters,
         })
+    }
+
+    /// The server's refusal counts and memory budget, readable while it
+    /// runs and after [`Server::run`] returned.
+    pub fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
     }
 
     /// Sends transfer events to `tx`.
@@ -202,18 +359,24 @@ impl Server {
     pub async fn run<F: Future<Output = ()>>(self, shutdown: F) -> Vec<TransferSummary> {
         let shared = Arc::new(Shared {
             permits: Arc::new(Semaphore::new(self.config.max_transfers.max(1))),
+            clients: ClientTable::new(self.config.per_client),
             config: self.config,
             policy: self.policy,
             events: self.events,
             next_id: AtomicU64::new(1),
             spinners: SpinSlots::for_this_machine(),
+            half_open: HalfOpenSet::default(),
+            counters: self.counters,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut listeners = JoinSet::new();
         for sock in self.sockets {
             listeners.spawn(listen(sock, shared.clone(), stop_rx.clone()));
         }
-        shutdown.await;
+        tokio::select! {
+            _ = shutdown => {}
+            _ = report(shared.counters.clone()) => {}
+        }
         let _ = stop_tx.send(true);
         let mut all = Vec::new();
         while let Some(r) = listeners.join_next().await {
@@ -222,7 +385,28 @@ impl Server {
             }
         }
         all.sort_by_key(|s| s.info.id);
+        let tally = shared.counters.tally();
+        if !tally.is_quiet() {
+            tracing::info!("in total: {tally}");
+        }
         all
+    }
+}
+
+/// Logs, once a second, what was refused or cut short in that second (so
+/// that a flood shows in `-v` output as a few lines, not thousands).
+async fn report(counters: Arc<Counters>) {
+    let mut last = counters.tally();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = counters.tally();
+        let delta = now.since(&last);
+        if !delta.is_quiet() {
+            tracing::info!("last second: {delta}");
+        }
+        last = now;
     }
 }
 
@@ -235,7 +419,7 @@ async fn listen(
     mut stop: watch::Receiver<bool>,
 ) -> Vec<TransferSummary> {
     let mut tasks: JoinSet<(SocketAddr, TransferSummary)> = JoinSet::new();
-    let mut routes: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut routes: HashMap<SocketAddr, Route> = HashMap::new();
     let mut summaries = Vec::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
@@ -258,8 +442,8 @@ async fn listen(
                 };
                 let datagram = &buf[..n];
                 if shared.config.single_port {
-                    if let Some(tx) = routes.get(&from) {
-                        if tx.try_send(datagram.to_vec()).is_ok() || !tx.is_closed() {
+                    if let Some(route) = routes.get(&from) {
+                        if route.forward(datagram) {
                             continue;
                         }
                         routes.remove(&from);
@@ -277,6 +461,33 @@ async fn listen(
     summaries
 }
 
+/// Single-port mode: the way to a transfer's receive queue.
+struct Route {
+    tx: mpsc::Sender<Vec<u8>>,
+    /// Bytes queued (the transfer subtracts what it takes).
+    queued: Arc<AtomicUsize>,
+}
+
+impl Route {
+    /// Queues a datagram for the transfer, or drops it when its queue holds
+    /// [`ROUTE_QUEUE_BYTES`] already (a lost packet). False once the
+    /// transfer has ended.
+    fn forward(&self, datagram: &[u8]) -> bool {
+        if self.tx.is_closed() {
+            return false;
+        }
+        let n = datagram.len().max(1);
+        if self.queued.fetch_add(n, Ordering::AcqRel) + n > ROUTE_QUEUE_BYTES {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            return true;
+        }
+        if self.tx.try_send(datagram.to_vec()).is_err() {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+        }
+        true
+    }
+}
+
 async fn reply_error(sock: &UdpSocket, to: SocketAddr, code: ErrorCode, msg: &str) {
     let _ = sock.send_to(&packet::error_packet(code, msg), to).await;
 }
@@ -287,7 +498,7 @@ async fn handle_request(
     shared: &Arc<Shared>,
     stop: &watch::Receiver<bool>,
     tasks: &mut JoinSet<(SocketAddr, TransferSummary)>,
-    routes: &mut HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    routes: &mut HashMap<SocketAddr, Route>,
     datagram: &[u8],
     from: SocketAddr,
 ) {
@@ -297,9 +508,13 @@ async fn handle_request(
         Ok(Packet::Wrq(r)) => (r, Direction::Write),
         // Never answer an ERROR (no error loops); other packets have no
         // transfer on this port.
-        Ok(Packet::Error { .. }) => return,
+        Ok(Packet::Error { .. }) => {
+            shared.counters.garbage();
+            return;
+        }
         Ok(_) => {
-            tracing::debug!(client = %shown, "non-request packet on the listening port");
+            shared.counters.garbage();
+            tracing::trace!(client = %shown, "non-request packet on the listening port");
             reply_error(
                 sock,
                 from,
@@ -310,48 +525,82 @@ async fn handle_request(
             return;
         }
         Err(e) => {
-            tracing::debug!(client = %shown, "malformed request: {e}");
+            shared.counters.garbage();
+            tracing::trace!(client = %shown, "malformed request: {e}");
             reply_error(sock, from, e.error_code(), &e.to_string()).await;
             return;
         }
     };
     let file = request.filename_lossy();
-    let refuse = |code: ErrorCode, reason: String| {
-        tracing::info!(client = %shown, file = %file, "refused: {reason}");
-        shared.emit(Event::Refused {
-            client: shown,
-            file: file.clone(),
-            code,
-            reason,
-        });
+    let refuse = |code: ErrorCode, kind: RefusalKind, reason: String| {
+        shared.refused(shown, file.clone(), code, kind, reason);
     };
     if !shared.policy.allows(from.ip()) {
         let msg = format!("client {} is not allowed on this server", shown.ip());
-        refuse(ErrorCode::AccessViolation, msg.clone());
+        refuse(
+            ErrorCode::AccessViolation,
+            RefusalKind::NotAllowed,
+            msg.clone(),
+        );
         reply_error(sock, from, ErrorCode::AccessViolation, &msg).await;
         return;
     }
     if request.mode == Mode::Mail {
         let msg = "mail mode is not supported".to_string();
-        refuse(ErrorCode::IllegalOperation, msg.clone());
+        refuse(
+            ErrorCode::IllegalOperation,
+            RefusalKind::BadRequest,
+            msg.clone(),
+        );
         reply_error(sock, from, ErrorCode::IllegalOperation, &msg).await;
         return;
     }
-    let Ok(permit) = shared.permits.clone().try_acquire_owned() else {
+    // The per-client limit first: a flooding host is told about its own
+    // limit, and never reaches (or evicts from) the shared slots.
+    let Some(client_slot) = shared.clients.try_admit(shown.ip()) else {
         let msg = format!(
-            "server busy ({} transfers running); try again",
-            shared.config.max_transfers
+            "too many transfers from {} (per-client limit {}); try again when one has ended",
+            shown.ip(),
+            shared.clients.limit()
         );
-        refuse(ErrorCode::NotDefined, msg.clone());
+        refuse(ErrorCode::NotDefined, RefusalKind::PerClient, msg.clone());
         reply_error(sock, from, ErrorCode::NotDefined, &msg).await;
         return;
     };
+    let permit = match shared.permits.clone().try_acquire_owned() {
+        Ok(p) => p,
+        // Every slot is taken: a transfer whose client has stayed silent
+        // since its first packet makes room, if there is one.
+        Err(_) => match shared.evict_half_open(0, false) {
+            Some(p) => {
+                tracing::debug!(client = %shown, "all slots taken: ended the oldest half-open transfer to make room");
+                p
+            }
+            None => {
+                let msg = format!(
+                    "server busy ({} transfers running); try again",
+                    shared.config.max_transfers
+                );
+                refuse(ErrorCode::NotDefined, RefusalKind::Busy, msg.clone());
+                reply_error(sock, from, ErrorCode::NotDefined, &msg).await;
+                return;
+            }
+        },
+    };
     let link = if shared.config.single_port {
         let (tx, rx) = mpsc::channel(256);
-        routes.insert(from, tx);
+        let queued = Arc::new(AtomicUsize::new(0));
+        routes.insert(
+            from,
+            Route {
+                tx,
+                queued: queued.clone(),
+            },
+        );
         Link::Shared {
             sock: sock.clone(),
             rx,
+            queued,
         }
     } else {
         let local = sock
@@ -362,21 +611,28 @@ async fn handle_request(
             Ok(s) => Link::Own(s),
             Err(e) => {
                 let msg = format!("cannot open a transfer socket: {e}");
-                refuse(ErrorCode::NotDefined, msg.clone());
+                refuse(ErrorCode::NotDefined, RefusalKind::Internal, msg.clone());
                 reply_error(sock, from, ErrorCode::NotDefined, &msg).await;
                 return;
             }
         }
     };
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
+    // Half-open until its client answers: the slot waits in the set, where
+    // a request that finds every slot taken may claim it.
+    let eviction = shared.half_open.insert(id, permit, started);
     let ctx = TransferCtx {
         shared: shared.clone(),
         id,
         peer: from,
         shown,
-        started: Instant::now(),
+        started,
         stop: stop.clone(),
-        _permit: permit,
+        _client: client_slot,
+        permit: None,
+        eviction,
+        grant: None,
     };
     tasks.spawn(async move {
         let summary = match direction {
@@ -395,6 +651,8 @@ enum Link {
     Shared {
         sock: Arc<UdpSocket>,
         rx: mpsc::Receiver<Vec<u8>>,
+        /// Bytes queued in `rx` (see [`Route`]).
+        queued: Arc<AtomicUsize>,
     },
 }
 
@@ -431,8 +689,9 @@ impl Link {
                     Err(e) => tracing::trace!("receive error: {e}"),
                 }
             },
-            Link::Shared { rx, .. } => match rx.recv().await {
+            Link::Shared { rx, queued, .. } => match rx.recv().await {
                 Some(d) => {
+                    queued.fetch_sub(d.len().max(1), Ordering::AcqRel);
                     buf.clear();
                     buf.extend_from_slice(&d);
                     d.len()
@@ -450,10 +709,87 @@ struct TransferCtx {
     shown: SocketAddr,
     started: Instant,
     stop: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    /// The client's place under the per-client limit.
+    _client: ClientSlot,
+    /// The transfer's slot once its client answered (until then it waits
+    /// in `shared.half_open`).
+    permit: Option<OwnedSemaphorePermit>,
+    /// Set when the transfer, still half-open, was ended to make room.
+    eviction: Arc<Eviction>,
+    /// The memory the transfer's buffers reserved.
+    grant: Option<Grant>,
+}
+
+impl Drop for TransferCtx {
+    fn drop(&mut self) {
+        self.shared.half_open.remove(self.id);
+    }
 }
 
 impl TransferCtx {
+    /// The client answered: the transfer takes its slot out of the
+    /// half-open set. False when it was evicted meanwhile.
+    fn establish(&mut self) -> bool {
+        if self.permit.is_none() {
+            self.permit = self.shared.half_open.establish(self.id);
+        }
+        self.permit.is_some()
+    }
+
+    /// Whether the transfer was ended, still half-open, to make room.
+    fn evicted(&self) -> bool {
+        self.eviction.is_evicted()
+    }
+
+    /// Reserves `min`..`want` bytes of the memory budget, waiting up to
+    /// [`BUDGET_WAIT`] (and ending the oldest silent transfer) when even
+    /// `min` is not free.
+    async fn reserve(&mut self, min: usize, want: usize) -> Option<usize> {
+        let shared = self.shared.clone();
+        let id = self.id;
+        let budget = shared.counters.budget().clone();
+        let eviction = self.eviction.clone();
+        let grant = tokio::select! {
+            g = budget.grant(
+                min,
+                want,
+                || shared.keep_free(),
+                BUDGET_WAIT,
+                || {
+                    // The evicted transfer's slot goes back to the pool.
+                    drop(shared.evict_half_open(id, true));
+                },
+            ) => g?,
+            // Evicted itself while waiting (its slot was given away).
+            _ = eviction.wait() => return None,
+        };
+        shared.half_open.holds_memory(id);
+        let bytes = grant.bytes();
+        self.grant = Some(grant);
+        Some(bytes)
+    }
+
+    /// Returns what the transfer reserved beyond `bytes`.
+    fn keep_reserved(&mut self, bytes: usize) {
+        if let Some(g) = &mut self.grant {
+            g.shrink_to(bytes);
+        }
+    }
+
+    /// The refusal for a transfer that cannot get its minimal buffers (or
+    /// was evicted while waiting for them).
+    fn memory_refusal(&self) -> (RefusalKind, String) {
+        if self.evicted() {
+            return (RefusalKind::Busy, EVICTED.to_string());
+        }
+        let b = self.shared.counters.budget();
+        let msg = format!(
+            "server busy: its memory budget ({}) is in use; try again",
+            human_bytes(b.total() as u64)
+        );
+        (RefusalKind::Memory, msg)
+    }
+
     fn info(
         &self,
         req: &Request,
@@ -476,23 +812,20 @@ impl TransferCtx {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn refuse(
         &self,
         link: &Link,
         req: &Request,
         dir: Direction,
         code: ErrorCode,
+        kind: RefusalKind,
         reason: String,
     ) -> TransferSummary {
-        tracing::info!(client = %self.shown, file = %req.filename_lossy(), "refused: {reason}");
         link.send(&packet::error_packet(code, &reason), self.peer)
             .await;
-        self.shared.emit(Event::Refused {
-            client: self.shown,
-            file: req.filename_lossy(),
-            code,
-            reason: reason.clone(),
-        });
+        self.shared
+            .refused(self.shown, req.filename_lossy(), code, kind, reason.clone());
         TransferSummary {
             info: self.info(req, dir, &Negotiated::plain(), None, None),
             bytes: 0,
@@ -586,6 +919,8 @@ impl FileSource {
                 // without zeroing it first (most of this path's work was a
                 // memset of each 64 KiB chunk).
                 use std::io::Read;
+                // Exactly `want`, so that the buffer does not double past it.
+                out.reserve_exact(want);
                 // (read_to_end retries EINTR itself.)
                 let n = (&mut self.file).take(want as u64).read_to_end(out)?;
                 Ok(n < want)
@@ -662,13 +997,20 @@ impl LazyTimer {
     }
 }
 
-async fn serve_read(ctx: TransferCtx, link: Link, req: Request) -> TransferSummary {
+async fn serve_read(mut ctx: TransferCtx, link: Link, req: Request) -> TransferSummary {
     let shared = ctx.shared.clone();
     let opened = match shared.policy.open_read(&req.filename) {
         Ok(f) => f,
         Err(r) => {
             return ctx
-                .refuse(&link, &req, Direction::Read, r.code, r.message)
+                .refuse(
+                    &link,
+                    &req,
+                    Direction::Read,
+                    r.code,
+                    RefusalKind::File,
+                    r.message,
+                )
                 .await
         }
     };
@@ -679,7 +1021,7 @@ async fn serve_read(ctx: TransferCtx, link: Link, req: Request) -> TransferSumma
     if let Some(w) = shared.config.transfer.max_window() {
         limits.max_windowsize = limits.max_windowsize.min(w);
     }
-    let negotiated = match options::negotiate(
+    let mut negotiated = match options::negotiate(
         &req.options,
         req.mode,
         options::Direction::Read { size },
@@ -688,10 +1030,49 @@ async fn serve_read(ctx: TransferCtx, link: Link, req: Request) -> TransferSumma
         Ok(n) => n,
         Err(e) => {
             return ctx
-                .refuse(&link, &req, Direction::Read, e.code, e.message)
+                .refuse(
+                    &link,
+                    &req,
+                    Direction::Read,
+                    e.code,
+                    RefusalKind::BadRequest,
+                    e.message,
+                )
                 .await
         }
     };
+    // Memory: the transfer's buffers must fit in the budget, with the
+    // window lowered (in the OACK, before the client sees it) when the
+    // negotiated one does not.
+    let blksize = negotiated.blksize;
+    let (netascii, single) = (req.mode == Mode::Netascii, shared.config.single_port);
+    let cost = |w: u16| read_cost(blksize, w, netascii, single);
+    let Some(got) = ctx.reserve(cost(1), cost(negotiated.windowsize)).await else {
+        let (kind, msg) = ctx.memory_refusal();
+        return ctx
+            .refuse(
+                &link,
+                &req,
+                Direction::Read,
+                ErrorCode::NotDefined,
+                kind,
+                msg,
+            )
+            .await;
+    };
+    let affordable = (got.saturating_sub(cost(1)) / usize::from(blksize) + 1)
+        .min(usize::from(negotiated.windowsize)) as u16;
+    if affordable < negotiated.windowsize {
+        tracing::info!(
+            client = %ctx.shown,
+            "windowsize lowered from {} to {affordable}: the memory budget ({}) is nearly used",
+            negotiated.windowsize,
+            human_bytes(shared.counters.budget().total() as u64)
+        );
+        shared.counters.window_lowered();
+        negotiated.lower_window(affordable);
+    }
+    ctx.keep_reserved(cost(negotiated.windowsize));
     let info = ctx.info(
         &req,
         Direction::Read,
@@ -733,26 +1114,40 @@ async fn serve_read(ctx: TransferCtx, link: Link, req: Request) -> TransferSumma
 
 /// Drives a read transfer to its end on a blocking thread.
 fn read_loop(
-    ctx: TransferCtx,
+    mut ctx: TransferCtx,
     mut port: Port,
     mut m: ReadTransfer,
     mut source: FileSource,
     info: TransferInfo,
     size: u64,
 ) -> TransferSummary {
-    let mut out = Vec::with_capacity(MAX_DATAGRAM);
+    let mut out = Vec::with_capacity(4 + usize::from(info.blksize));
     let mut inbuf = Vec::with_capacity(MAX_DATAGRAM);
     let mut chunk = Vec::new();
     let mut eof = false;
     let mut last_progress = Instant::now();
     let mut stopping = false;
+    let mut established = false;
     let mut busy = BusyPoll::new(ctx.shared.config.busy_poll);
     let shared = ctx.shared.clone();
-    let _running = shared.spinners.running();
+    // Counted as running (for the busy-poll policy) once its client
+    // answers: silent transfers keep no CPU busy, and a flood of them must
+    // not stop the answering ones from spinning.
+    let mut _running = None;
     let mut waits = 0u64;
     loop {
+        if !established && !m.is_finished() {
+            if ctx.evicted() || (m.answered() && !ctx.establish()) {
+                m.abort(ErrorCode::NotDefined, EVICTED);
+            } else if m.answered() {
+                established = true;
+                _running = Some(shared.spinners.running());
+            }
+        }
         while !eof && m.wants() > 0 {
-            match source.fill(m.wants(), &mut chunk) {
+            // At most a chunk per read: the chunk buffer stays small, and
+            // the window buffer is the only one that grows with it.
+            match source.fill(m.wants().min(READ_CHUNK), &mut chunk) {
                 Ok(e) => {
                     eof = e;
                     m.supply(&chunk, e);
@@ -777,13 +1172,20 @@ fn read_loop(
             continue;
         }
         let now = Instant::now();
+        // A half-open transfer looks for an eviction often, so that the
+        // request it made room for does not wait on it.
+        let poll = if established {
+            STOP_POLL
+        } else {
+            HALF_OPEN_POLL
+        };
         let wait = m
             .poll_timeout()
-            .map_or(STOP_POLL, |d| d.saturating_duration_since(now))
-            .min(STOP_POLL);
-        // Spin first when the policy wants to and a slot is free.
-        let mut spin = port
-            .can_spin()
+            .map_or(poll, |d| d.saturating_duration_since(now))
+            .min(poll);
+        // Spin first when the policy wants to and a slot is free (never for
+        // a client that has not answered yet).
+        let mut spin = (established && port.can_spin())
             .then(|| busy.budget())
             .filter(|d| !d.is_zero())
             .and_then(|d| shared.spinners.try_take().map(|slot| (d, slot)));
@@ -804,7 +1206,12 @@ fn read_loop(
     );
     let error = match m.outcome() {
         Some(Ok(())) => None,
-        Some(Err(e)) => Some(e.to_string()),
+        Some(Err(e)) => {
+            if matches!(e, TransferError::HalfOpen { .. }) {
+                shared.counters.half_open_dropped();
+            }
+            Some(e.to_string())
+        }
         None => Some("transfer ended early".into()),
     };
     ctx.finish(info, m.stats(), error)
@@ -812,6 +1219,13 @@ fn read_loop(
 
 /// How often a blocked transfer thread looks at the shutdown signal.
 const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// How often a half-open transfer's thread looks whether it was evicted.
+const HALF_OPEN_POLL: Duration = Duration::from_millis(10);
+
+/// Why an evicted transfer ended (sent to its client, and its summary).
+const EVICTED: &str =
+    "server busy: no answer to the first packet, transfer ended to make room for another";
 
 /// A transfer's datagram path for a blocking thread.
 enum Port {
@@ -826,6 +1240,7 @@ enum Port {
     Shared {
         sock: Arc<UdpSocket>,
         rx: mpsc::Receiver<Vec<u8>>,
+        queued: Arc<AtomicUsize>,
         rt: tokio::runtime::Handle,
     },
 }
@@ -839,9 +1254,10 @@ impl Link {
                 sock.set_nonblocking(true)?;
                 Port::Own(sock)
             }
-            Link::Shared { sock, rx } => Port::Shared {
+            Link::Shared { sock, rx, queued } => Port::Shared {
                 sock,
                 rx,
+                queued,
                 rt: tokio::runtime::Handle::current(),
             },
         })
@@ -937,9 +1353,10 @@ impl Port {
                     }
                 }
             }
-            Port::Shared { rx, rt, .. } => {
+            Port::Shared { rx, rt, queued, .. } => {
                 match rt.block_on(tokio::time::timeout(wait, rx.recv())) {
                     Ok(Some(d)) => {
+                        queued.fetch_sub(d.len().max(1), Ordering::AcqRel);
                         buf.clear();
                         buf.extend_from_slice(&d);
                         Receive {
@@ -985,11 +1402,32 @@ fn wait_readable(sock: &std::net::UdpSocket, timeout: Duration) -> bool {
 
 async fn serve_write(mut ctx: TransferCtx, mut link: Link, req: Request) -> TransferSummary {
     let shared = ctx.shared.clone();
+    let cost = write_cost(shared.config.single_port);
+    if ctx.reserve(cost, cost).await.is_none() {
+        let (kind, msg) = ctx.memory_refusal();
+        return ctx
+            .refuse(
+                &link,
+                &req,
+                Direction::Write,
+                ErrorCode::NotDefined,
+                kind,
+                msg,
+            )
+            .await;
+    }
     let upload = match shared.policy.prepare_upload(&req.filename) {
         Ok(u) => u,
         Err(r) => {
             return ctx
-                .refuse(&link, &req, Direction::Write, r.code, r.message)
+                .refuse(
+                    &link,
+                    &req,
+                    Direction::Write,
+                    r.code,
+                    RefusalKind::File,
+                    r.message,
+                )
                 .await
         }
     };
@@ -1002,7 +1440,14 @@ async fn serve_write(mut ctx: TransferCtx, mut link: Link, req: Request) -> Tran
         Ok(n) => n,
         Err(e) => {
             return ctx
-                .refuse(&link, &req, Direction::Write, e.code, e.message)
+                .refuse(
+                    &link,
+                    &req,
+                    Direction::Write,
+                    e.code,
+                    RefusalKind::BadRequest,
+                    e.message,
+                )
                 .await
         }
     };
@@ -1032,7 +1477,16 @@ async fn serve_write(mut ctx: TransferCtx, mut link: Link, req: Request) -> Tran
     let mut timer = LazyTimer::new();
     let mut last_progress = Instant::now();
     let mut write_error: Option<String> = None;
+    let mut established = false;
+    let eviction = ctx.eviction.clone();
     loop {
+        if !established && !m.is_finished() {
+            if ctx.evicted() || (m.answered() && !ctx.establish()) {
+                m.abort(ErrorCode::NotDefined, EVICTED);
+            } else if m.answered() {
+                established = true;
+            }
+        }
         while m.poll_transmit(&mut out) {
             link.send(&out, ctx.peer).await;
         }
@@ -1048,6 +1502,10 @@ async fn serve_write(mut ctx: TransferCtx, mut link: Link, req: Request) -> Tran
             n = link.recv(&mut inbuf, ctx.peer) => {
                 if let Received::Store(range) = m.handle_packet(&inbuf[..n], Instant::now()) {
                     let data = &inbuf[range];
+                    if pending.capacity() == 0 {
+                        // Once, what `write_cost` counts: no doubling past it.
+                        pending.reserve_exact(WRITE_FLUSH + MAX_DATAGRAM);
+                    }
                     match &mut decoder {
                         Some(d) => d.decode(data, &mut pending),
                         None => pending.extend_from_slice(data),
@@ -1058,7 +1516,7 @@ async fn serve_write(mut ctx: TransferCtx, mut link: Link, req: Request) -> Tran
                             d.finish(&mut pending);
                         }
                     }
-                    if pending.len() >= 256 * 1024 || complete {
+                    if pending.len() >= WRITE_FLUSH || complete {
                         if let Some(u) = upload.as_mut() {
                             if let Err(e) = u.file().write_all(&pending) {
                                 write_error = Some(format!("write error: {e}"));
@@ -1087,6 +1545,7 @@ async fn serve_write(mut ctx: TransferCtx, mut link: Link, req: Request) -> Tran
                 }
             }
             _ = timer.fired() => m.handle_timeout(Instant::now()),
+            _ = eviction.wait(), if !established => {}
             _ = ctx.stop.changed() => {
                 if !m.is_complete() {
                     m.abort(ErrorCode::NotDefined, "server shutting down");
@@ -1100,7 +1559,12 @@ async fn serve_write(mut ctx: TransferCtx, mut link: Link, req: Request) -> Tran
         (_, Some(e)) => Some(e),
         (Some(Ok(())), None) if committed => None,
         (Some(Ok(())), None) => Some("upload not stored".into()),
-        (Some(Err(e)), None) => Some(e.to_string()),
+        (Some(Err(e)), None) => {
+            if matches!(e, TransferError::HalfOpen { .. }) {
+                shared.counters.half_open_dropped();
+            }
+            Some(e.to_string())
+        }
         (None, None) => Some("transfer ended early".into()),
     };
     ctx.finish(info, m.stats(), error)

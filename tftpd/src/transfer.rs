@@ -51,6 +51,20 @@ pub struct TransferConfig {
     /// receives again (it re-adds buffers without notifying the device), so
     /// for boot loaders overflowing the ring is not a loss but a dead link.
     pub rx_frames: Option<u16>,
+    /// How a transfer whose client has not answered anything yet (a
+    /// *half-open* transfer) is treated, or `None` to treat it like any
+    /// other (the machine's default, for hand-driven use). With
+    /// `Some(limit)`, which servers use ([`DEFAULT_HALF_OPEN`]):
+    /// - a read reads no file data ahead: nothing before the OACK is
+    ///   acknowledged, only block 1 without options;
+    /// - the first packet is repeated on a timer of its own, from
+    ///   [`FIRST_PACKET_RTO`] doubling (within `rto.min`..`rto.max`),
+    ///   since there is no round-trip sample yet;
+    /// - the transfer is dropped ([`TransferError::HalfOpen`]) once
+    ///   `limit`, and at least two such timer intervals, passed without an
+    ///   answer, instead of after the give-up schedule meant for a transfer
+    ///   that was making progress.
+    pub half_open: Option<Duration>,
 }
 
 impl Default for TransferConfig {
@@ -61,9 +75,27 @@ impl Default for TransferConfig {
             give_up_after: Duration::from_secs(30),
             dally: Duration::from_secs(1),
             rx_frames: Some(DEFAULT_RX_FRAMES),
+            half_open: None,
         }
     }
 }
+
+/// Default half-open limit of servers ([`TransferConfig::half_open`]).
+/// Real clients, U-Boot included, answer the first packet within
+/// milliseconds; two seconds cover four transmissions of it (at 0, 250,
+/// 750 and 1750 ms), so on a link losing 5 % each way a live client is
+/// dropped with a probability of about 1 in 10,000 (each exchange fails
+/// with 1 − 0.95², about 10 %), and a client that lost them all
+/// retransmits its request. A silent or spoofed request holds its slot
+/// for 2 s instead of the 30 s give-up schedule.
+pub const DEFAULT_HALF_OPEN: Duration = Duration::from_secs(2);
+
+/// The first packet's retransmission timer while the client has not
+/// answered (no round-trip sample exists yet), doubling per repeat; see
+/// [`TransferConfig::half_open`]. A quarter second is far above any LAN
+/// round trip and a boot loader's reaction, so a repeat is rarely
+/// spurious, and short enough that a lost first packet costs little.
+pub const FIRST_PACKET_RTO: Duration = Duration::from_millis(250);
 
 /// Default receive ring assumed for clients: U-Boot's virtio-net holds 32
 /// frames, and boot loaders' drivers rarely hold more.
@@ -101,6 +133,24 @@ impl TransferConfig {
 }
 
 impl TransferConfig {
+    /// The first packet's timer after `repeats` unanswered repeats, with
+    /// the half-open treatment on.
+    fn first_packet_timeout(&self, repeats: u32) -> Duration {
+        let max = self.rto.max.max(self.rto.min);
+        FIRST_PACKET_RTO
+            .saturating_mul(1u32 << repeats.min(16))
+            .clamp(self.rto.min, max)
+    }
+
+    /// How long a transfer may stay half-open: the configured limit, and
+    /// never less than two intervals of the first packet's timer (so a
+    /// slower configured timer stretches it: the first packet always goes
+    /// out at least twice and the repeat gets a whole interval).
+    pub fn half_open_limit(&self) -> Option<Duration> {
+        self.half_open
+            .map(|h| h.max(self.first_packet_timeout(0) * 2))
+    }
+
     /// Applies a client's `timeout` option: RFC 2349 means it as the
     /// retransmission interval, so the timer never waits longer than that
     /// (it usually waits far less: it follows the measured round trip), and
@@ -136,6 +186,15 @@ pub enum TransferError {
         code: u16,
         /// Message sent by the peer.
         message: String,
+    },
+    /// The client never answered the first packet (a half-open transfer,
+    /// see [`TransferConfig::half_open`]).
+    #[error("the client never answered ({sends} transmissions of the first packet in {elapsed:.1?}): dropped as half-open")]
+    HalfOpen {
+        /// Time since the transfer started.
+        elapsed: Duration,
+        /// Transmissions of the first packet.
+        sends: u32,
     },
     /// The peer broke the protocol.
     #[error("protocol violation: {0}")]
@@ -270,6 +329,10 @@ pub struct ReadTransfer {
     /// the ring drained.
     blocked_until: Option<Instant>,
     last_progress: Instant,
+    /// When the transfer started (the half-open limit counts from here).
+    started: Instant,
+    /// Whether the client has said anything from its TID.
+    answered: bool,
     pending_error: Option<Vec<u8>>,
     stats: TransferStats,
     error: Option<TransferError>,
@@ -319,6 +382,17 @@ const MIN_BURST: u64 = 2;
 /// Read-ahead granularity: file reads are at least this large.
 pub const READ_CHUNK: usize = 64 * 1024;
 
+/// Most file bytes a read transfer with this block size and window ever
+/// buffers: the window, the block after everything sent (a recovery
+/// round's last), one more, since a recovery round may have sent one
+/// block past the window, and the rounding of a read up to
+/// [`READ_CHUNK`]. For the largest request a client can make under the
+/// default caps (blksize 65464, window 64) that is 4.2 MiB; for U-Boot's
+/// (1468, 15) 89 KiB.
+pub fn window_buffer(blksize: u16, window: u16) -> usize {
+    (usize::from(window.max(1)) + 2) * usize::from(blksize) + READ_CHUNK
+}
+
 impl ReadTransfer {
     /// Starts a read transfer after negotiation. The first packet (OACK or
     /// DATA 1) is ready to send once enough data is supplied.
@@ -367,11 +441,29 @@ impl ReadTransfer {
             last_send_at: None,
             blocked_until: None,
             last_progress: now,
+            started: now,
+            answered: false,
             pending_error: None,
             stats: TransferStats::default(),
             error: None,
             now,
         }
+    }
+
+    /// Whether the client has answered anything yet (an ACK or an ERROR
+    /// from its TID); until then the transfer is half-open.
+    pub fn answered(&self) -> bool {
+        self.answered
+    }
+
+    /// Whether the half-open treatment applies now.
+    fn half_open(&self) -> bool {
+        !self.answered && self.cfg.half_open.is_some()
+    }
+
+    /// Most bytes the transfer ever buffers: see [`window_buffer`].
+    pub fn buffer_limit(&self) -> usize {
+        window_buffer(self.blksize as u16, self.window as u16)
     }
 
     /// Whether the receive budget allows one more DATA packet now. When it
@@ -467,6 +559,14 @@ impl ReadTransfer {
         if self.eof || matches!(self.phase, Phase::Done | Phase::Failed) {
             return 0;
         }
+        if self.half_open() {
+            // No read-ahead for a client that has not answered: nothing
+            // behind the OACK, only the first block without one.
+            return match self.phase {
+                Phase::Data => self.blksize.saturating_sub(self.buf.len()),
+                _ => 0,
+            };
+        }
         let buffered_end = self.buf_start + self.buf.len() as u64;
         // The window, and one block past everything sent (recovery probe).
         let last_wanted = (self.acked + self.window).max(self.sent_max) + 1;
@@ -474,11 +574,25 @@ impl ReadTransfer {
         if buffered_end >= window_end {
             return 0;
         }
-        ((window_end - buffered_end) as usize).max(READ_CHUNK)
+        ((window_end - buffered_end) as usize)
+            .max(READ_CHUNK)
+            .min(self.buffer_limit().saturating_sub(self.buf.len()))
     }
 
     /// Appends file bytes; `eof` marks the end of the file.
     pub fn supply(&mut self, data: &[u8], eof: bool) {
+        let need = self.buf.len() + data.len();
+        if need > self.buf.capacity() {
+            // Grow once to the bound instead of doubling past it, so the
+            // memory a transfer holds is what `buffer_limit` says. (Before
+            // the client answered, only what was asked for.)
+            let target = if self.half_open() {
+                need
+            } else {
+                need.max(self.buffer_limit())
+            };
+            self.buf.reserve_exact(target - self.buf.len());
+        }
         self.buf.extend(data);
         self.eof |= eof;
     }
@@ -630,6 +744,9 @@ impl ReadTransfer {
     /// a timeout that fires then resends and disturbs the client's window
     /// for nothing, where in lock-step it costs one repeated block.
     fn timeout(&self) -> Duration {
+        if self.half_open() {
+            return self.cfg.first_packet_timeout(self.timeouts);
+        }
         let t = self.rto.timeout();
         if self.window > 1 {
             t.max(WINDOW_RTO_MIN.min(self.cfg.rto.max))
@@ -642,11 +759,19 @@ impl ReadTransfer {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.phase {
             Phase::Done | Phase::Failed => None,
-            _ => match (self.deadline, self.blocked_until) {
-                (Some(d), Some(b)) => Some(d.min(b)),
-                (d, b) => d.or(b),
-            },
+            _ => [self.deadline, self.blocked_until, self.half_open_deadline()]
+                .into_iter()
+                .flatten()
+                .min(),
         }
+    }
+
+    /// When a transfer still half-open is dropped.
+    fn half_open_deadline(&self) -> Option<Instant> {
+        if self.answered {
+            return None;
+        }
+        self.cfg.half_open_limit().map(|l| self.started + l)
     }
 
     /// Advances the clock without an event (e.g. after a read completed).
@@ -661,12 +786,22 @@ impl ReadTransfer {
             // poll_transmit finds the wait over and sends again.
             self.blocked_until = None;
         }
+        if matches!(self.phase, Phase::Done | Phase::Failed) {
+            return;
+        }
+        if self.half_open_deadline().is_some_and(|d| now >= d) {
+            self.fail(
+                TransferError::HalfOpen {
+                    elapsed: now.saturating_duration_since(self.started),
+                    sends: self.timeouts + 1,
+                },
+                Some((ErrorCode::NotDefined, "no answer: transfer dropped")),
+            );
+            return;
+        }
         match self.deadline {
             Some(d) if now >= d => {}
             _ => return,
-        }
-        if matches!(self.phase, Phase::Done | Phase::Failed) {
-            return;
         }
         let idle = now.saturating_duration_since(self.last_progress);
         if self.timeouts >= self.cfg.max_retries && idle >= self.cfg.give_up_after {
@@ -789,6 +924,9 @@ impl ReadTransfer {
                 return;
             }
         };
+        if matches!(pkt, Packet::Ack { .. } | Packet::Error { .. }) {
+            self.answered = true;
+        }
         match pkt {
             Packet::Ack { block } => self.on_ack(block),
             Packet::Error { code, message } => {
@@ -967,10 +1105,14 @@ impl ReadTransfer {
         self.stats
     }
 
-    /// Bytes currently buffered (bounded by window × block size plus one
-    /// read chunk).
+    /// Bytes currently buffered (at most [`ReadTransfer::buffer_limit`]).
     pub fn buffered(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Bytes of memory the file buffer holds (its capacity).
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
     }
 }
 
@@ -1000,6 +1142,10 @@ pub struct WriteTransfer {
     deadline: Option<Instant>,
     timeouts: u32,
     last_progress: Instant,
+    /// When the transfer started (the half-open limit counts from here).
+    started: Instant,
+    /// Whether the client has said anything from its TID.
+    answered: bool,
     dally_until: Option<Instant>,
     pending_error: Option<Vec<u8>>,
     stats: TransferStats,
@@ -1045,6 +1191,8 @@ impl WriteTransfer {
             deadline: None,
             timeouts: 0,
             last_progress: now,
+            started: now,
+            answered: false,
             dally_until: None,
             pending_error: None,
             stats: TransferStats::default(),
@@ -1076,9 +1224,33 @@ impl WriteTransfer {
         }
         self.last_ack_sent = Some((self.received, self.now, retransmit));
         if !self.complete {
-            self.deadline = Some(self.now + self.rto.timeout());
+            self.deadline = Some(self.now + self.timeout());
         }
         true
+    }
+
+    /// Whether the client has sent anything yet (DATA or an ERROR from its
+    /// TID); until then the transfer is half-open.
+    pub fn answered(&self) -> bool {
+        self.answered
+    }
+
+    /// The retransmission timeout: the first packet's own timer while
+    /// half-open (see [`TransferConfig::half_open`]), else the adaptive one.
+    fn timeout(&self) -> Duration {
+        if !self.answered && self.cfg.half_open.is_some() {
+            self.cfg.first_packet_timeout(self.timeouts)
+        } else {
+            self.rto.timeout()
+        }
+    }
+
+    /// When a transfer still half-open is dropped.
+    fn half_open_deadline(&self) -> Option<Instant> {
+        if self.answered {
+            return None;
+        }
+        self.cfg.half_open_limit().map(|l| self.started + l)
     }
 
     /// When [`WriteTransfer::handle_timeout`] must be called next.
@@ -1086,7 +1258,10 @@ impl WriteTransfer {
         match self.phase {
             Phase::Failed => None,
             Phase::Done => self.dally_until,
-            _ => self.deadline,
+            _ => match (self.deadline, self.half_open_deadline()) {
+                (Some(d), Some(h)) => Some(d.min(h)),
+                (d, h) => d.or(h),
+            },
         }
     }
 
@@ -1097,6 +1272,16 @@ impl WriteTransfer {
             if self.dally_until.is_some_and(|d| now >= d) {
                 self.dally_until = None;
             }
+            return;
+        }
+        if self.phase == Phase::Data && self.half_open_deadline().is_some_and(|d| now >= d) {
+            self.fail(
+                TransferError::HalfOpen {
+                    elapsed: now.saturating_duration_since(self.started),
+                    sends: self.timeouts + 1,
+                },
+                Some((ErrorCode::NotDefined, "no answer: transfer dropped")),
+            );
             return;
         }
         match self.deadline {
@@ -1143,6 +1328,9 @@ impl WriteTransfer {
                 return Received::Nothing;
             }
         };
+        if matches!(pkt, Packet::Data { .. } | Packet::Error { .. }) {
+            self.answered = true;
+        }
         match pkt {
             Packet::Data { block, data } => self.on_data(block, data.len()),
             Packet::Error { code, message } => {

@@ -692,3 +692,185 @@ fn budget_cut_recovery_burst_ends_with_a_clock_probe() {
     t.handle_packet(&ack(4), t0 + ms(3));
     assert_eq!(t.stats().drain_waits, 0);
 }
+
+// ------------------------- half-open transfers ----------------------------
+
+fn half_open_cfg() -> TransferConfig {
+    TransferConfig {
+        half_open: Some(DEFAULT_HALF_OPEN),
+        ..TransferConfig::default()
+    }
+}
+
+#[test]
+fn no_read_ahead_before_the_client_answers() {
+    let t0 = Instant::now();
+    // With options: nothing at all before the OACK is acknowledged.
+    let n = neg(&[("blksize", "1024"), ("windowsize", "16")], 1 << 20);
+    let mut t = ReadTransfer::new(&n, half_open_cfg(), t0);
+    assert_eq!(t.wants(), 0, "no file data behind an OACK");
+    assert_eq!(drain(&mut t).len(), 1, "the OACK needs none");
+    t.handle_packet(&ack(0), t0 + ms(1));
+    assert!(t.answered());
+    assert!(
+        t.wants() >= 16 * 1024,
+        "the window once the client answered"
+    );
+    // Without options: block 1 only.
+    let file = vec![5u8; 4000];
+    let mut t = ReadTransfer::new(&Negotiated::plain(), half_open_cfg(), t0);
+    assert_eq!(t.wants(), 512);
+    let mut pos = 0;
+    feed(&mut t, &file, &mut pos);
+    assert_eq!(t.buffered(), 512);
+    assert_eq!(t.buffer_capacity(), 512, "no spare capacity either");
+    assert_eq!(drain(&mut t), vec![data(1, &file[..512])]);
+    t.handle_packet(&ack(1), t0 + ms(1));
+    feed(&mut t, &file, &mut pos);
+    assert_eq!(drain(&mut t), vec![data(2, &file[512..1024])]);
+    assert!(t.buffer_capacity() <= t.buffer_limit());
+}
+
+#[test]
+fn silent_client_is_dropped_after_the_half_open_limit() {
+    let t0 = Instant::now();
+    let n = neg(&[("blksize", "1468"), ("windowsize", "8")], 100_000);
+    let mut t = ReadTransfer::new(&n, half_open_cfg(), t0);
+    let mut sends = vec![];
+    let mut now = t0;
+    sends.extend(drain(&mut t).into_iter().map(|_| now - t0));
+    while let Some(d) = t.poll_timeout() {
+        now = d;
+        t.handle_timeout(now);
+        sends.extend(drain(&mut t).iter().filter(|p| p[1] == 6).map(|_| now - t0));
+    }
+    // The OACK at 0, 250, 750 and 1750 ms (its own timer, doubling), then
+    // dropped at 2 s with an ERROR, long before the 30 s give-up.
+    assert_eq!(sends, vec![ms(0), ms(250), ms(750), ms(1750)]);
+    assert_eq!(now - t0, DEFAULT_HALF_OPEN);
+    match t.outcome() {
+        Some(Err(TransferError::HalfOpen { sends, elapsed })) => {
+            assert_eq!(sends, 4);
+            assert_eq!(elapsed, DEFAULT_HALF_OPEN);
+        }
+        o => panic!("{o:?}"),
+    }
+    assert_eq!(t.stats().bytes, 0);
+}
+
+#[test]
+fn a_late_first_answer_keeps_the_transfer_and_the_normal_schedule() {
+    let t0 = Instant::now();
+    let file = vec![6u8; 2000];
+    let mut t = ReadTransfer::new(&Negotiated::plain(), half_open_cfg(), t0);
+    let mut pos = 0;
+    feed(&mut t, &file, &mut pos);
+    drain(&mut t);
+    // DATA 1 and its first repeat are lost; the client answers the second.
+    let d = t.poll_timeout().unwrap();
+    t.handle_timeout(d);
+    assert_eq!(drain(&mut t).len(), 1);
+    let d = t.poll_timeout().unwrap();
+    assert_eq!(d - t0, ms(750));
+    t.handle_timeout(d);
+    assert_eq!(drain(&mut t).len(), 1);
+    t.handle_packet(&ack(1), d + ms(1));
+    feed(&mut t, &file, &mut pos);
+    assert_eq!(drain(&mut t), vec![data(2, &file[512..1024])]);
+    // No half-open deadline any more: silence now follows the give-up
+    // schedule of a transfer that made progress (the limit was 2 s).
+    let mut now = d;
+    while let Some(next) = t.poll_timeout() {
+        now = next;
+        t.handle_timeout(now);
+        drain(&mut t);
+    }
+    assert!(now - t0 >= Duration::from_secs(30), "{:?}", now - t0);
+    assert!(matches!(
+        t.outcome(),
+        Some(Err(TransferError::Timeout { block: 2, .. }))
+    ));
+}
+
+#[test]
+fn half_open_limit_stretches_with_a_slower_timer() {
+    // A 3 s timer floor (the raw-client tests' setting): the first packet
+    // still goes out twice and its repeat gets a whole interval.
+    let cfg = TransferConfig {
+        rto: crate::rto::RtoConfig {
+            initial: Duration::from_secs(3),
+            min: Duration::from_secs(3),
+            max: Duration::from_secs(3),
+        },
+        ..half_open_cfg()
+    };
+    assert_eq!(cfg.half_open_limit(), Some(Duration::from_secs(6)));
+    assert_eq!(half_open_cfg().half_open_limit(), Some(DEFAULT_HALF_OPEN));
+    assert_eq!(TransferConfig::default().half_open_limit(), None);
+}
+
+#[test]
+fn silent_uploader_is_dropped_after_the_half_open_limit() {
+    let t0 = Instant::now();
+    let mut t = WriteTransfer::new(&Negotiated::plain(), 1 << 20, half_open_cfg(), t0);
+    assert_eq!(wdrain(&mut t), vec![ack(0)]);
+    let mut acks = 1;
+    let mut now = t0;
+    while let Some(d) = t.poll_timeout() {
+        now = d;
+        t.handle_timeout(now);
+        acks += wdrain(&mut t).iter().filter(|p| p[1] == 4).count();
+    }
+    assert_eq!(acks, 4);
+    assert_eq!(now - t0, DEFAULT_HALF_OPEN);
+    assert!(matches!(
+        t.outcome(),
+        Some(Err(TransferError::HalfOpen { sends: 4, .. }))
+    ));
+    // One that sends its first block in time is kept.
+    let mut t = WriteTransfer::new(&Negotiated::plain(), 1 << 20, half_open_cfg(), t0);
+    wdrain(&mut t);
+    t.handle_packet(&data(1, &[0; 512]), t0 + ms(1900));
+    assert!(t.answered());
+    let d = t.poll_timeout().unwrap();
+    t.handle_timeout(d);
+    assert!(t.outcome().is_none(), "still running after the limit");
+}
+
+#[test]
+fn window_buffer_bounds_what_is_buffered_and_reserved() {
+    let t0 = Instant::now();
+    assert_eq!(window_buffer(65464, 64), 66 * 65464 + READ_CHUNK);
+    assert_eq!(window_buffer(1468, 15), 17 * 1468 + READ_CHUNK);
+    let n = neg(&[("blksize", "8"), ("windowsize", "4")], 4000);
+    let file: Vec<u8> = (0..4000).map(|i| i as u8).collect();
+    let mut t = ReadTransfer::new(&n, half_open_cfg(), t0);
+    let mut pos = 0;
+    drain(&mut t);
+    t.handle_packet(&ack(0), t0);
+    // A receiver that takes blocks in order, losing the second packet of
+    // every third burst, and ACKs what it holds after each burst.
+    let mut have = 0u16;
+    for round in 0..2000u64 {
+        feed(&mut t, &file, &mut pos);
+        assert!(t.buffered() <= t.buffer_limit());
+        assert_eq!(t.buffer_capacity(), t.buffer_limit(), "grown once, exactly");
+        let sent = drain(&mut t);
+        if sent.is_empty() {
+            let d = t.poll_timeout().unwrap();
+            t.handle_timeout(d);
+            continue;
+        }
+        for (i, p) in sent.iter().enumerate() {
+            let b = u16::from_be_bytes([p[2], p[3]]);
+            if b == have + 1 && !(round % 3 == 0 && i == 1) {
+                have = b;
+            }
+        }
+        t.handle_packet(&ack(have), t0 + ms(round));
+        if t.is_finished() {
+            break;
+        }
+    }
+    assert_eq!(t.outcome(), Some(Ok(())));
+}

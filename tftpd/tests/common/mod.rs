@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lmx_tftpd::policy::PolicySpec;
-use lmx_tftpd::{Event, Policy, Server, ServerConfig, TransferSummary};
+use lmx_tftpd::{Counters, Event, Policy, Server, ServerConfig, TransferSummary};
 use sha2::{Digest, Sha256};
 
 /// A running server; stops (and returns summaries) on [`TestServer::stop`].
@@ -19,6 +19,8 @@ pub struct TestServer {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<Vec<TransferSummary>>>,
     pub events: Arc<Mutex<Vec<Event>>>,
+    /// The server's refusal counts and memory budget.
+    pub counters: Arc<Counters>,
 }
 
 impl TestServer {
@@ -39,7 +41,9 @@ impl TestServer {
                     .await
                     .expect("bind")
                     .with_events(tx);
-                addr_tx.send(server.local_addrs()[0]).unwrap();
+                addr_tx
+                    .send((server.local_addrs()[0], server.counters()))
+                    .unwrap();
                 let collector = tokio::spawn(async move {
                     while let Some(e) = rx.recv().await {
                         ev.lock().unwrap().push(e);
@@ -63,7 +67,7 @@ impl TestServer {
                 s
             })
         });
-        let addr = addr_rx
+        let (addr, counters) = addr_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("server start");
         TestServer {
@@ -71,6 +75,7 @@ impl TestServer {
             stop: Some(stop_tx),
             thread: Some(thread),
             events,
+            counters,
         }
     }
 
@@ -338,4 +343,118 @@ pub fn error_code(p: &[u8]) -> u16 {
 
 pub fn error_message(p: &[u8]) -> String {
     String::from_utf8_lossy(&p[4..p.len() - 1]).into_owned()
+}
+
+/// What [`raw_fetch`] got.
+#[derive(Debug)]
+pub struct Fetched {
+    pub bytes: u64,
+    pub sha256: String,
+    /// The window the server granted (its OACK).
+    pub window: u16,
+}
+
+/// A windowed fetch by a minimal RFC 7440 client bound to `bind` (e.g.
+/// `127.0.0.2:0`, another loopback address than a flood's): ACKs at each
+/// window's end, once per gap like U-Boot, and again after 200 ms of
+/// silence. Hashes the data instead of keeping it. Fails with the
+/// server's ERROR message, or when `limit` passes.
+pub fn raw_fetch(
+    bind: &str,
+    server: SocketAddr,
+    name: &[u8],
+    blksize: u16,
+    window: u16,
+    limit: Duration,
+) -> Result<Fetched, String> {
+    let sock = UdpSocket::bind(bind).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut rrq = vec![0, 1];
+    rrq.extend_from_slice(name);
+    rrq.extend_from_slice(b"\0octet\0blksize\0");
+    rrq.extend_from_slice(blksize.to_string().as_bytes());
+    rrq.extend_from_slice(b"\0windowsize\0");
+    rrq.extend_from_slice(window.to_string().as_bytes());
+    rrq.push(0);
+    let start = std::time::Instant::now();
+    let mut buf = vec![0u8; 70000];
+    let mut tid: Option<SocketAddr> = None;
+    let (mut blksize, mut window) = (blksize as usize, window);
+    let mut have: u16 = 0;
+    let mut bytes = 0u64;
+    let mut nacked: Option<u16> = None;
+    let mut hasher = Sha256::new();
+    let ack_of = |b: u16, sock: &UdpSocket, to: SocketAddr| {
+        sock.send_to(&ack(b), to).unwrap();
+    };
+    sock.send_to(&rrq, server).unwrap();
+    loop {
+        if start.elapsed() > limit {
+            return Err(format!("no complete file within {limit:?} ({bytes} bytes)"));
+        }
+        let (n, from) = match sock.recv_from(&mut buf) {
+            Ok(v) => v,
+            Err(_) => {
+                match tid {
+                    Some(t) => ack_of(have, &sock, t),
+                    None => sock.send_to(&rrq, server).map(|_| ()).unwrap(),
+                }
+                continue;
+            }
+        };
+        if tid.is_some_and(|t| t != from) {
+            continue;
+        }
+        let p = &buf[..n];
+        match u16::from_be_bytes([p[0], p[1]]) {
+            5 => return Err(error_message(p)),
+            6 if tid.is_none() => {
+                tid = Some(from);
+                let fields: Vec<&[u8]> = p[2..].split(|&c| c == 0).collect();
+                for kv in fields.chunks(2) {
+                    if let [k, v] = kv {
+                        let v: usize = String::from_utf8_lossy(v).parse().unwrap_or(0);
+                        match *k {
+                            b"blksize" => blksize = v,
+                            b"windowsize" => window = v as u16,
+                            _ => {}
+                        }
+                    }
+                }
+                ack_of(0, &sock, from);
+            }
+            3 => {
+                let t = *tid.get_or_insert(from);
+                let b = u16::from_be_bytes([p[2], p[3]]);
+                if b != have.wrapping_add(1) {
+                    if nacked != Some(have) {
+                        nacked = Some(have);
+                        ack_of(have, &sock, t);
+                    }
+                    continue;
+                }
+                have = b;
+                hasher.update(&p[4..]);
+                bytes += (n - 4) as u64;
+                if n - 4 < blksize {
+                    ack_of(have, &sock, t);
+                    let sha256 = hasher
+                        .finalize()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    return Ok(Fetched {
+                        bytes,
+                        sha256,
+                        window,
+                    });
+                }
+                if have % window.max(1) == 0 {
+                    ack_of(have, &sock, t);
+                }
+            }
+            _ => {}
+        }
+    }
 }
