@@ -313,6 +313,8 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
         let mut refused: Option<String> = None;
         let mut server_error: Option<String> = None;
         let mut in_transfer = false;
+        // Whether lmx's server saw this file's transfer complete.
+        let mut served = false;
         let deadline = tokio::time::Instant::now() + self.opts.timeout;
         let result = {
             let exec = self.shell.exec(&cmd, limit);
@@ -333,6 +335,7 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
                             self.report.transfer_progress(bytes);
                         }
                         Some(Event::Finished(s)) if s.info.client.ip() == board => {
+                            served |= s.info.file == l.file;
                             if in_transfer { self.report.transfer_end(true); in_transfer = false; }
                             tracing::debug!(retransmits = s.retransmits, "transfer finished");
                         }
@@ -409,7 +412,9 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
             }
         }
         let load_time = t.elapsed();
-        self.verify(&step, l.addr, l.size, l.crc32, &l.file).await?;
+        if let Err(failure) = self.verify(&step, l.addr, l.size, l.crc32, &l.file).await {
+            return Err(self.unless_never_served(failure, l, served, refused).await);
+        }
         let total = t.elapsed();
         self.say(&format!(
             "    ok: {} bytes in {:.3} s ({:.1} MiB/s), filesize and crc32 {:08x} match",
@@ -423,6 +428,54 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
             total,
         );
         Ok(())
+    }
+
+    /// A load that did not verify, told accurately when lmx's server never
+    /// completed the file's transfer: some vendor builds (GL.iNet's 1.1.4)
+    /// print nothing at all on a TFTP error and return to the prompt, and
+    /// `${filesize}` then still holds the previous load's size, which is
+    /// not "the file changed after the plan was made". The server's last
+    /// events may trail U-Boot's prompt, so they are read for a moment
+    /// before deciding.
+    async fn unless_never_served(
+        &mut self,
+        failure: StepFailure,
+        l: &LoadStep,
+        mut served: bool,
+        refused: Option<String>,
+    ) -> StepFailure {
+        let board = IpAddr::V4(self.net.board_ip);
+        let grace = tokio::time::Instant::now() + Duration::from_millis(500);
+        while !served {
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    Some(Event::Finished(s)) if s.info.client.ip() == board && s.info.file == l.file => served = true,
+                    Some(_) => {}
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(grace) => break,
+            }
+        }
+        if served {
+            return failure;
+        }
+        let why = refused.unwrap_or_else(|| {
+            format!(
+                "lmx's TFTP server saw no complete transfer of {} to {}",
+                l.file, self.net.board_ip
+            )
+        });
+        StepFailure::new(
+            failure.step,
+            l.command(),
+            format!("U-Boot returned to its prompt, but {why}; ${{filesize}} is not this file's (not booting)"),
+            format!(
+                "U-Boot did not get the file although it printed no error (some vendor builds stay silent on a TFTP error): check serverip and the cable, and that the board asks for {} (lmx serves only {})",
+                l.file,
+                self.served_names()
+            ),
+        )
+        .with_tail(self.shell.machine().tail())
     }
 
     fn served_names(&self) -> String {
