@@ -239,7 +239,7 @@ fn g_watch_resets_the_board_and_boots_again_after_a_change() {
     let _vm = one_vm();
     let inputs = testbed_inputs();
     let rootfs = inputs.path().join("rootfs.squashfs");
-    Watch::cycle(
+    let transcript = Watch::cycle(
         &[
             "tftpboot",
             "--board",
@@ -259,6 +259,27 @@ fn g_watch_resets_the_board_and_boots_again_after_a_change() {
         "qemu-aarch64",
         &rootfs,
         Duration::from_secs(120),
+    );
+    // The re-run after `reboot -f` (RAM kept) checks each file in place:
+    // the rootfs (a no-map phram region nobody wrote) still matches and is
+    // not sent again; the kernel ran in place and changed its own memory,
+    // so it is loaded again.
+    assert_eq!(
+        transcript
+            .matches("==> tftpboot 0x44000000 rootfs.squashfs")
+            .count(),
+        1,
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains("rootfs.squashfs: already at 0x44000000")
+            && transcript.contains("verified in place, not loaded"),
+        "{transcript}"
+    );
+    assert_eq!(
+        transcript.matches("==> tftpboot 0x40400000 Image").count(),
+        2,
+        "{transcript}"
     );
 }
 

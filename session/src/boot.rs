@@ -68,6 +68,12 @@ pub struct RunOptions {
     pub marker: String,
     /// Time from the kernel banner to the marker.
     pub marker_timeout: Duration,
+    /// Before each load, ask U-Boot for the `crc32` of the planned region
+    /// at the planned size and skip the load when it already holds the
+    /// planned bytes (a re-run into a board reset without power loss,
+    /// e.g. `--watch`). Never for a first boot after power-on, whose RAM
+    /// holds whatever it holds; only where the board has `crc32`.
+    pub verify_in_place: bool,
     /// The user watches the boot (the reporter shows the console): read
     /// the marker's line to its end before reporting, so the shown text
     /// does not run into lmx's next line.
@@ -143,6 +149,12 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
     /// The shell (e.g. for the interactive console afterwards).
     pub fn shell_mut(&mut self) -> &mut UBootShell<T> {
         &mut self.shell
+    }
+
+    /// Turns [`RunOptions::verify_in_place`] on or off for the next runs
+    /// (on for `--watch`'s re-runs after a warm reset).
+    pub fn set_verify_in_place(&mut self, on: bool) {
+        self.opts.verify_in_place = on;
     }
 
     /// The shell, for what follows the run (the interactive console).
@@ -275,7 +287,11 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
                     self.say(&format!("==> setenv {name} ({} line(s))", commands.len()));
                     self.timings.add(format!("setenv {name}"), t.elapsed());
                 }
-                Step::Load(l) => self.load(l).await?,
+                Step::Load(l) => {
+                    if !self.in_place(l).await? {
+                        self.load(l).await?
+                    }
+                }
                 Step::Unpack(u) => self.unpack(u).await?,
                 Step::Boot { command } => {
                     self.boot(command, at_prompt).await?;
@@ -283,6 +299,37 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
             }
         }
         Ok(())
+    }
+
+    /// With [`RunOptions::verify_in_place`]: whether the board's RAM
+    /// already holds `l`'s bytes at its address (then the load is skipped
+    /// and reported as verified in place). The same proof a load gets:
+    /// U-Boot's `crc32` over exactly the planned region equals the plan's.
+    async fn in_place(&mut self, l: &LoadStep) -> Result<bool, StepFailure> {
+        use lmx_boards::Availability;
+        let dialect = self.shell.machine().dialect();
+        if !self.opts.verify_in_place
+            || dialect.inventory.availability("crc32") == Availability::Absent
+        {
+            return Ok(false);
+        }
+        let t = Instant::now();
+        let cmd = format!("crc32 {:#x} {:#x}", l.addr, l.size);
+        let out = self
+            .shell
+            .run(&cmd, Duration::from_secs(30))
+            .await
+            .map_err(|e| StepFailure::shell(&format!("check {} in place", l.file), &cmd, e))?;
+        if output::crc32(&out.text) != Some(l.crc32) {
+            return Ok(false);
+        }
+        self.say(&format!(
+            "==> {}: already at {:#x} (crc32 {:08x} over {} bytes matches): verified in place, not loaded",
+            l.file, l.addr, l.crc32, l.size
+        ));
+        self.timings
+            .add(format!("verify {} in place", l.file), t.elapsed());
+        Ok(true)
     }
 
     fn host_hint(&self) -> String {

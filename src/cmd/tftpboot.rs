@@ -109,6 +109,13 @@ pub struct TftpbootArgs {
     #[arg(long, value_name = "PATH", num_args = 1..)]
     pub watch: Vec<PathBuf>,
 
+    /// Before each load, check with U-Boot's crc32 whether the board's RAM
+    /// already holds the file at its address and skip the load if so (for a
+    /// board reset without power loss since the last boot of the same
+    /// plan). --watch does this on its re-runs by itself.
+    #[arg(long)]
+    pub verify_in_place: bool,
+
     /// How --watch brings the board back to U-Boot: `reboot` (type
     /// `reboot -f` on the running system), `cmd:COMMAND` (a host command,
     /// e.g. a power switch) or `manual` (you reset it).
@@ -269,6 +276,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
         marker_timeout: Duration::from_secs(args.marker_timeout),
         show_boot: args.show_console || !args.no_console,
         listen: bind.to_string(),
+        verify_in_place: args.verify_in_place,
     };
 
     // The console: a VM lmx starts (kept on this thread, which QEMU's
@@ -392,6 +400,9 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
                 ));
             }
             runner.timings = Timings::default();
+            // A warm reset keeps RAM: what still matches in place is not
+            // sent again (each skip proven by U-Boot's crc32).
+            runner.set_verify_in_place(true);
             let result = rt.block_on(async {
                 runner.attach(cycle, false).await?;
                 runner.run(&again.plan).await
