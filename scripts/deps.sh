@@ -18,6 +18,10 @@ TEST_PKGS=(
   xz-utils        # xz / lzma
   util-linux      # setpriv
   tmux            # drives lmx console in a terminal (tests/console_cli.rs)
+  # MIPS cross compilers: the non-VM tests compile kernel-like ELFs with
+  # them (builder/tests/elf_oracle.rs, tests/seed_boards.rs,
+  # tests/build_mips_cli.rs), so the quick tier needs them too.
+  gcc-mips-linux-gnu gcc-mipsel-linux-gnu
 )
 # Peer servers for benchmarks (atftpd and tftpd-hpa conflict: tftpd-hpa is
 # unpacked privately by the benchmark script instead).

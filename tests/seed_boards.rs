@@ -141,41 +141,51 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     v
 }
 
+/// The addresses a `tftpboot` run gives, and the same for `build`.
+const TFTPBOOT_ADDRS: [&str; 4] = ["--board-ip", "192.168.1.1", "--server-ip", "192.168.1.2"];
+const BUILD_ADDRS: [&str; 4] = ["--ipaddr", "192.168.1.1", "--serverip", "192.168.1.2"];
+
+/// `--board B --kernel K --rootfs R --dtb D` with the board's kernel and
+/// DTB made in `t/BOARD/`.
+fn input_args(t: &Path, board: &str, root: &Path) -> Vec<String> {
+    let dir = t.join(board);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (kernel, dtb) = inputs(&dir, board);
+    [
+        "--board",
+        board,
+        "--kernel",
+        s(&kernel),
+        "--rootfs",
+        s(root),
+        "--dtb",
+        s(&dtb),
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `lmx CMD INPUTS REST`.
+fn lmx_with(cmd: &str, inputs: &[String], rest: &[&str]) -> std::process::Output {
+    let mut args = vec![cmd];
+    args.extend(inputs.iter().map(String::as_str));
+    args.extend(rest);
+    lmx(&args)
+}
+
 #[test]
 fn boards_whose_u_boot_cannot_verify_are_refused_with_the_reason() {
     let t = tempfile::tempdir().unwrap();
     let root = rootfs(t.path());
     for (board, phrases) in REFUSED {
-        let dir = t.path().join(board);
-        std::fs::create_dir_all(&dir).unwrap();
-        let (kernel, dtb) = inputs(&dir, board);
-        let inputs = [
-            "--board",
-            board,
-            "--kernel",
-            s(&kernel),
-            "--rootfs",
-            s(&root),
-            "--dtb",
-            s(&dtb),
-        ];
-        for cmd in [
-            vec![
-                "tftpboot",
-                "--board-ip",
-                "192.168.1.1",
-                "--server-ip",
-                "192.168.1.2",
-                "--dry-run",
-            ],
-            vec!["build", "--dry-run"],
-        ] {
-            let args = [&cmd[..1], &inputs[..], &cmd[1..]].concat();
-            let out = lmx(&args);
+        let inputs = input_args(t.path(), board, &root);
+        let tftpboot = [&TFTPBOOT_ADDRS[..], &["--dry-run"]].concat();
+        for (cmd, rest) in [("tftpboot", &tftpboot[..]), ("build", &["--dry-run"][..])] {
+            let out = lmx_with(cmd, &inputs, rest);
             let err = common::flat(&String::from_utf8_lossy(&out.stderr));
-            assert!(!out.status.success(), "{board} {}: planned:\n{err}", cmd[0]);
+            assert!(!out.status.success(), "{board} {cmd}: planned:\n{err}");
             for p in phrases {
-                assert!(err.contains(p), "{board} {}: {p:?} not in\n{err}", cmd[0]);
+                assert!(err.contains(p), "{board} {cmd}: {p:?} not in\n{err}");
             }
             assert!(err.contains("nothing was sent to the board"), "{err}");
         }
@@ -189,34 +199,11 @@ fn every_seed_board_plans_with_only_its_inputs_and_build_agrees() {
     let update = std::env::var_os("LMX_UPDATE_GOLDEN").is_some();
     let mut mismatched = Vec::new();
     for board in BOARDS {
+        let inputs = input_args(t.path(), board, &root);
         let dir = t.path().join(board);
-        std::fs::create_dir_all(&dir).unwrap();
-        let (kernel, dtb) = inputs(&dir, board);
-        let common_args = [
-            "--board",
-            board,
-            "--kernel",
-            s(&kernel),
-            "--rootfs",
-            s(&root),
-            "--dtb",
-            s(&dtb),
-        ];
         let booted = dir.join("tftpboot");
-        let out = lmx(&[
-            &["tftpboot"][..],
-            &common_args,
-            &[
-                "--board-ip",
-                "192.168.1.1",
-                "--server-ip",
-                "192.168.1.2",
-                "--dry-run",
-                "--out",
-                s(&booted),
-            ],
-        ]
-        .concat());
+        let rest = [&TFTPBOOT_ADDRS[..], &["--dry-run", "--out", s(&booted)]].concat();
+        let out = lmx_with("tftpboot", &inputs, &rest);
         let text = format!(
             "{}\n{}",
             String::from_utf8_lossy(&out.stdout),
@@ -226,19 +213,8 @@ fn every_seed_board_plans_with_only_its_inputs_and_build_agrees() {
         assert!(!text.contains("starting virtual board"), "{text}");
 
         let built = dir.join("build");
-        let out = lmx(&[
-            &["build"][..],
-            &common_args,
-            &[
-                "--ipaddr",
-                "192.168.1.1",
-                "--serverip",
-                "192.168.1.2",
-                "--out",
-                s(&built),
-            ],
-        ]
-        .concat());
+        let rest = [&BUILD_ADDRS[..], &["--out", s(&built)]].concat();
+        let out = lmx_with("build", &inputs, &rest);
         assert!(
             out.status.success(),
             "{board}: build:\n{}",

@@ -43,24 +43,36 @@ fn verified_loads(all: &str) -> usize {
         .count()
 }
 
-/// The checks every MIPS twin boot shares; returns the marker line.
-fn assert_booted(r: &Run, compression: &str) -> String {
+/// The kernel's `Kernel command line:` line.
+fn kernel_cmdline(all: &str) -> &str {
+    all.lines()
+        .find(|l| l.contains("Kernel command line:"))
+        .unwrap_or_else(|| panic!("no kernel command line in\n{all}"))
+}
+
+/// What every MIPS twin boot shows: userland reached, the uImage (of
+/// `compression`) and the rootfs both checked by crc32 (no separate DTB
+/// on MIPS), KSEG0 load addresses. Returns the output.
+fn assert_reached_userland(r: &Run, compression: &str) -> String {
     let all = r.all();
     assert!(r.success(), "lmx tftpboot failed:\n{all}");
     assert!(
         all.contains(&format!("userland marker \"{MARKER}\" seen")),
         "{all}"
     );
-    // The uImage and the rootfs, both checked by crc32; no DTB on MIPS.
     assert_eq!(verified_loads(&all), 2, "{all}");
     assert!(all.contains("==> bootm 0x8"), "KSEG0 load address: {all}");
     assert!(all.contains(compression), "{all}");
     assert!(all.contains("MIPS Linux Kernel Image"), "{all}");
+    all
+}
+
+/// The checks every MIPS twin boot with the board's `cmdline` phram
+/// shares; returns the marker line.
+fn assert_booted(r: &Run, compression: &str) -> String {
+    let all = assert_reached_userland(r, compression);
     // Command-line phram at a physical address, the kernel kept below it.
-    let cmdline = all
-        .lines()
-        .find(|l| l.contains("Kernel command line:"))
-        .unwrap_or_else(|| panic!("no kernel command line in\n{all}"));
+    let cmdline = kernel_cmdline(&all);
     assert!(cmdline.contains(" mem="), "{cmdline}");
     assert!(cmdline.contains("phram.phram=phram0,0x"), "{cmdline}");
     assert!(
@@ -367,23 +379,14 @@ fn f_seed_recipe_with_the_dtb_in_the_elf_section_boots_qemu_mips() {
         ],
         Duration::from_secs(600),
     );
-    let all = r.all();
-    assert!(r.success(), "lmx tftpboot failed:\n{all}");
-    assert!(
-        all.contains(&format!("userland marker \"{MARKER}\" seen")),
-        "{all}"
-    );
-    assert_eq!(verified_loads(&all), 2, "{all}");
+    let all = assert_reached_userland(&r, "lzma compressed");
     assert!(
         all.contains("written into the kernel's .appended_dtb section"),
         "{all}"
     );
     // The kernel took the DTB lmx wrote into the section.
     assert!(all.contains(&format!("MIPS: machine is {MODEL}")), "{all}");
-    let cmdline = all
-        .lines()
-        .find(|l| l.contains("Kernel command line:"))
-        .unwrap_or_else(|| panic!("no kernel command line in\n{all}"));
+    let cmdline = kernel_cmdline(&all);
     assert!(!cmdline.contains("mem="), "{cmdline}");
     assert!(
         cmdline.contains("phram.phram=phram0,0xa000000,"),

@@ -261,7 +261,9 @@ pub fn elf_to_binary(input: &str, bytes: &[u8]) -> Result<ElfBinary, KernelError
 /// .appended_dtb=DTB` followed by `objcopy -O binary` would: the section
 /// keeps its address and takes the DTB's size, so the bytes after the
 /// DTB up to the next section are the binary's zero fill. A DTB larger
-/// than the section, or an ELF without the section, is refused.
+/// than the section is refused; an ELF without the section is read as
+/// [`elf_to_binary`] reads it (its `appended_dtb` is `None`, and the
+/// caller appends the DTB another way).
 pub fn elf_to_binary_with_dtb(
     input: &str,
     bytes: &[u8],
@@ -371,11 +373,6 @@ where
             }
         }
         parts.push((lma, vma, data));
-    }
-    if dtb.is_some() && dtb_section.is_none() {
-        return Err(bad(format!(
-            "no {APPENDED_DTB_SECTION} section to put the DTB in (the kernel was not built with CONFIG_MIPS_ELF_APPENDED_DTB)"
-        )));
     }
     if parts.is_empty() {
         for l in loads.iter().filter(|l| l.filesz > 0) {
@@ -722,26 +719,24 @@ pub fn build_kernel(board: &Board, k: &KernelInput) -> Result<KernelArtifact, Ke
             let mut in_section = false;
             let (mut raw, load, entry, span, known) = match kind {
                 KernelKind::Elf => {
-                    let probe = elf_to_binary(k.input, k.bytes)?;
-                    let elf = match (board.kernel.append_dtb, probe.appended_dtb, k.dtb) {
-                        (true, Some(sec), Some(dtb)) => {
-                            let elf = elf_to_binary_with_dtb(k.input, k.bytes, Some(dtb))?;
+                    let dtb = k.dtb.filter(|_| board.kernel.append_dtb);
+                    let elf = elf_to_binary_with_dtb(k.input, k.bytes, dtb)?;
+                    match (elf.appended_dtb, dtb) {
+                        (Some(sec), Some(dtb)) => {
                             in_section = true;
                             notes.push(format!(
                                 "appended DTB: written into the kernel's {APPENDED_DTB_SECTION} section ({} of {} bytes; CONFIG_MIPS_ELF_APPENDED_DTB kernel)",
                                 dtb.len(),
                                 sec.size
                             ));
-                            elf
                         }
-                        (false, Some(_), _) => {
+                        (Some(_), None) if !board.kernel.append_dtb => {
                             notes.push(format!(
                                 "the kernel has an empty {APPENDED_DTB_SECTION} section, but the board passes the DTB itself (kernel.append_dtb = false): it stays empty"
                             ));
-                            probe
                         }
-                        _ => probe,
-                    };
+                        _ => {}
+                    }
                     check_elf(board, k.input, &elf)?;
                     if let Some(l) = board.kernel.load {
                         if l != elf.load {

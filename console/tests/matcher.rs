@@ -757,26 +757,6 @@ fn an_arp_retry_is_not_a_failure_but_a_tftp_retry_is() {
     );
 }
 
-/// A fake U-Boot behind an in-memory pipe, for the async shell.
-fn piped(mut f: FakeUBoot) -> tokio::io::DuplexStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (host, mut board) = tokio::io::duplex(1 << 16);
-    tokio::spawn(async move {
-        let mut buf = [0u8; 256];
-        loop {
-            let out = f.take_output();
-            if !out.is_empty() && board.write_all(&out).await.is_err() {
-                return;
-            }
-            match board.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => f.input(&buf[..n]),
-            }
-        }
-    });
-    host
-}
-
 #[tokio::test]
 async fn setenv_checked_reads_back_where_there_is_no_status() {
     let d = board_dialect("gl-mt300n-v2");
@@ -785,7 +765,7 @@ async fn setenv_checked_reads_back_where_there_is_no_status() {
     let mut f = FakeUBoot::gl_mt76xx();
     f.maxargs = Some(4);
     f.at_prompt_unseen();
-    let mut sh = UBootShell::new(piped(f), d);
+    let mut sh = UBootShell::new(f.piped(), d);
     sh.setenv_checked("ipaddr", "192.168.1.1").await.unwrap();
     sh.verify_env("ipaddr", "192.168.1.1").await.unwrap();
     // A value the build cut short: the setenv fails on its own text, and

@@ -619,31 +619,11 @@ fn a_raw_boot_is_typed_through_the_wrapper_too() {
     );
 }
 
-/// The fake behind an in-memory pipe, for the async shell.
-fn piped(mut f: FakeUBoot) -> tokio::io::DuplexStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (host, mut board) = tokio::io::duplex(1 << 16);
-    tokio::spawn(async move {
-        let mut buf = [0u8; 256];
-        loop {
-            let out = f.take_output();
-            if !out.is_empty() && board.write_all(&out).await.is_err() {
-                return;
-            }
-            match board.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => f.input(&buf[..n]),
-            }
-        }
-    });
-    host
-}
-
 #[tokio::test]
 async fn ubootshell_sets_and_reads_back_through_the_wrapper() {
     let (d, f) = zyxel();
     assert!(d.needs_readback());
-    let mut sh = UBootShell::new(piped(f), d);
+    let mut sh = UBootShell::new(f.piped(), d);
     sh.setenv_checked("bootargs", "console=ttyS0,115200 root=ubi0:rootfs")
         .await
         .unwrap();

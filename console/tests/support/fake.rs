@@ -242,46 +242,57 @@ impl FakeUBoot {
         }
     }
 
-    /// An Atheros vendor build: `ath> `, no `echo` (written transcript).
-    pub fn ath79() -> FakeUBoot {
-        let f = "vendor-ath79.txt";
+    /// A build written as transcript `f` (its `boot` and `prompt`
+    /// sections), stopped by `boot`; `hush`: the hush shell with `echo`
+    /// and `$?`, else the simple parser without `echo`.
+    fn from_transcript(f: &str, boot: Boot, hush: bool) -> FakeUBoot {
         FakeUBoot {
             prompt: String::from_utf8(section(f, "prompt")).unwrap(),
-            hush: false,
-            has_echo: false,
-            boot: Boot::AnyKey,
+            hush,
+            has_echo: hush,
+            boot,
             boot_log: section(f, "boot"),
             after_interrupt: b"\r\n".to_vec(),
             ..FakeUBoot::mainline()
         }
+    }
+
+    /// An Atheros vendor build: `ath> `, no `echo` (written transcript).
+    pub fn ath79() -> FakeUBoot {
+        FakeUBoot::from_transcript("vendor-ath79.txt", Boot::AnyKey, false)
     }
 
     /// GL.iNet's U-Boot 1.1.4 for the AR750 (written from its sources):
     /// `ath> `, hush with `echo` and `$?`, keyed autoboot `gl`.
     pub fn gl_ar750() -> FakeUBoot {
-        let f = "vendor-gl-ar750.txt";
-        FakeUBoot {
-            prompt: String::from_utf8(section(f, "prompt")).unwrap(),
-            boot: Boot::Keyed("gl".into()),
-            boot_log: section(f, "boot"),
-            after_interrupt: b"\r\n".to_vec(),
-            ..FakeUBoot::mainline()
-        }
+        FakeUBoot::from_transcript("vendor-gl-ar750.txt", Boot::Keyed("gl".into()), true)
     }
 
     /// GL.iNet's U-Boot 1.1.3 for MT7620/MT7628 (written from its
     /// sources): `MT7628 # `, simple parser, no `echo`, keyed `gl`.
     pub fn gl_mt76xx() -> FakeUBoot {
-        let f = "vendor-gl-mt76xx.txt";
-        FakeUBoot {
-            prompt: String::from_utf8(section(f, "prompt")).unwrap(),
-            hush: false,
-            has_echo: false,
-            boot: Boot::Keyed("gl".into()),
-            boot_log: section(f, "boot"),
-            after_interrupt: b"\r\n".to_vec(),
-            ..FakeUBoot::mainline()
-        }
+        FakeUBoot::from_transcript("vendor-gl-mt76xx.txt", Boot::Keyed("gl".into()), false)
+    }
+
+    /// The fake behind an in-memory pipe, for the async shell: what the
+    /// host writes is its input, its output comes back.
+    pub fn piped(mut self) -> tokio::io::DuplexStream {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (host, mut board) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            let mut buf = [0u8; 256];
+            loop {
+                let out = self.take_output();
+                if !out.is_empty() && board.write_all(&out).await.is_err() {
+                    return;
+                }
+                match board.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => self.input(&buf[..n]),
+                }
+            }
+        });
+        host
     }
 
     /// Power on: print the boot log and wait for the interrupt. A timed
