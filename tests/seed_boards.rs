@@ -1,9 +1,7 @@
 //! The eight real seed boards planned as a new user plans them: the real
 //! binary, a kernel of the board's architecture linked where the board
 //! loads it, a squashfs-sized rootfs and a dtc-compiled device tree, and
-//! nothing else but the two addresses. Two are refused with the reason
-//! their board file records (no `crc32` to verify loads with). For each
-//! of the others:
+//! nothing else but the two addresses. For each of them:
 //!
 //! * `lmx tftpboot --dry-run` plans with no other flag, and its printed
 //!   plan (`plan.txt`: commands, addresses, bootargs, RAM map, notes) is
@@ -13,7 +11,11 @@
 //! * `lmx build` from the same inputs writes byte for byte the same plan,
 //!   manifest and artifacts (one build path);
 //! * the phram recipe leaves Linux all RAM but the rootfs: no `mem=`, a
-//!   `/reserved-memory` `no-map` node of the rootfs region's size.
+//!   `/reserved-memory` `no-map` node of the rootfs region's size;
+//! * the GL MT76xx boards, whose U-Boots have no `crc32` and a
+//!   flash-writing `run`, get one kernel+rootfs uImage checked by `bootm`
+//!   and a boot typed directly; what nothing could verify is refused
+//!   unless `--no-verify` says otherwise.
 
 mod common;
 
@@ -21,29 +23,15 @@ use std::path::{Path, PathBuf};
 
 use common::{lmx_output as lmx, s, tool};
 
-const BOARDS: [&str; 6] = [
+const BOARDS: [&str; 8] = [
     "gl-ar750",
+    "gl-mt300a",
+    "gl-mt300n-v2",
     "tp-archer-ax23",
     "zyxel-nwa50ax",
     "belkin-rt3200",
     "openwrt-one",
     "turris-omnia",
-];
-
-/// Real boards whose U-Boot, as its board file records it, cannot run a
-/// verified lmx plan today, and the phrases the refusal must contain: the
-/// GL MT76xx builds have no `crc32` (lmx boots nothing it could not
-/// verify). Both commands refuse before anything is sent. (Zyxel's
-/// restricted prompt is planned through its `atns` wrapper.)
-const REFUSED: [(&str, &[&str]); 2] = [
-    (
-        "gl-mt300a",
-        &["board gl-mt300a", "no `crc32` command", "uboot.commands"],
-    ),
-    (
-        "gl-mt300n-v2",
-        &["board gl-mt300n-v2", "no `crc32` command", "uboot.commands"],
-    ),
 ];
 
 /// An arm64 `Image` header (magic, image_size) over filler bytes.
@@ -174,20 +162,50 @@ fn lmx_with(cmd: &str, inputs: &[String], rest: &[&str]) -> std::process::Output
 }
 
 #[test]
-fn boards_whose_u_boot_cannot_verify_are_refused_with_the_reason() {
+fn without_crc32_the_gl_mt76xx_plans_verify_through_bootm_or_need_no_verify() {
     let t = tempfile::tempdir().unwrap();
     let root = rootfs(t.path());
-    for (board, phrases) in REFUSED {
+    for board in ["gl-mt300a", "gl-mt300n-v2"] {
         let inputs = input_args(t.path(), board, &root);
         let tftpboot = [&TFTPBOOT_ADDRS[..], &["--dry-run"]].concat();
+        let out = lmx_with("tftpboot", &inputs, &tftpboot);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{board}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("kernel-rootfs.uimg"), "{board}: {text}");
+        assert!(
+            text.contains("every byte by bootm's uImage data CRC"),
+            "{board}: {text}"
+        );
+        assert!(text.contains("setenv verify y"), "{board}: {text}");
+        assert!(
+            !text.contains("run lmxboot") && !text.contains("crc32 0x"),
+            "{board}: {text}"
+        );
+        // A DTB loaded beside the kernel would go unchecked: refused by both
+        // commands before anything is sent, naming the ways out.
         for (cmd, rest) in [("tftpboot", &tftpboot[..]), ("build", &["--dry-run"][..])] {
-            let out = lmx_with(cmd, &inputs, rest);
+            let rest = [rest, &["--no-append-dtb"]].concat();
+            let out = lmx_with(cmd, &inputs, &rest);
             let err = common::flat(&String::from_utf8_lossy(&out.stderr));
             assert!(!out.status.success(), "{board} {cmd}: planned:\n{err}");
-            for p in phrases {
+            let head = format!("board {board}: lmx cannot verify loads");
+            for p in [head.as_str(), "no crc32", "--append-dtb", "--no-verify"] {
                 assert!(err.contains(p), "{board} {cmd}: {p:?} not in\n{err}");
             }
-            assert!(err.contains("nothing was sent to the board"), "{err}");
+            // --no-verify plans it, and says so.
+            let rest = [&rest[..], &["--no-verify"]].concat();
+            let out = lmx_with(cmd, &inputs, &rest);
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "{board} {cmd}: {all}");
+            assert!(all.contains("--no-verify"), "{board} {cmd}: {all}");
         }
     }
 }

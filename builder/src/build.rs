@@ -23,9 +23,13 @@ use crate::firmware::{self, FirmwareError, FirmwareLayout};
 use crate::kernel::{self, KernelError, KernelInput};
 use crate::layout::{LayoutError, LayoutRequest, RamLayout, RegionKind, DEFAULT_PHRAM_ERASE};
 use crate::manifest::{ArtifactEntry, Manifest, MANIFEST_FILE};
-use crate::plan::{BootPlan, PlanError, PlanInputs, PlannedFile, Step};
+use crate::plan::{BootPlan, PlanError, PlanInputs, PlannedFile, Step, Verification};
 use crate::squashfs::{self, SquashfsOptions};
 use crate::uimage;
+
+/// The file that carries kernel and rootfs in one legacy uImage on
+/// U-Boots without `crc32` ([`Verification::BootmCovers`]).
+pub const COMBINED_FILE: &str = "kernel-rootfs.uimg";
 
 /// Everything `lmx build` is asked to do.
 #[derive(Debug, Clone)]
@@ -69,6 +73,9 @@ pub struct BuildRequest {
     /// `lzmadec` (or not), overriding the board's
     /// `ram_boot.compressed_rootfs`.
     pub lzma_rootfs: Option<bool>,
+    /// Check loads by their size only (`--no-verify`): for a U-Boot where
+    /// nothing can verify the bytes, and only when the user says so.
+    pub no_verify: bool,
 }
 
 impl BuildRequest {
@@ -94,6 +101,7 @@ impl BuildRequest {
             serverip: None,
             append_dtb: None,
             lzma_rootfs: None,
+            no_verify: false,
         }
     }
 }
@@ -232,16 +240,23 @@ pub struct Build {
     pub firmware: Option<FirmwareLayout>,
     /// Decisions and assumptions.
     pub notes: Vec<String>,
+    /// The command that runs `boot.scr.uimg` on this U-Boot (`source`, or
+    /// `autoscr` on old builds), `None` when it has neither.
+    pub script_runner: Option<&'static str>,
 }
 
 impl Build {
     /// The plan, the firmware and the notes as a person reads them.
     pub fn render(&self) -> String {
         let mut out = self.plan.render();
-        if let Some(a) = self.manifest.script_addr {
-            out.push_str(&format!(
-                "\nBy hand: tftpboot {a:#x} boot.scr.uimg; source {a:#x}\n"
-            ));
+        match (self.manifest.script_addr, self.script_runner) {
+            (Some(a), Some(run)) => out.push_str(&format!(
+                "\nBy hand: tftpboot {a:#x} boot.scr.uimg; {run} {a:#x}\n"
+            )),
+            (Some(_), None) => out.push_str(
+                "\nBy hand: this U-Boot has neither `source` nor `autoscr`; type the commands above\n",
+            ),
+            _ => {}
         }
         if let Some(f) = &self.firmware {
             out.push_str(&format!(
@@ -480,8 +495,37 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
     )?;
     notes.extend(k.notes.iter().cloned());
 
-    // Layout and plan.
+    // How loads are verified: crc32, else bootm's data CRC over one file
+    // that carries kernel and rootfs, else (--no-verify) sizes alone.
     let separate_dtb = dtb.as_ref().filter(|_| !k.dtb_inside);
+    let rootfs_offset = uimage::trailer_offset(k.bytes.len()) as u64;
+    let verification = Verification::choose(
+        board,
+        req.no_verify,
+        separate_dtb.is_some(),
+        staged.is_some(),
+        rootfs_offset,
+    )?;
+    let combined = match verification {
+        Verification::BootmCovers { .. } => {
+            let bytes =
+                uimage::with_trailer(&k.bytes, &rootfs).map_err(|source| BuildError::UImage {
+                    what: "kernel+rootfs image".into(),
+                    source,
+                })?;
+            notes.push(format!(
+                "no crc32 on this U-Boot: the rootfs rides in the kernel's uImage ({COMBINED_FILE}, rootfs at offset {rootfs_offset:#x}), so bootm's data CRC checks every byte before the kernel starts"
+            ));
+            Some(bytes)
+        }
+        Verification::SizeOnly => {
+            notes.push("--no-verify: loads are checked by their size only; a corrupted byte would reach the kernel".into());
+            None
+        }
+        Verification::Crc32 => None,
+    };
+
+    // Layout and plan.
     let layout_req = LayoutRequest {
         rootfs_size: rootfs.len() as u64,
         rootfs_staged: staged.as_ref().map(|(_, z)| z.len() as u64),
@@ -490,6 +534,7 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
         dtb_size: separate_dtb.map(|d| d.len() as u64),
         kernel: k.facts,
         dtb_in_kernel: k.dtb_inside,
+        kernel_below_rootfs: combined.as_ref().map(|_| rootfs_offset),
     };
     let layout = RamLayout::plan(board, &layout_req).map_err(|source| BuildError::Layout {
         inputs: format!(
@@ -525,7 +570,10 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
             .unwrap_or(&rootfs),
     );
     let inputs = PlanInputs {
-        kernel: PlannedFile::of(k.file_name, &k.bytes),
+        kernel: match &combined {
+            Some(c) => PlannedFile::of(COMBINED_FILE, c),
+            None => PlannedFile::of(k.file_name, &k.bytes),
+        },
         dtb: separate_dtb.map(|d| PlannedFile::of("board.dtb", d)),
         rootfs: rootfs_file,
         rootfs_unpacked: staged
@@ -534,6 +582,7 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
         bootargs: cmdline,
         ipaddr: req.ipaddr.or(board.network.ip),
         serverip: req.serverip.or(board.network.server_ip),
+        verification,
     };
     if inputs.ipaddr.is_none() || inputs.serverip.is_none() {
         notes
@@ -572,6 +621,9 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
     // Files and manifest.
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     files.push((k.file_name.to_string(), k.bytes.clone()));
+    if let Some(c) = &combined {
+        files.push((COMBINED_FILE.into(), c.clone()));
+    }
     if let Some(d) = separate_dtb {
         files.push(("board.dtb".into(), d.clone()));
     }
@@ -591,6 +643,7 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
             "boot.scr" => "boot-script",
             "boot.scr.uimg" => "boot-script-uimage",
             "firmware.bin" => "firmware",
+            COMBINED_FILE => "kernel-rootfs",
             x if x == k.file_name => "kernel",
             x if staged.as_ref().is_some_and(|(s, _)| s == x) => "rootfs-lzma",
             _ => "rootfs",
@@ -601,10 +654,19 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
             _ => None,
         });
         let load = load.or_else(|| match role {
-            "rootfs" => plan.steps.iter().find_map(|s| match s {
-                Step::Unpack(u) => Some((u.dst, board.to_phys(u.dst).unwrap_or(u.dst))),
-                _ => None,
-            }),
+            "rootfs" => plan
+                .steps
+                .iter()
+                .find_map(|s| match s {
+                    Step::Unpack(u) => Some((u.dst, board.to_phys(u.dst).unwrap_or(u.dst))),
+                    _ => None,
+                })
+                // Inside the kernel+rootfs file, the rootfs lands on its region.
+                .or_else(|| {
+                    plan.layout
+                        .region(RegionKind::Rootfs)
+                        .and_then(|r| r.uboot.map(|a| (a, r.phys)))
+                }),
             "boot-script-uimage" => plan
                 .layout
                 .region(RegionKind::Script)
@@ -627,12 +689,21 @@ pub fn prepare(req: &BuildRequest, scratch: &Path) -> Result<Build, BuildError> 
         notes.clone(),
         build_time(),
     );
+    let inventory = lmx_boards::Inventory::of(&board.uboot);
+    let script_runner = if inventory.availability("source") != lmx_boards::Availability::Absent {
+        Some("source")
+    } else if inventory.availability("autoscr") == lmx_boards::Availability::Present {
+        Some("autoscr")
+    } else {
+        None
+    };
     Ok(Build {
         plan,
         manifest,
         files,
         firmware,
         notes,
+        script_runner,
     })
 }
 

@@ -465,6 +465,7 @@ mod tests {
             .unwrap(),
             bootargs: String::new(),
             steps: plan(false),
+            boot_via: Default::default(),
         };
         assert_eq!(
             Needs::of_plan(&p, Some(&lzma)),

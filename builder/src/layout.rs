@@ -208,6 +208,11 @@ pub struct LayoutRequest {
     /// U-Boot may grow a FIT's DTB in place, past the end of the file, so
     /// a staged image gets [`DTB_GROWTH`] more room.
     pub dtb_in_kernel: bool,
+    /// The kernel file continues with the rootfs (one legacy uImage whose
+    /// data CRC `bootm` checks over both, for U-Boots without `crc32`):
+    /// its first `n` bytes, header and padded kernel, are staged so that
+    /// they end exactly where the rootfs region starts.
+    pub kernel_below_rootfs: Option<u64>,
 }
 
 impl LayoutRequest {
@@ -221,6 +226,7 @@ impl LayoutRequest {
             dtb_size,
             kernel,
             dtb_in_kernel: false,
+            kernel_below_rootfs: None,
         }
     }
 }
@@ -676,7 +682,23 @@ impl RamLayout {
                 ))),
             }
         };
-        if let Some(bytes) = staged_kernel {
+        if let (Some(_), Some(head)) = (staged_kernel, req.kernel_below_rootfs) {
+            let at = rootfs.checked_sub(head).filter(|a| *a >= ram.base);
+            let Some(at) = at else {
+                return Err(p.conflict(format!(
+                    "the kernel+rootfs file needs {} below the rootfs at {rootfs:#x} for its kernel part, but RAM starts at {:#x}",
+                    human_size(head),
+                    ram.base
+                )));
+            };
+            p.fixed(
+                RegionKind::KernelStaging,
+                at,
+                head,
+                head,
+                "uImage header + kernel, ending where the rootfs starts: one file, bootm checks both".into(),
+            )?;
+        } else if let Some(bytes) = staged_kernel {
             let floors = [
                 kernel.end(),
                 top_of(&p, &[RegionKind::Rootfs, RegionKind::Dtb]),

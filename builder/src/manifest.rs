@@ -18,7 +18,7 @@ use sha2::Digest as _;
 use crate::bootargs::Dialect;
 use crate::firmware::{hex, FirmwareLayout};
 use crate::layout::RamLayout;
-use crate::plan::{BootPlan, Step};
+use crate::plan::{BootPlan, BootVia, Step};
 
 /// The schema version this crate writes and reads.
 pub const MANIFEST_SCHEMA: u32 = 1;
@@ -84,6 +84,9 @@ pub struct Manifest {
     pub commands: Vec<String>,
     /// The plan's structured steps (loads carry size and CRC32).
     pub steps: Vec<Step>,
+    /// How the boot command is started (`run` or typed directly).
+    #[serde(default)]
+    pub boot_via: BootVia,
     /// The RAM layout.
     pub layout: RamLayout,
     /// U-Boot address to load `boot.scr.uimg` to before `source`.
@@ -159,6 +162,7 @@ impl Manifest {
             dialect: plan.dialect,
             commands: plan.commands(),
             steps: plan.steps.clone(),
+            boot_via: plan.boot_via,
             layout: plan.layout.clone(),
             script_addr,
             firmware,

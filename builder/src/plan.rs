@@ -82,6 +82,124 @@ pub enum PlanError {
     /// A separately loaded file is missing.
     #[error("the {0} is not in the plan's inputs")]
     MissingArtifact(&'static str),
+    /// Nothing on this board's U-Boot can prove a load arrived whole, and
+    /// the user did not accept unverified loads.
+    #[error("board {board}: lmx cannot verify loads on this U-Boot: {why}. lmx boots nothing it could not verify; {help}")]
+    CannotVerify {
+        /// Board name.
+        board: String,
+        /// Why neither `crc32` nor `bootm`'s data CRC can be used.
+        why: String,
+        /// What to do.
+        help: String,
+    },
+}
+
+/// How a plan proves that every byte the board received is the byte lmx
+/// planned, chosen from what the board's U-Boot has
+/// ([`Verification::choose`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// `crc32 ADDR ${filesize}` after every load (the build has `crc32`, or
+    /// the board file does not say it lacks it).
+    Crc32,
+    /// The build has no `crc32` (GL.iNet's MT76xx U-Boots): the rootfs
+    /// travels inside the kernel's legacy uImage, after the LZMA kernel,
+    /// so the header's data CRC covers both, and `bootm` checks that CRC
+    /// over the whole file ("Verifying Checksum ... OK") before it unpacks
+    /// the kernel, which stops at the LZMA stream's own size. The file is
+    /// loaded so that the rootfs lands at its planned address.
+    /// `rootfs_offset` is where the rootfs starts in the file.
+    BootmCovers {
+        /// Offset of the rootfs in the combined file (header included).
+        rootfs_offset: u64,
+    },
+    /// `--no-verify`: `${filesize}` only.
+    SizeOnly,
+}
+
+/// Why [`Verification::choose`] could not use `bootm`'s data CRC.
+fn bootm_cover_obstacle(board: &Board, separate_dtb: bool, staged_rootfs: bool) -> Option<String> {
+    let inv = Inventory::of(&board.uboot);
+    let hush = Dialect::of(board).hush;
+    if let Err(p) = inv.check("bootm 0", hush) {
+        return Some(format!("`bootm` cannot be used ({p})"));
+    }
+    if board.kernel.format != KernelFormat::UimageLzma {
+        return Some(format!(
+            "bootm's data CRC can stand in for crc32 only for an LZMA legacy uImage kernel (kernel.format = \"uimage-lzma\"; bootm unpacks it by the LZMA stream's own size and ignores the rootfs after it); this plan's kernel is {}",
+            board.kernel.format.as_str()
+        ));
+    }
+    if separate_dtb {
+        return Some("the DTB would be loaded as a separate file that nothing checks; append it to the kernel (--append-dtb)".into());
+    }
+    if staged_rootfs {
+        return Some("the rootfs would be unpacked by lzmadec after bootm's check; send it uncompressed (--no-lzma-rootfs)".into());
+    }
+    None
+}
+
+impl Verification {
+    /// The verification `board`'s U-Boot allows: `crc32` where it exists
+    /// (or may exist), else `bootm`'s data CRC over a combined
+    /// kernel+rootfs uImage, else, only when the user asked for it
+    /// (`no_verify`), sizes alone. `no_verify` always means sizes alone.
+    /// `rootfs_offset` is where the rootfs would start in the combined
+    /// file (the kernel uImage's length, padded).
+    pub fn choose(
+        board: &Board,
+        no_verify: bool,
+        separate_dtb: bool,
+        staged_rootfs: bool,
+        rootfs_offset: u64,
+    ) -> Result<Verification, PlanError> {
+        use lmx_boards::Availability;
+        if no_verify {
+            return Ok(Verification::SizeOnly);
+        }
+        if Inventory::of(&board.uboot).availability("crc32") != Availability::Absent {
+            return Ok(Verification::Crc32);
+        }
+        match bootm_cover_obstacle(board, separate_dtb, staged_rootfs) {
+            None => Ok(Verification::BootmCovers { rootfs_offset }),
+            Some(why) => Err(PlanError::CannotVerify {
+                board: board.name.clone(),
+                why: format!("its U-Boot has no crc32 (uboot.commands.absent), and {why}"),
+                help: "pass --no-verify to boot with every load checked by its size only (a corrupted byte would then reach the kernel)".into(),
+            }),
+        }
+    }
+}
+
+/// How lmx proves one load arrived whole; printed with the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoadCheck {
+    /// `${filesize}`, then `crc32 ADDR ${filesize}`, before the next step.
+    #[default]
+    Crc32,
+    /// `${filesize}` after the load; every byte by `bootm`, which checks
+    /// the uImage's data CRC over the whole file before it unpacks the
+    /// kernel. The executor requires bootm's `Verifying Checksum ... OK`
+    /// before the kernel starts and sets `verify=y` first.
+    BootmDataCrc,
+    /// `${filesize}` only (`--no-verify`).
+    SizeOnly,
+}
+
+/// How the boot command is started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BootVia {
+    /// `setenv lmxboot CMD`, then `run lmxboot`: the long command's echo
+    /// is checked by `setenv`, and the short `run` line is all that is
+    /// typed once U-Boot stops reading.
+    #[default]
+    Run,
+    /// The boot command typed as the last line, unchecked: the build has
+    /// no usable `run` (absent, or a trap such as GL.iNet's flash helper).
+    Direct,
 }
 
 /// Why the boot needs a command, for refusals.
@@ -111,6 +229,9 @@ pub struct LoadStep {
     pub size: u64,
     /// Expected CRC32 of the loaded bytes (as U-Boot's `crc32` prints it).
     pub crc32: u32,
+    /// How the load is proven whole.
+    #[serde(default)]
+    pub check: LoadCheck,
 }
 
 impl LoadStep {
@@ -235,6 +356,9 @@ pub struct PlanInputs {
     pub ipaddr: Option<Ipv4Addr>,
     /// Server address (`serverip`), when known.
     pub serverip: Option<Ipv4Addr>,
+    /// How loads are verified. With [`Verification::BootmCovers`],
+    /// `kernel` is the combined kernel+rootfs uImage.
+    pub verification: Verification,
 }
 
 /// The whole RAM boot: layout, command line and U-Boot steps.
@@ -250,6 +374,9 @@ pub struct BootPlan {
     pub bootargs: String,
     /// The steps, in order.
     pub steps: Vec<Step>,
+    /// How the boot command is started.
+    #[serde(default)]
+    pub boot_via: BootVia,
 }
 
 impl BootPlan {
@@ -309,11 +436,28 @@ impl BootPlan {
         if let Some(ip) = inputs.serverip {
             setenv(&mut steps, "serverip", ip.to_string())?;
         }
+        let check = match inputs.verification {
+            Verification::Crc32 => LoadCheck::Crc32,
+            Verification::BootmCovers { .. } => LoadCheck::BootmDataCrc,
+            Verification::SizeOnly => LoadCheck::SizeOnly,
+        };
+        let covered = matches!(inputs.verification, Verification::BootmCovers { .. });
+        if covered && (inputs.dtb.is_some() || inputs.rootfs_unpacked.is_some()) {
+            // Verification::choose refuses these; a hand-made input must not
+            // slip an unchecked file past bootm's check.
+            return Err(PlanError::CannotVerify {
+                board: board.name.clone(),
+                why: "bootm's data CRC covers only the kernel+rootfs file, and this plan would also load a separate DTB or unpack the rootfs".into(),
+                help: "append the DTB to the kernel and send the rootfs uncompressed".into(),
+            });
+        }
         // Rootfs first (as verified on the test bed), then DTB, kernel.
+        // With bootm's check, the rootfs arrives inside the kernel's file.
         match (
             layout.region(RegionKind::RootfsStaging),
             inputs.rootfs_unpacked,
         ) {
+            _ if covered => {}
             (Some(stage), Some((size, crc32))) => {
                 steps.push(Step::Load(LoadStep {
                     artifact: "rootfs".into(),
@@ -322,6 +466,7 @@ impl BootPlan {
                     phys: stage.phys,
                     size: inputs.rootfs.size,
                     crc32: inputs.rootfs.crc32,
+                    check,
                 }));
                 steps.push(Step::Unpack(UnpackStep {
                     artifact: "rootfs".into(),
@@ -338,6 +483,7 @@ impl BootPlan {
                 phys: rootfs.phys,
                 size: inputs.rootfs.size,
                 crc32: inputs.rootfs.crc32,
+                check,
             })),
         }
         let dtb_addr = match (&inputs.dtb, layout.region(RegionKind::Dtb)) {
@@ -349,6 +495,7 @@ impl BootPlan {
                     phys: r.phys,
                     size: f.size,
                     crc32: f.crc32,
+                    check,
                 }));
                 Some(addr(r.phys))
             }
@@ -359,27 +506,58 @@ impl BootPlan {
             Some(s) => s.phys,
             None => layout.kernel_image,
         };
+        if let Verification::BootmCovers { rootfs_offset } = inputs.verification {
+            if kphys + rootfs_offset != rootfs.phys {
+                return Err(PlanError::CannotVerify {
+                    board: board.name.clone(),
+                    why: format!(
+                        "the combined kernel+rootfs file at {kphys:#x} would put the rootfs at {:#x}, not at its region {:#x}",
+                        kphys + rootfs_offset,
+                        rootfs.phys
+                    ),
+                    help: "this is a planner bug; please report it with the plan (--dry-run)".into(),
+                });
+            }
+        }
         let kaddr = addr(kphys);
         steps.push(Step::Load(LoadStep {
-            artifact: "kernel".into(),
+            artifact: if covered { "kernel+rootfs" } else { "kernel" }.into(),
             file: inputs.kernel.file.clone(),
             addr: kaddr,
             phys: kphys,
             size: inputs.kernel.size,
             crc32: inputs.kernel.crc32,
+            check,
         }));
         setenv(&mut steps, "bootargs", inputs.bootargs.clone())?;
+        if covered {
+            // bootm skips its data CRC check when `verify` starts with `n`
+            // (gl-inet/uboot-source-for_mtk common/cmd_bootm.c l.184-185;
+            // mainline's env_get_yesno): make sure it checks.
+            setenv(&mut steps, "verify", "y".into())?;
+        }
         let cmd = match (board.kernel.format, dtb_addr) {
             (KernelFormat::Fit, _) | (_, None) => format!("{} {kaddr:#x}", board.boot_command()),
             (_, Some(d)) => format!("{} {kaddr:#x} - {d:#x}", board.boot_command()),
         };
         steps.push(Step::Boot { command: cmd });
+        // `run` where the build has a usable one; else the boot command is
+        // typed as the last line.
+        let boot_via = if Inventory::of(&board.uboot)
+            .check(&format!("run {BOOT_VAR}"), dialect.hush)
+            .is_ok()
+        {
+            BootVia::Run
+        } else {
+            BootVia::Direct
+        };
         let plan = BootPlan {
             board: board.name.clone(),
             dialect,
             layout,
             bootargs: inputs.bootargs.clone(),
             steps,
+            boot_via,
         };
         plan.check_commands(board)?;
         for c in plan.checked_lines() {
@@ -397,7 +575,7 @@ impl BootPlan {
         for s in &self.steps {
             out.extend(s.commands());
             match s {
-                Step::Load(l) => out.push(l.crc_command()),
+                Step::Load(l) if l.check == LoadCheck::Crc32 => out.push(l.crc_command()),
                 Step::Unpack(u) => out.push(u.crc_command()),
                 _ => {}
             }
@@ -406,20 +584,26 @@ impl BootPlan {
     }
 
     /// Every command the executor sends for this plan, in order: the
-    /// steps, each load's `crc32` check, and the boot through
-    /// [`BOOT_VAR`] (`setenv lmxboot CMD`, `run lmxboot`; the console
-    /// quotes the `setenv` as its dialect needs).
+    /// steps, each load's `crc32` check (where the load is checked that
+    /// way), and the boot: through [`BOOT_VAR`] (`setenv lmxboot CMD`,
+    /// `run lmxboot`; the console quotes the `setenv` as its dialect
+    /// needs) or, without a usable `run`, the command itself.
     pub fn sent_commands(&self) -> Vec<String> {
         let mut out = Vec::new();
         for s in &self.steps {
             match s {
+                Step::Boot { command } if self.boot_via == BootVia::Direct => {
+                    out.push(command.clone());
+                }
                 Step::Boot { command } => {
                     out.push(format!("setenv {BOOT_VAR} {command}"));
                     out.push(format!("run {BOOT_VAR}"));
                 }
                 Step::Load(l) => {
                     out.push(l.command());
-                    out.push(l.crc_command());
+                    if l.check == LoadCheck::Crc32 {
+                        out.push(l.crc_command());
+                    }
                 }
                 Step::Unpack(u) => {
                     out.push(u.command());
@@ -453,6 +637,18 @@ impl BootPlan {
             }
         }
         Ok(())
+    }
+
+    /// One sentence on how this plan's loads are proven whole.
+    pub fn verification_summary(&self) -> String {
+        let has = |c: LoadCheck| self.loads().any(|l| l.check == c);
+        if has(LoadCheck::SizeOnly) {
+            "WARNING: --no-verify: each load is accepted when ${filesize} matches; its content is NOT verified. The boot command is sent last.".into()
+        } else if has(LoadCheck::BootmDataCrc) {
+            "This U-Boot has no crc32: each load is accepted when ${filesize} matches, and the kernel starts only after bootm has checked the data CRC over every byte (\"Verifying Checksum ... OK\"); the boot command is sent last.".into()
+        } else {
+            "Each load is accepted only when ${filesize} and crc32 match the values above; the boot command is sent last.".into()
+        }
     }
 
     /// Every command line, in order (verification not included).
@@ -517,20 +713,36 @@ impl BootPlan {
                 out.push_str(&format!("  {c}\n"));
             }
             match s {
-                Step::Load(l) => out.push_str(&format!(
-                    "      check: filesize = {} ({} bytes), {} = {:08x}\n",
-                    l.filesize_hex(),
-                    l.size,
-                    l.crc_command(),
-                    l.crc32
-                )),
+                Step::Load(l) => out.push_str(&match l.check {
+                    LoadCheck::Crc32 => format!(
+                        "      check: filesize = {} ({} bytes), {} = {:08x}\n",
+                        l.filesize_hex(),
+                        l.size,
+                        l.crc_command(),
+                        l.crc32
+                    ),
+                    LoadCheck::BootmDataCrc => format!(
+                        "      check: filesize = {} ({} bytes); no crc32 on this U-Boot: every byte by bootm's uImage data CRC (\"Verifying Checksum ... OK\") before the kernel starts\n",
+                        l.filesize_hex(),
+                        l.size,
+                    ),
+                    LoadCheck::SizeOnly => format!(
+                        "      check: filesize = {} ({} bytes) only; CONTENT NOT VERIFIED (--no-verify)\n",
+                        l.filesize_hex(),
+                        l.size,
+                    ),
+                }),
                 Step::Unpack(u) => out.push_str(&format!(
                     "      check: filesize = {:x}, {} = {:08x}\n",
                     u.size,
                     u.crc_command(),
                     u.crc32
                 )),
-                _ => {}
+                Step::Boot { .. } => out.push_str(match self.boot_via {
+                    BootVia::Run => "      started as `setenv lmxboot …` + `run lmxboot`\n",
+                    BootVia::Direct => "      typed as the last line (this U-Boot has no usable `run`)\n",
+                }),
+                Step::Setenv { .. } => {}
             }
         }
         out

@@ -96,6 +96,12 @@ pub enum Error {
     /// A multi-file or script payload's size table runs past the data.
     #[error("corrupt multi-file table: {0}")]
     BadMultiTable(&'static str),
+    /// A trailer can only ride after an LZMA kernel image.
+    #[error("only an LZMA kernel image can carry the rootfs after its payload; this is a {found}")]
+    NotLzmaKernel {
+        /// The image's type line.
+        found: String,
+    },
 }
 
 macro_rules! code_enum {
@@ -748,6 +754,50 @@ pub fn split_multi(payload: &[u8]) -> Result<Vec<&[u8]>, Error> {
     Ok(parts)
 }
 
+/// Alignment of the trailer [`with_trailer`] appends after the payload.
+pub const TRAILER_ALIGN: usize = 4;
+
+/// The offset at which [`with_trailer`] puts a trailer after `image`'s
+/// payload: the image's length padded to [`TRAILER_ALIGN`].
+pub fn trailer_offset(image_len: usize) -> usize {
+    image_len.next_multiple_of(TRAILER_ALIGN)
+}
+
+/// `image` (a checked legacy kernel image) with `trailer` appended to its
+/// payload at [`trailer_offset`] and the header's data size and data CRC
+/// (then its header CRC) rewritten to cover both.
+///
+/// For U-Boots without `crc32`: `bootm` checks the data CRC over every
+/// byte before it unpacks the kernel, and the LZMA decoders of mainline
+/// and of the Ralink 1.1.3 trees stop at the size in the LZMA header, so
+/// the trailer is verified and then left where it was loaded. Only LZMA
+/// kernel images are accepted: an uncompressed one would be copied to
+/// its load address trailer and all.
+pub fn with_trailer(image: &[u8], trailer: &[u8]) -> Result<Vec<u8>, Error> {
+    let img = UImage::parse(image)?;
+    if img.header.image_type != ImageType::Kernel || img.header.compression != Compression::Lzma {
+        return Err(Error::NotLzmaKernel {
+            found: img.header.type_line(),
+        });
+    }
+    let end = HEADER_LEN + img.payload.len();
+    let at = trailer_offset(end);
+    let size = at - HEADER_LEN + trailer.len();
+    let size32 = u32::try_from(size).map_err(|_| Error::DataTooLarge { len: size })?;
+    let mut out = Vec::with_capacity(at + trailer.len());
+    out.extend_from_slice(&image[..end]);
+    out.resize(at, 0);
+    out.extend_from_slice(trailer);
+    let header = HeaderRepr {
+        data_size: size32,
+        data_crc: crc32fast::hash(&out[HEADER_LEN..]),
+        ..img.header
+    };
+    let mut h = Header::new_checked(&mut out[..])?;
+    header.emit(&mut h)?;
+    Ok(out)
+}
+
 /// A legacy image checked end to end: header fields plus its payload.
 #[derive(Debug, Clone)]
 pub struct UImage<'a> {
@@ -834,6 +884,56 @@ pub fn format_size(size: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trailer_is_covered_by_the_data_crc_and_leaves_the_kernel_intact() {
+        let kernel = crate::compress::lzma_compress(&[7u8; 5000], 6).unwrap();
+        let spec = UImageSpec::kernel("k", Arch::Mips, Compression::Lzma, 0x8000_0000, 0x8000_0000);
+        let image = spec.build(&kernel).unwrap();
+        let trailer: Vec<u8> = (0..3001u32).map(|i| (i * 7) as u8).collect();
+        let out = with_trailer(&image, &trailer).unwrap();
+        // The whole file checks out as U-Boot's bootm checks it.
+        let parsed = UImage::parse(&out).unwrap();
+        let at = trailer_offset(image.len());
+        assert_eq!(at % TRAILER_ALIGN, 0);
+        assert_eq!(
+            parsed.header.data_size as usize,
+            at - HEADER_LEN + trailer.len()
+        );
+        assert_eq!(&out[at..], &trailer[..]);
+        // The kernel part is the original LZMA stream, then zero padding.
+        assert_eq!(&parsed.payload[..kernel.len()], &kernel[..]);
+        assert!(out[image.len()..at].iter().all(|b| *b == 0));
+        let decoded = crate::compress::lzma_decompress(&parsed.payload[..kernel.len()]).unwrap();
+        assert_eq!(decoded, vec![7u8; 5000]);
+        // Name, addresses, type and compression are kept.
+        let before = HeaderRepr::parse(&Header::new_checked(&image[..]).unwrap()).unwrap();
+        assert_eq!(
+            HeaderRepr {
+                data_size: before.data_size,
+                data_crc: before.data_crc,
+                ..parsed.header.clone()
+            },
+            before
+        );
+        // One flipped trailer byte is what bootm reports as Bad Data CRC.
+        let mut bad = out.clone();
+        bad[at + 100] ^= 1;
+        assert!(matches!(UImage::parse(&bad), Err(Error::BadDataCrc { .. })));
+    }
+
+    #[test]
+    fn only_an_lzma_kernel_carries_a_trailer() {
+        let spec = UImageSpec::kernel("k", Arch::Mips, Compression::None, 0x8000_0000, 0x8000_0000);
+        let image = spec.build(&[1, 2, 3]).unwrap();
+        let e = with_trailer(&image, b"rootfs").unwrap_err();
+        assert!(matches!(e, Error::NotLzmaKernel { .. }), "{e}");
+        assert!(e.to_string().contains("(uncompressed)"), "{e}");
+        assert!(matches!(
+            with_trailer(b"short", b"x"),
+            Err(Error::Truncated { .. })
+        ));
+    }
 
     /// `SOURCE_DATE_EPOCH=1700000000 mkimage -A arm -O linux -T script -C none
     /// -n boot -d s.txt` with s.txt = "echo hi\nsetenv a b\n".

@@ -7,7 +7,9 @@
 use lmx_boards::{Board, Catalog, PhramMethod};
 use lmx_builder::bootargs::{self, BootargsError, BootargsInput, PhramRegion};
 use lmx_builder::layout::{KernelFacts, KernelRun, LayoutRequest, RamLayout, RegionKind};
-use lmx_builder::plan::{BootPlan, PlanError, PlanInputs, PlannedFile, Step};
+use lmx_builder::plan::{
+    BootPlan, BootVia, LoadCheck, PlanError, PlanInputs, PlannedFile, Step, Verification,
+};
 
 fn board(name: &str) -> Board {
     Catalog::builtin().resolve(name).unwrap().board
@@ -33,7 +35,19 @@ struct Case {
 }
 
 fn plan(c: &Case) -> Result<BootPlan, String> {
-    let req = LayoutRequest::new(c.rootfs, c.dtb, c.kernel);
+    plan_with(c, false)
+}
+
+/// The plan as `lmx build` makes it: the verification the board allows
+/// (`no_verify` as `--no-verify`); with bootm's check the kernel file is
+/// the kernel+rootfs uImage.
+fn plan_with(c: &Case, no_verify: bool) -> Result<BootPlan, String> {
+    let offset = lmx_builder::uimage::trailer_offset(c.kernel.file_size as usize) as u64;
+    let verification = Verification::choose(&c.board, no_verify, c.dtb.is_some(), false, offset)
+        .map_err(|e| e.to_string())?;
+    let mut req = LayoutRequest::new(c.rootfs, c.dtb, c.kernel);
+    let covered = matches!(verification, Verification::BootmCovers { .. });
+    req.kernel_below_rootfs = covered.then_some(offset);
     let layout = RamLayout::plan(&c.board, &req).map_err(|e| e.to_string())?;
     let r = layout.region(RegionKind::Rootfs).unwrap();
     let args = bootargs::compose(&BootargsInput {
@@ -48,14 +62,20 @@ fn plan(c: &Case) -> Result<BootPlan, String> {
         append: c.append,
     })
     .map_err(|e| e.to_string())?;
+    let kernel = if covered {
+        file("kernel-rootfs.uimg", offset + c.rootfs, 0x4444_4444)
+    } else {
+        file(c.kernel_file, c.kernel.file_size, 0x1111_1111)
+    };
     let inputs = PlanInputs {
-        kernel: file(c.kernel_file, c.kernel.file_size, 0x1111_1111),
+        kernel,
         dtb: c.dtb.map(|d| file("board.dtb", d, 0x2222_2222)),
         rootfs: file("rootfs.squashfs", c.rootfs, 0x3333_3333),
         rootfs_unpacked: None,
         bootargs: args,
         ipaddr: c.board.network.ip,
         serverip: c.board.network.server_ip,
+        verification,
     };
     BootPlan::new(&c.board, layout, c.method, &inputs).map_err(|e| e.to_string())
 }
@@ -455,26 +475,74 @@ fn mt76xx(name: &str) -> Case {
 }
 
 #[test]
-fn gl_mt76xx_plans_are_refused_for_want_of_crc32_then_for_gls_run() {
+fn gl_mt76xx_plans_verify_through_bootm_and_boot_without_run() {
     // GL's MT76xx U-Boots have no crc32 (gl-inet/uboot-source-for_mtk
-    // common/cmd_mem.c l.900-916; not in the MT300N-V2 binary), and lmx
-    // verifies every load with it.
+    // common/cmd_mem.c l.900-916; not in the MT300N-V2 binary) and their
+    // `run` is a flash helper: one kernel+rootfs uImage, checked by bootm,
+    // and the boot command typed directly.
     for name in ["gl-mt300a", "gl-mt300n-v2"] {
-        let e = plan(&mt76xx(name)).unwrap_err();
-        assert!(e.starts_with(&format!("board {name}: ")), "{e}");
-        assert!(e.contains("needs `crc32 0x8"), "{e}");
-        assert!(e.contains("this U-Boot has no `crc32` command"), "{e}");
-        assert!(e.contains("verifies every load"), "{e}");
-        assert!(e.contains(&format!("lmx boards show {name}")), "{e}");
+        let p = plan(&mt76xx(name)).unwrap();
+        let loads: Vec<_> = p.loads().collect();
+        assert_eq!(loads.len(), 1, "{loads:?}");
+        let l = loads[0];
+        assert_eq!(l.artifact, "kernel+rootfs");
+        assert_eq!(l.check, LoadCheck::BootmDataCrc);
+        // The rootfs bytes of the file land exactly on the rootfs region.
+        let offset = lmx_builder::uimage::trailer_offset(2 << 20) as u64;
+        let r = p.layout.region(RegionKind::Rootfs).unwrap();
+        assert_eq!(l.phys + offset, r.phys);
+        assert_eq!(p.boot_via, BootVia::Direct);
+        let sent = p.sent_commands();
+        assert!(
+            !sent
+                .iter()
+                .any(|c| c.starts_with("crc32") || c.starts_with("run")),
+            "{sent:?}"
+        );
+        assert!(sent.contains(&"setenv verify y".to_string()), "{sent:?}");
+        assert_eq!(sent.last().unwrap(), &format!("bootm {:#x}", l.addr));
+        let text = p.render();
+        assert!(
+            text.contains("every byte by bootm's uImage data CRC"),
+            "{text}"
+        );
+        assert!(text.contains("typed as the last line"), "{text}");
     }
-    // A build with crc32 meets the next wall: GL's `run` writes flash, so
-    // the boot through `run lmxboot` is refused, naming the source.
+}
+
+#[test]
+fn without_crc32_a_separate_dtb_needs_no_verify() {
+    // bootm's check covers one file; a separately loaded DTB would go
+    // unchecked, so the plan is refused unless the user accepts sizes only.
+    let mut c = mt76xx("gl-mt300n-v2");
+    c.dtb = Some(20_000);
+    let e = plan(&c).unwrap_err();
+    assert!(e.contains("cannot verify loads"), "{e}");
+    assert!(e.contains("--append-dtb"), "{e}");
+    assert!(e.contains("--no-verify"), "{e}");
+    let p = plan_with(&c, true).unwrap();
+    assert!(p.loads().all(|l| l.check == LoadCheck::SizeOnly));
+    assert!(p.render().contains("CONTENT NOT VERIFIED (--no-verify)"));
+    // A non-LZMA kernel cannot carry the rootfs past bootm either.
+    let mut c = mt76xx("gl-mt300n-v2");
+    c.board.kernel.format = lmx_boards::KernelFormat::Uimage;
+    let e = plan(&c).unwrap_err();
+    assert!(e.contains("only for an LZMA legacy uImage kernel"), "{e}");
+}
+
+#[test]
+fn gls_run_is_never_typed_even_with_crc32() {
+    // A build with crc32 still has GL's flash-writing `run`: the boot is
+    // typed directly, and a hand-made plan through `run lmxboot` is refused.
     let mut c = mt76xx("gl-mt300n-v2");
     c.board.uboot.commands.absent.retain(|n| n != "crc32");
-    let e = plan(&c).unwrap_err();
+    let mut p = plan(&c).unwrap();
+    assert_eq!(p.boot_via, BootVia::Direct);
+    assert!(p.loads().all(|l| l.check == LoadCheck::Crc32));
+    p.boot_via = BootVia::Run;
+    let e = p.check_commands(&c.board).unwrap_err().to_string();
     assert!(e.contains("`run lmxboot` is a trap on this U-Boot"), "{e}");
     assert!(e.contains("spi_rt6855A_flash.c"), "{e}");
-    assert!(e.contains("cannot boot that way"), "{e}");
 }
 
 #[test]
@@ -585,6 +653,7 @@ fn an_lzmadec_rootfs_is_refused_where_lzmadec_is_absent() {
         bootargs: args,
         ipaddr: None,
         serverip: None,
+        verification: Verification::Crc32,
     };
     // GL's AR750 binary has no lzmadec (gl-ar750.toml, uboot.commands.absent).
     let e = BootPlan::new(&c.board, layout, c.method, &inputs).unwrap_err();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use lmx_boards::Board;
 use lmx_builder::caps;
-use lmx_builder::plan::{BootPlan, LoadStep, Step, UnpackStep};
+use lmx_builder::plan::{BootPlan, BootVia, LoadCheck, LoadStep, Step, UnpackStep, BOOT_VAR};
 use lmx_console::{Transport, UBootShell};
 use lmx_flasher::output;
 use lmx_tftpd::Event;
@@ -24,6 +24,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::failure::StepFailure;
+
+/// What `bootm` prints once a legacy uImage's data CRC matched (mainline
+/// `boot/image-legacy.c`-era `image_get_kernel`; `gl-inet/uboot-source-for_mtk
+/// common/cmd_bootm.c` l.320-327): the proof of a load that carries no
+/// `crc32` check ([`LoadCheck::BootmDataCrc`]).
+pub const BOOTM_VERIFIED: &str = "Verifying Checksum ... OK";
 use crate::report::Reporter;
 use crate::watch::{self, BootWatch, Phase, WatchError};
 
@@ -255,6 +261,10 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
             self.say(&format!("    {cmd}"));
         }
         self.timings.add("network settings", t.elapsed());
+        if plan.loads().any(|l| l.check == LoadCheck::SizeOnly) {
+            self.say("WARNING: --no-verify: every load is checked by its size only; a corrupted byte would reach the kernel");
+        }
+        let bootm_checks = plan.loads().any(|l| l.check == LoadCheck::BootmDataCrc);
         let sent: Vec<&str> = vars.iter().map(|(n, _)| *n).collect();
         for step in &plan.steps {
             match step {
@@ -294,7 +304,8 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
                 }
                 Step::Unpack(u) => self.unpack(u).await?,
                 Step::Boot { command } => {
-                    self.boot(command, at_prompt).await?;
+                    self.boot(command, plan.boot_via, bootm_checks, at_prompt)
+                        .await?;
                 }
             }
         }
@@ -309,6 +320,7 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
         use lmx_boards::Availability;
         let dialect = self.shell.machine().dialect();
         if !self.opts.verify_in_place
+            || l.check != LoadCheck::Crc32
             || dialect.inventory.availability("crc32") == Availability::Absent
         {
             return Ok(false);
@@ -459,17 +471,33 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
             }
         }
         let load_time = t.elapsed();
-        if let Err(failure) = self.verify(&step, l.addr, l.size, l.crc32, &l.file).await {
+        let checked = match l.check {
+            LoadCheck::Crc32 => self.verify(&step, l.addr, l.size, l.crc32, &l.file).await,
+            LoadCheck::BootmDataCrc | LoadCheck::SizeOnly => self.verify_size(&step, l).await,
+        };
+        if let Err(failure) = checked {
             return Err(self.unless_never_served(failure, l, served, refused).await);
         }
         let total = t.elapsed();
-        self.say(&format!(
-            "    ok: {} bytes in {:.3} s ({:.1} MiB/s), filesize and crc32 {:08x} match",
-            l.size,
-            load_time.as_secs_f64(),
-            l.size as f64 / (1 << 20) as f64 / load_time.as_secs_f64().max(1e-6),
-            l.crc32
-        ));
+        let rate = l.size as f64 / (1 << 20) as f64 / load_time.as_secs_f64().max(1e-6);
+        self.say(&match l.check {
+            LoadCheck::Crc32 => format!(
+                "    ok: {} bytes in {:.3} s ({rate:.1} MiB/s), filesize and crc32 {:08x} match",
+                l.size,
+                load_time.as_secs_f64(),
+                l.crc32
+            ),
+            LoadCheck::BootmDataCrc => format!(
+                "    ok: {} bytes in {:.3} s ({rate:.1} MiB/s), filesize matches; its bytes are checked by bootm's data CRC before the kernel starts",
+                l.size,
+                load_time.as_secs_f64(),
+            ),
+            LoadCheck::SizeOnly => format!(
+                "    loaded: {} bytes in {:.3} s ({rate:.1} MiB/s), filesize matches; CONTENT NOT VERIFIED (--no-verify)",
+                l.size,
+                load_time.as_secs_f64(),
+            ),
+        });
         self.timings.add(
             format!("load {} ({} bytes) + verify", l.file, l.size),
             total,
@@ -560,14 +588,6 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
         crc: u32,
         file: &str,
     ) -> Result<(), StepFailure> {
-        let fs = self
-            .shell
-            .printenv("filesize")
-            .await
-            .map_err(|e| StepFailure::shell(step, "printenv filesize", e))?;
-        let got = fs
-            .as_deref()
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
         let l = LoadStep {
             artifact: String::new(),
             file: file.into(),
@@ -575,18 +595,9 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
             phys: addr,
             size,
             crc32: crc,
+            check: LoadCheck::Crc32,
         };
-        if got != Some(size) {
-            return Err(self.mismatch(
-                step,
-                "printenv filesize",
-                format!(
-                    "${{filesize}} is {} for {file}, the plan expects {size:x} ({size} bytes)",
-                    fs.as_deref().unwrap_or("unset")
-                ),
-                &l,
-            ));
-        }
+        self.verify_size(step, &l).await?;
         let cmd = l.crc_command();
         let out = self
             .shell
@@ -607,10 +618,37 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
                 step,
                 cmd,
                 format!("no `==> CRC` line in the output: {:?}", out.text),
-                "this U-Boot may lack the crc32 command (CONFIG_CMD_CRC32); lmx cannot verify loads without it",
+                "this U-Boot may lack the crc32 command (CONFIG_CMD_CRC32): if so, list it in the board file's uboot.commands.absent and lmx verifies through bootm's uImage data CRC instead",
             )
             .with_tail(self.shell.machine().tail())),
         }
+    }
+
+    /// `${filesize}` against the plan's size for `l`.
+    async fn verify_size(&mut self, step: &str, l: &LoadStep) -> Result<(), StepFailure> {
+        let fs = self
+            .shell
+            .printenv("filesize")
+            .await
+            .map_err(|e| StepFailure::shell(step, "printenv filesize", e))?;
+        let got = fs
+            .as_deref()
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+        if got != Some(l.size) {
+            return Err(self.mismatch(
+                step,
+                "printenv filesize",
+                format!(
+                    "${{filesize}} is {} for {}, the plan expects {:x} ({} bytes)",
+                    fs.as_deref().unwrap_or("unset"),
+                    l.file,
+                    l.size,
+                    l.size
+                ),
+                l,
+            ));
+        }
+        Ok(())
     }
 
     async fn unpack(&mut self, u: &UnpackStep) -> Result<(), StepFailure> {
@@ -637,28 +675,42 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
         Ok(())
     }
 
-    async fn boot(&mut self, command: &str, at_prompt: Instant) -> Result<(), StepFailure> {
+    async fn boot(
+        &mut self,
+        command: &str,
+        via: BootVia,
+        bootm_checks: bool,
+        at_prompt: Instant,
+    ) -> Result<(), StepFailure> {
         let step = "boot";
         self.say(&format!("==> {command}"));
-        // The boot command never returns to the prompt, so it cannot carry
-        // the driver's end marker: store it with a verified setenv and
-        // start it with a short `run`.
-        self.shell
-            .setenv_checked("lmxboot", command)
-            .await
-            .map_err(|e| StepFailure::shell(step, command, e))?;
-        // `run lmxboot` is typed without the driver (it never returns to
-        // the prompt): the dialect checks it (traps, the line) and wraps it
-        // where the prompt is restricted.
+        let typed = match via {
+            // The boot command never returns to the prompt, so it cannot
+            // carry the driver's end marker: store it with a verified
+            // setenv and start it with a short `run`.
+            BootVia::Run => {
+                self.shell
+                    .setenv_checked(BOOT_VAR, command)
+                    .await
+                    .map_err(|e| StepFailure::shell(step, command, e))?;
+                format!("run {BOOT_VAR}")
+            }
+            // No usable `run` (absent, or a trap): the command itself is
+            // the last line typed.
+            BootVia::Direct => command.to_string(),
+        };
+        // Typed without the driver (it never returns to the prompt): the
+        // dialect checks it (traps, the line) and wraps it where the
+        // prompt is restricted.
         let line = self
             .shell
             .machine()
             .dialect()
-            .raw_line("run lmxboot")
+            .raw_line(&typed)
             .map_err(|r| {
                 StepFailure::new(
                     step,
-                    "run lmxboot",
+                    typed.clone(),
                     format!("refused before sending: {r}"),
                     "nothing was booted; the board file's [uboot] says why",
                 )
@@ -688,6 +740,34 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
         };
         let mut bw = BootWatch::new();
         let kernel_wait = self.opts.timeout.max(Duration::from_secs(30));
+        if bootm_checks {
+            // The loads were checked by size only so far: bootm's data CRC
+            // over the whole kernel+rootfs file is the proof of their bytes,
+            // and it must come before the kernel runs ("Bad Data CRC" is a
+            // failure text: bootm then returns to the prompt).
+            let io = self.shell.transport_mut();
+            watch::until(
+                &mut bw,
+                io,
+                &mut self.report,
+                &[BOOTM_VERIFIED, "Starting kernel", "Linux version"],
+                &failures,
+                kernel_wait,
+            )
+            .await
+            .map_err(|w| fail(w, "bootm's data CRC check (\"Verifying Checksum ... OK\")", "a Bad Data CRC means the bytes U-Boot holds are not the planned ones: retry; if it repeats, check the link (lmx serve's counters) and the RAM layout (--dry-run)"))?;
+            if !bw.seen(BOOTM_VERIFIED) {
+                return Err(StepFailure::new(
+                    step,
+                    command,
+                    "the kernel started without bootm's data CRC check (no \"Verifying Checksum ... OK\"), so the loaded bytes were never verified",
+                    "this U-Boot skipped the check although lmx set verify=y: boot with crc32 (a build that has it) or accept unverified loads explicitly with --no-verify",
+                )
+                .with_tail(bw.tail()));
+            }
+            self.report
+                .say("    bootm verified the data CRC of every loaded byte");
+        }
         let io = self.shell.transport_mut();
         watch::until(
             &mut bw,

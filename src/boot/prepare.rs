@@ -89,6 +89,7 @@ pub fn load(path: &Path) -> miette::Result<Prepared> {
             layout: m.layout,
             bootargs: m.bootargs,
             steps: m.steps,
+            boot_via: m.boot_via,
         }
     } else {
         serde_json::from_value(value.get("plan").cloned().unwrap_or(value))

@@ -58,6 +58,11 @@ pub struct PlanArgs {
     /// Send the rootfs as it is, although the board's ram_boot.compressed_rootfs says LZMA.
     #[arg(long)]
     pub no_lzma_rootfs: bool,
+    /// Accept loads checked by their size only, for a U-Boot where nothing
+    /// can verify their bytes (no crc32, and no LZMA uImage whose data CRC
+    /// bootm checks). The run then says loudly that its loads are unverified.
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 impl PlanArgs {
@@ -87,6 +92,7 @@ impl PlanArgs {
         req.squashfs.compression = self.comp;
         req.append_dtb = flag_pair(self.append_dtb, self.no_append_dtb);
         req.lzma_rootfs = flag_pair(self.lzma_rootfs, self.no_lzma_rootfs);
+        req.no_verify = self.no_verify;
     }
 }
 
@@ -166,6 +172,9 @@ pub fn hint(e: &BuildError) -> &'static str {
         }
         BuildError::Plan(lmx_builder::plan::PlanError::Command { .. }) => {
             "this is what the board file records about its U-Boot (`lmx boards show BOARD`: uboot.commands, uboot.traps); nothing was sent to the board"
+        }
+        BuildError::Plan(lmx_builder::plan::PlanError::CannotVerify { .. }) => {
+            "docs/tftpboot.md, \"Verification without crc32\"; --no-verify boots with sizes checked only"
         }
         BuildError::Plan(lmx_builder::plan::PlanError::MemStarves { .. }) => {
             "use --phram dt-cmdline (Linux keeps all RAM but the rootfs; needs --dtb), or move ram_boot.rootfs higher in the board file"

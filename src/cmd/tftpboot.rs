@@ -569,5 +569,5 @@ fn print_plan(p: &Prepared, net: &NetSetup) {
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         println!("  {name:<24} {size:>10} bytes  {}", path.display());
     }
-    println!("\nEach load is accepted only when ${{filesize}} and crc32 match the values above; the boot command is sent last.");
+    println!("\n{}", p.plan.verification_summary());
 }
