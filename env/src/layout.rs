@@ -149,7 +149,7 @@ impl EnvLayout {
     pub fn required_len(&self) -> u64 {
         self.copy_offsets()
             .iter()
-            .map(|o| o + self.size as u64)
+            .map(|o| o.saturating_add(self.size as u64))
             .max()
             .unwrap_or(0)
     }
@@ -165,9 +165,18 @@ impl EnvLayout {
                 self.size
             )));
         }
+        for offset in self.copy_offsets() {
+            if offset.checked_add(self.size as u64).is_none() {
+                return Err(EnvError::InvalidLayout(format!(
+                    "a copy of {:#x} bytes at {offset:#x} ends past the largest offset",
+                    self.size
+                )));
+            }
+        }
         if let Some(second) = self.redundant {
             let (a, b) = (self.offset, second);
             let size = self.size as u64;
+            // Both ends fit a u64: checked just above.
             if a < b + size && b < a + size {
                 return Err(EnvError::InvalidLayout(format!(
                     "the copies at {a:#x} and {b:#x} overlap (size {size:#x} each)"
@@ -180,7 +189,7 @@ impl EnvLayout {
     /// Checks that an image of `image_len` bytes holds every copy.
     pub fn check_fits(&self, image_len: u64) -> Result<(), EnvError> {
         for (copy, offset) in self.copy_offsets().into_iter().enumerate() {
-            let end = offset + self.size as u64;
+            let end = offset.saturating_add(self.size as u64);
             if end > image_len {
                 return Err(EnvError::Truncated {
                     copy,
@@ -230,6 +239,22 @@ mod tests {
         assert!(EnvLayout::redundant(0x100, 0x100, 0, FlagStyle::Boolean)
             .validate()
             .is_ok());
+    }
+
+    #[test]
+    fn offsets_near_the_end_of_u64_are_refused_not_wrapped() {
+        // Found by the `env` fuzz target: `offset + size` overflowed, and
+        // in a release build wrapped to a small end that "fit".
+        let layout = EnvLayout::single(u64::MAX - 0xf, 0x10);
+        assert!(matches!(layout.validate(), Err(EnvError::InvalidLayout(_))));
+        assert_eq!(layout.required_len(), u64::MAX);
+        assert!(matches!(
+            layout.check_fits(0x100),
+            Err(EnvError::Truncated { end: u64::MAX, .. })
+        ));
+        let redundant = EnvLayout::redundant(0, 0x10, u64::MAX - 0x8, FlagStyle::Counter);
+        assert!(redundant.validate().is_err());
+        assert!(crate::EnvImage::from_dump(layout, &[0u8; 0x100]).is_err());
     }
 
     #[test]
