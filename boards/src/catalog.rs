@@ -75,6 +75,17 @@ pub struct Doc {
 }
 
 impl Doc {
+    /// A document held in memory, as if read from `path` (the fuzz
+    /// targets' boards).
+    pub(crate) fn from_text(name: &str, kind: DocKind, path: &str, text: &str) -> Self {
+        Doc {
+            name: name.to_string(),
+            kind,
+            source: Source::File(PathBuf::from(path)),
+            text: Ok(text.to_string()),
+        }
+    }
+
     fn from_path(path: &Path, kind: DocKind) -> Self {
         Doc {
             name: stem(path),

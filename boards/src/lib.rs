@@ -36,6 +36,7 @@
 pub mod builtin;
 pub mod catalog;
 pub mod error;
+pub mod fuzzing;
 pub mod render;
 mod resolve;
 pub mod schema;

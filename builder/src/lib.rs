@@ -25,6 +25,7 @@ pub mod dtedit;
 pub mod fdt;
 pub mod firmware;
 pub mod fit;
+pub mod fuzzing;
 pub mod kernel;
 pub mod layout;
 pub mod manifest;

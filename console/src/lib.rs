@@ -38,6 +38,7 @@
 pub mod dialect;
 pub mod discover;
 pub mod error;
+pub mod fuzzing;
 pub mod machine;
 pub mod printenv;
 pub mod quote;

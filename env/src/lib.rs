@@ -51,6 +51,7 @@
 mod diff;
 mod environment;
 mod error;
+pub mod fuzzing;
 mod image;
 mod layout;
 mod probe;

@@ -31,6 +31,7 @@
 pub mod boot;
 pub mod failure;
 pub mod flash;
+pub mod fuzzing;
 pub mod report;
 pub mod watch;
 
