@@ -135,7 +135,14 @@ fn check_text(text: &[u8]) {
     let Ok((env, _)) = parse_text(text) else {
         return;
     };
-    // What to_text writes reads back to the same variables.
+    // What to_text writes reads back to the same variables, except the
+    // values the text form cannot hold (see `to_text`).
+    if env
+        .iter()
+        .any(|(_, v)| v.ends_with(b"\\") || v.ends_with(b"\r"))
+    {
+        return;
+    }
     let written = to_text(&env);
     let (again, warnings) = parse_text(&written).expect("to_text output parses");
     assert_eq!(
