@@ -18,6 +18,7 @@ TEST_PKGS=(
   xz-utils        # xz / lzma
   util-linux      # setpriv
   tmux            # drives lmx console in a terminal (tests/console_cli.rs)
+  ser2net socat   # RFC 2217 serial server over a pty pair (console/tests/rfc2217.rs)
   # MIPS cross compilers: the non-VM tests compile kernel-like ELFs with
   # them (builder/tests/elf_oracle.rs, tests/seed_boards.rs,
   # tests/build_mips_cli.rs), so the quick tier needs them too.

@@ -42,6 +42,7 @@ pub mod fuzzing;
 pub mod machine;
 pub mod printenv;
 pub mod quote;
+pub mod rfc2217;
 pub mod serial;
 pub mod share;
 pub mod shell;

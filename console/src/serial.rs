@@ -169,6 +169,18 @@ pub enum PortError {
         #[source]
         source: io::Error,
     },
+    /// A network serial server did not agree to RFC 2217's line settings.
+    #[error("{what}: {problem}")]
+    #[diagnostic(
+        code(lmx_console::rfc2217),
+        help("ser2net publishes a port for RFC 2217 with the accepter `telnet(rfc2217),tcp,PORT`; labgrid's exporter does so for every serial port")
+    )]
+    Negotiation {
+        /// The endpoint.
+        what: String,
+        /// What the server did.
+        problem: String,
+    },
     /// Any other I/O error.
     #[error("{path}: {source}")]
     #[diagnostic(code(lmx_console::port_io))]

@@ -87,6 +87,7 @@ pub fn socket_path(endpoint: &Endpoint) -> PathBuf {
             .to_string(),
         Endpoint::Unix(p) => format!("unix{}", p.display()),
         Endpoint::Tcp(a) => format!("tcp-{a}"),
+        Endpoint::Rfc2217(a) => format!("rfc2217-{a}"),
     };
     let id: String = id
         .trim_start_matches('/')

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, UnixStream};
 
+use crate::rfc2217::Rfc2217Transport;
 use crate::serial::{PortError, SerialConfig, SerialTransport};
 
 /// A byte stream to a console.
@@ -81,14 +82,23 @@ pub enum Endpoint {
     Serial(PathBuf),
     /// A unix stream socket (`unix:PATH`), e.g. QEMU `-serial unix:`.
     Unix(PathBuf),
-    /// A TCP address (`tcp:HOST:PORT`), e.g. ser2net.
+    /// A TCP address (`tcp:HOST:PORT`), e.g. ser2net in raw mode.
     Tcp(String),
+    /// A network serial server speaking RFC 2217 (`rfc2217://HOST:PORT`),
+    /// e.g. ser2net's `telnet(rfc2217)` accepter or a labgrid exporter.
+    Rfc2217(String),
 }
 
 impl Endpoint {
-    /// Parses `unix:PATH`, `tcp:HOST:PORT`, or a device path.
+    /// Parses `unix:PATH`, `tcp:HOST:PORT`, `rfc2217://HOST:PORT` (also
+    /// `rfc2217:HOST:PORT`), or a device path.
     pub fn parse(s: &str) -> Endpoint {
-        if let Some(p) = s.strip_prefix("unix:") {
+        if let Some(a) = s
+            .strip_prefix("rfc2217://")
+            .or_else(|| s.strip_prefix("rfc2217:"))
+        {
+            Endpoint::Rfc2217(a.trim_end_matches('/').to_string())
+        } else if let Some(p) = s.strip_prefix("unix:") {
             Endpoint::Unix(PathBuf::from(p))
         } else if let Some(a) = s.strip_prefix("tcp:") {
             Endpoint::Tcp(a.to_string())
@@ -118,6 +128,9 @@ impl Endpoint {
                     what: format!("tcp:{a}"),
                     source,
                 }),
+            Endpoint::Rfc2217(a) => Rfc2217Transport::connect(a, cfg)
+                .await
+                .map(|t| Box::new(t) as Box<dyn Transport>),
         }
     }
 }
@@ -128,6 +141,7 @@ impl std::fmt::Display for Endpoint {
             Endpoint::Serial(p) => write!(f, "{}", p.display()),
             Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
             Endpoint::Tcp(a) => write!(f, "tcp:{a}"),
+            Endpoint::Rfc2217(a) => write!(f, "rfc2217://{a}"),
         }
     }
 }
