@@ -18,7 +18,12 @@
 //! - [`watch`]: [`BootWatch`], the one sans-I/O matcher of console text
 //!   after a boot or reset command, shared by both;
 //! - [`report`]: the [`Reporter`] trait through which progress and step
-//!   lines reach the user (the binary renders them, tests record them).
+//!   lines reach the user (the binary renders them, tests record them);
+//! - [`setup`]: [`Session`], one value owning what a run needs — the
+//!   TFTP server, the console (a port, `lmx console`'s share socket, or a
+//!   virtual board) and the [`UBootShell`] — and shutting it down on drop;
+//! - [`virt`]: the virtual boards lmx starts itself (QEMU, the private
+//!   network, kept flash, the test bed's default inputs).
 //!
 //! [`BootPlan`]: lmx_builder::plan::BootPlan
 //! [`FlashPlan`]: lmx_flasher::plan::FlashPlan
@@ -33,10 +38,14 @@ pub mod failure;
 pub mod flash;
 pub mod fuzzing;
 pub mod report;
+pub mod setup;
+pub mod virt;
 pub mod watch;
 
 pub use boot::{BootRunner, NetSetup, RunOptions, Timings};
 pub use failure::StepFailure;
 pub use flash::FlashExecutor;
 pub use report::{Recorder, Reporter};
+pub use setup::{ConsoleSpec, Host, Serve, Session, SessionSpec, SetupError, Shell};
+pub use virt::{Flash, Virtual};
 pub use watch::BootWatch;

@@ -6,14 +6,13 @@
 //! - [`report`]: the terminal reporter the session library talks to (step
 //!   lines, progress bars, the console during the boot); the step loops
 //!   themselves are in `lmx-session`;
-//! - [`virt`]: the virtual board (private network, QEMU) via `lmx-testbed`;
 //! - [`watch`]: `--watch`, waiting for a rebuild and resetting the board.
 //!
 //! No protocol or format logic lives here: U-Boot's line discipline is in
 //! `lmx-console`, TFTP in `lmx-tftpd`, addresses and commands in
-//! `lmx-builder`.
+//! `lmx-builder`, the session (TFTP server, port or virtual board, shell)
+//! in `lmx-session`.
 
 pub mod prepare;
 pub mod report;
-pub mod virt;
 pub mod watch;

@@ -197,29 +197,6 @@ fn pick_endpoint(args: &ConsoleArgs) -> miette::Result<Endpoint> {
     }
 }
 
-/// The console of a real board, given by `--port` (`port`): through the
-/// share socket of an `lmx console` holding it when there is one, else
-/// opened directly. `client` names this lmx to the holder, e.g. `lmx flash`.
-pub(crate) fn open_port(
-    rt: &tokio::runtime::Runtime,
-    board: &lmx_boards::Board,
-    port: Option<&str>,
-    client: &str,
-) -> miette::Result<Box<dyn Transport>> {
-    let port = port.ok_or_else(|| {
-        miette!(
-            help =
-                "e.g. --port /dev/ttyUSB0, --port unix:/tmp/console.sock or --port tcp:host:2000",
-            "board {}: which console? give --port",
-            board.name
-        )
-    })?;
-    let cfg = SerialConfig::from_board(board).map_err(|e| miette!("{e}"))?;
-    let name = share::client_name(client);
-    rt.block_on(share::open_console(&Endpoint::parse(port), &cfg, &name))
-        .map_err(|e| miette!("{e}"))
-}
-
 /// The screen side: board output, status lines, toggles, log.
 struct Screen {
     out: std::io::Stdout,

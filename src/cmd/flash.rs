@@ -10,26 +10,21 @@
 //! steps. Each step's output is judged as the plan says; a failure stops
 //! the run with what the flash now holds and how to recover.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use ipnet::IpNet;
 use lmx_boards::Board;
 use lmx_builder::manifest::Manifest;
-use lmx_console::{Endpoint, SerialConfig, Transport, UBootShell};
 use lmx_flasher::{
     Backup, BackupVia, FlashImage, FlashPlan, FlashRequest, Method, Phase, RamBuffers, Step, Target,
 };
 use lmx_session::flash::fail_untouched;
-use lmx_session::{FlashExecutor, NetSetup, StepFailure};
-use lmx_tftpd::policy::PolicySpec;
-use lmx_tftpd::{Policy, Server, ServerConfig};
+use lmx_session::virt::{self, Flash, Virtual};
+use lmx_session::{ConsoleSpec, FlashExecutor, NetSetup, Serve, Session, SessionSpec, StepFailure};
 use miette::{miette, IntoDiagnostic, WrapErr};
 
 use crate::boot::report::TermReporter;
-use crate::boot::virt;
 
 /// Flags of `lmx flash`.
 #[derive(Args, Debug)]
@@ -370,73 +365,15 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
     // A virtual board's network comes first, while this process has one
     // thread. A MIPS twin's U-Boot is built (and cached) by the test bed
     // the first time, which needs the network: before that.
-    let mut malta_uboot = None;
-    let arch = if board.is_virtual {
-        let arch = virt::arch(&board)?;
-        if arch.is_malta() && args.write_protect {
+    let mut say = TermReporter::new(false);
+    let console = if board.is_virtual {
+        if virt::arch(&board).is_malta() && args.write_protect {
             return Err(miette!(
                 help = "drop --write-protect (qemu-aarch64 has it)",
                 "--write-protect: the malta flash of {} is one bank holding U-Boot, the firmware and the environment; lmx does not start it read-only",
                 board.name
             ));
         }
-        virt::check_host(arch)?;
-        if arch.is_malta() {
-            malta_uboot = Some(virt::prepare_firmware(&board, arch)?);
-        }
-        virt::enter_network(server_ip, board.network.prefix_len.unwrap_or(24))?;
-        Some(arch)
-    } else {
-        None
-    };
-
-    let tmp = tempfile::Builder::new()
-        .prefix("lmx-flash-")
-        .tempdir()
-        .into_diagnostic()?;
-    let upload_dir = tmp.path().join("upload");
-    std::fs::create_dir_all(&upload_dir).into_diagnostic()?;
-
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .into_diagnostic()?;
-    let bind = args.net.listen(server_ip);
-    let policy = Policy::new(PolicySpec {
-        files: vec![(src.image.file.clone(), src.path.clone())],
-        allow: vec![IpNet::from(IpAddr::V4(board_ip))],
-        upload_dir: args.backup.as_ref().map(|_| upload_dir.clone()),
-        ..PolicySpec::default()
-    })
-    .map_err(|e| miette!("serving the image: {e}"))?;
-    let server = rt
-        .block_on(Server::bind(
-            ServerConfig {
-                bind: vec![bind],
-                ..ServerConfig::default()
-            },
-            policy,
-        ))
-        .map_err(|e| miette!("{e}"))?;
-    eprintln!(
-        "==> TFTP server on {bind}, serving {} to {board_ip} only{}",
-        src.image.file,
-        if args.backup.is_some() {
-            ", accepting the backup upload"
-        } else {
-            ""
-        }
-    );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let served = rt.spawn(server.run(async {
-        let _ = stop_rx.await;
-    }));
-
-    // The console: a VM lmx starts (kept on this thread, which QEMU's death
-    // signal follows), or the given port.
-    let mut _vm = None;
-    let transport: Box<dyn Transport> = if let Some(arch) = arch {
         if args.port.is_some() {
             return Err(miette!(
                 "--port: lmx starts virtual board {} itself",
@@ -447,42 +384,19 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
             Some(d) => d.clone(),
             None => default_flash_dir(&board)?,
         };
-        let sock = tmp.path().join("console.sock");
-        let cfg = if let Some(uboot) = &malta_uboot {
-            // A MIPS twin: one 4 MiB flash file (U-Boot, firmware
-            // partition, environment), kept like `lmx env`'s.
-            let flash = virt::kept_malta_flash(arch, uboot, &dir)?;
-            eprintln!(
-                "==> starting virtual board {} (QEMU; flash {})",
-                board.name,
-                flash.display()
-            );
-            let mut cfg =
-                lmx_testbed::VmConfig::malta(arch, lmx_testbed::Console::Unix(sock.clone()), flash);
-            cfg.network = Some(lmx_testbed::Tap {
-                name: virt::TAP.into(),
-            });
-            cfg
-        } else {
-            let uboot = lmx_testbed::uboot_firmware(arch).map_err(|e| miette!("{e}"))?;
-            let mut pflash = lmx_testbed::Pflash::create(&dir, &uboot, true)
-                .map_err(|e| miette!("{e}"))
-                .wrap_err_with(|| format!("flash bank files in {}", dir.display()))?;
-            eprintln!(
-                "==> starting virtual board {} (QEMU; flash banks in {})",
-                board.name,
-                dir.display()
-            );
-            let mut cfg = virt::vm_config(arch, lmx_testbed::Console::Unix(sock.clone()), true);
-            pflash.readonly0 = args.write_protect;
-            cfg.firmware = lmx_testbed::Firmware::Pflash(pflash);
-            cfg
-        };
-        let vm = virt::start(&cfg)?;
-        _vm = Some(vm);
-        let sc = SerialConfig::from_board(&board).map_err(|e| miette!("{e}"))?;
-        rt.block_on(Endpoint::Unix(sock).open(&sc))
-            .map_err(|e| miette!("{e}"))?
+        let v = Virtual::prepare(&board, &mut say)?;
+        virt::enter_network(server_ip, board.network.prefix_len.unwrap_or(24))?;
+        ConsoleSpec::Virtual {
+            virt: v,
+            // U-Boot, the firmware partition and the environment, kept
+            // like `lmx env`'s.
+            flash: Flash::Kept {
+                dir,
+                write_protect: args.write_protect,
+            },
+            pty: false,
+            network: true,
+        }
     } else {
         if args.write_protect {
             return Err(miette!(
@@ -490,19 +404,42 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
                 board.name
             ));
         }
-        super::console::open_port(&rt, &board, args.port.as_deref(), "lmx flash")?
+        ConsoleSpec::Port(super::tftpboot::port_of(&board, args.port.as_deref())?)
     };
-    let shell = UBootShell::for_board(transport, &board).map_err(|e| miette!("{e}"))?;
-    let mut exec = FlashExecutor::new(
-        shell,
-        upload_dir,
-        args.backup.clone(),
-        args.verify_only,
-        TermReporter::new(args.show_console),
-    );
+
+    let scratch = tempfile::Builder::new()
+        .prefix("lmx-flash-")
+        .tempdir()
+        .into_diagnostic()?;
+    let session = Session::open(
+        SessionSpec {
+            board: board.clone(),
+            console,
+            client: "lmx flash".into(),
+            serve: Some(Serve {
+                listen: args.net.listen(server_ip),
+                board_ip,
+                files: vec![(src.image.file.clone(), src.path.clone())],
+                uploads: args.backup.is_some(),
+            }),
+            scratch,
+        },
+        &mut say,
+    )?;
+    let upload_dir = session.host.upload_dir();
+    let mut session = session.map(|shell| {
+        FlashExecutor::new(
+            shell,
+            upload_dir,
+            args.backup.clone(),
+            args.verify_only,
+            TermReporter::new(args.show_console),
+        )
+    });
     let started = Instant::now();
-    let at_power_on = _vm.is_some();
-    let result = rt.block_on(async {
+    let at_power_on = session.host.at_power_on();
+    let Session { driver: exec, host } = &mut session;
+    let result = host.block_on(async {
         // A VM lmx just started: silent until U-Boot speaks (a key sent
         // earlier is lost and U-Boot then boots through its countdown).
         exec.attach(&plan, at_power_on).await?;
@@ -542,10 +479,7 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
         }
         Ok::<(), StepFailure>(())
     });
-    if let Err(e) = result {
-        let _ = stop_tx.send(());
-        return Err(e.into());
-    }
+    result?;
     let elapsed = started.elapsed();
     if args.verify_only {
         eprintln!(
@@ -579,7 +513,7 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
     }
     if args.boot {
         let t = Instant::now();
-        let line = rt.block_on(
+        let line = host.block_on(
             exec.boot_from_flash(&args.marker, Duration::from_secs(args.marker_timeout)),
         )?;
         eprintln!(
@@ -587,26 +521,18 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
             t.elapsed().as_secs_f64()
         );
     }
-    let _ = stop_tx.send(());
-    let _ = rt.block_on(served);
-    drop(_vm);
     Ok(())
 }
 
 /// `$LMX_CACHE_DIR` or `~/.cache/lmx`, then `virtual/<board>` (also
 /// `lmx env`'s default, so both see the same virtual flash).
 pub(crate) fn default_flash_dir(board: &Board) -> miette::Result<PathBuf> {
-    let base = std::env::var_os("LMX_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|x| PathBuf::from(x).join("lmx")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lmx")))
-        .ok_or_else(|| {
-            miette!(
-                help = "give --flash-dir DIR",
-                "no cache directory (HOME unset)"
-            )
-        })?;
-    Ok(base.join("virtual").join(&board.name))
+    virt::default_flash_dir(board).ok_or_else(|| {
+        miette!(
+            help = "give --flash-dir DIR",
+            "no cache directory (HOME unset)"
+        )
+    })
 }
 
 fn confirm(board: &Board, plan: &FlashPlan, args: &FlashArgs) -> miette::Result<()> {

@@ -6,24 +6,22 @@
 //! test bed's defaults on a virtual board), the addresses and the console;
 //! the work is done by [`crate::boot`].
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use ipnet::IpNet;
 use lmx_boards::Board;
 use lmx_builder::build::{self, BuildRequest};
-use lmx_console::{Endpoint, SerialConfig, SerialTransport, Transport, UBootShell};
-use lmx_tftpd::policy::PolicySpec;
-use lmx_tftpd::{Policy, Server, ServerConfig};
+use lmx_session::virt::{self, Flash, Virtual};
+use lmx_session::{
+    BootRunner, ConsoleSpec, NetSetup, RunOptions, Serve, Session, SessionSpec, Timings,
+};
 use miette::{miette, IntoDiagnostic, WrapErr};
 
 use crate::boot::prepare::{self, Prepared};
-use lmx_session::{BootRunner, NetSetup, RunOptions, Timings};
-
 use crate::boot::report::TermReporter;
-use crate::boot::{virt, watch};
+use crate::boot::watch;
 use crate::cmd::plan_args::{hint, PlanArgs};
 
 /// The marker the test bed's rootfs prints when userland runs.
@@ -152,13 +150,8 @@ impl NetArgs {
     /// board file's; for a real one the host's address on the route toward
     /// `board_ip`, else the board file's.
     pub fn server_ip(&self, board: &Board, board_ip: Option<Ipv4Addr>) -> Option<Ipv4Addr> {
-        self.server_ip.or_else(|| {
-            if board.is_virtual {
-                board.network.server_ip
-            } else {
-                board_ip.and_then(route_source).or(board.network.server_ip)
-            }
-        })
+        self.server_ip
+            .or_else(|| lmx_session::setup::default_server_ip(board, board_ip))
     }
 
     /// Where the TFTP server listens: `--bind`, else the server address.
@@ -179,11 +172,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
         )
     })?;
     let is_virtual = board.is_virtual;
-    let arch = if is_virtual {
-        Some(virt::arch(&board)?)
-    } else {
-        None
-    };
+    let arch = is_virtual.then(|| virt::arch(&board));
     let server_ip = args.net.server_ip(&board, Some(board_ip)).ok_or_else(|| {
         if is_virtual {
             miette!("virtual board {}: no network.server_ip", board.name)
@@ -194,14 +183,28 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
             )
         }
     })?;
+    let pty = match (is_virtual, args.port.as_deref()) {
+        (true, Some("pty")) => true,
+        (true, None) => false,
+        (true, Some(other)) => {
+            return Err(miette!(
+                "--port {other}: a virtual board's console is `pty` or the default unix socket"
+            ))
+        }
+        (false, _) => false,
+    };
+    let mut say = TermReporter::new(false);
 
     // A virtual board's network comes first, while this process has one thread.
-    if let (Some(arch), false) = (arch, args.dry_run) {
-        virt::check_host(arch)?;
-        // The MIPS twins' U-Boot may need building (from the package archive).
-        virt::prepare_firmware(&board, arch)?;
-        virt::enter_network(server_ip, board.network.prefix_len.unwrap_or(24))?;
-    }
+    let prepared_virt = match (is_virtual, args.dry_run) {
+        (true, false) => {
+            // The MIPS twins' U-Boot may need building (from the package archive).
+            let v = Virtual::prepare(&board, &mut say)?;
+            virt::enter_network(server_ip, board.network.prefix_len.unwrap_or(24))?;
+            Some(v)
+        }
+        _ => None,
+    };
 
     let mut timings = Timings::default();
     let t = Instant::now();
@@ -232,42 +235,35 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
         return Ok(());
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .into_diagnostic()?;
     let bind = args.net.listen(server_ip);
-    let policy = Policy::new(PolicySpec {
-        files: prepared.files.clone(),
-        allow: vec![IpNet::from(IpAddr::V4(board_ip))],
-        ..PolicySpec::default()
-    })
-    .map_err(|e| miette!("serving the plan's files: {e}"))?;
-    let (ev_tx, ev_rx) = tokio::sync::mpsc::unbounded_channel();
-    let server = rt
-        .block_on(Server::bind(
-            ServerConfig {
-                bind: vec![bind],
-                ..ServerConfig::default()
-            },
-            policy,
-        ))
-        .map_err(|e| miette!("{e}"))?
-        .with_events(ev_tx);
-    eprintln!(
-        "==> TFTP server on {bind}, serving {} to {board_ip} only",
-        prepared
-            .files
-            .iter()
-            .map(|(n, _)| n.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let served = rt.spawn(server.run(async {
-        let _ = stop_rx.await;
-    }));
+    let console = match prepared_virt {
+        Some(virt) => ConsoleSpec::Virtual {
+            virt,
+            flash: Flash::Fresh,
+            pty,
+            network: true,
+        },
+        None => ConsoleSpec::Port(port_of(&board, args.port.as_deref())?),
+    };
+    let session = Session::open(
+        SessionSpec {
+            board: board.clone(),
+            console,
+            client: "lmx tftpboot".into(),
+            serve: Some(Serve {
+                listen: bind,
+                board_ip,
+                files: prepared.files.clone(),
+                uploads: false,
+            }),
+            scratch: tmp,
+        },
+        &mut say,
+    )?;
+    timings.0.push((
+        "start board, open console".into(),
+        session.host.console_time(),
+    ));
 
     let opts = RunOptions {
         timeout: Duration::from_secs(args.timeout),
@@ -278,51 +274,26 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
         listen: bind.to_string(),
         verify_in_place: args.verify_in_place,
     };
-
-    // The console: a VM lmx starts (kept on this thread, which QEMU's
-    // death signal follows), or the given port.
-    let mut _vm = None;
-    let t = Instant::now();
-    let transport: Box<dyn Transport> = if let Some(arch) = arch {
-        let sock_dir = tmp.path().join("vm");
-        std::fs::create_dir_all(&sock_dir).into_diagnostic()?;
-        let console = match args.port.as_deref() {
-            Some("pty") => lmx_testbed::Console::Pty,
-            None => lmx_testbed::Console::Unix(sock_dir.join("console.sock")),
-            Some(other) => {
-                return Err(miette!(
-                    "--port {other}: a virtual board's console is `pty` or the default unix socket"
-                ))
-            }
-        };
-        eprintln!("==> starting virtual board {} (QEMU)", board.name);
-        let cfg = virt::vm_config_for(&board, arch, console, true, &sock_dir)?;
-        let vm = virt::start(&cfg)?;
-        let endpoint = vm.console().clone();
-        _vm = Some(vm);
-        rt.block_on(open_vm_console(&endpoint, &board))?
-    } else {
-        // Through `lmx console`'s share socket when it holds the port.
-        super::console::open_port(&rt, &board, args.port.as_deref(), "lmx tftpboot")?
-    };
-    timings
-        .0
-        .push(("start board, open console".into(), t.elapsed()));
-    // With a unix socket QEMU starts the CPU only now.
-    let power_on = Instant::now();
-
-    let shell = UBootShell::for_board(transport, &board).map_err(|e| miette!("{e}"))?;
     let show = args.show_console || !args.no_console;
-    let mut runner = BootRunner::new(
-        shell,
-        ev_rx,
-        opts,
-        net,
-        prepared.files.clone(),
-        TermReporter::new(show),
-    );
-    let result = rt.block_on(async {
-        runner.attach(power_on, _vm.is_some()).await?;
+    let mut session = session;
+    let events = session.host.take_events().expect("the session serves");
+    let mut session = session.map(|shell| {
+        BootRunner::new(
+            shell,
+            events,
+            opts,
+            net,
+            prepared.files.clone(),
+            TermReporter::new(show),
+        )
+    });
+    let (power_on, at_power_on) = (session.host.power_on(), session.host.at_power_on());
+    let Session {
+        driver: runner,
+        host,
+    } = &mut session;
+    let result = host.block_on(async {
+        runner.attach(power_on, at_power_on).await?;
         runner.check_caps(&board, &prepared.plan).await?;
         runner.run(&prepared.plan).await
     });
@@ -333,7 +304,6 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
     let table = timings.table();
     if let Err(e) = result {
         eprint!("{table}");
-        let _ = stop_tx.send(());
         return Err(e.into());
     }
     eprintln!("==> booted: {} is up", board.name);
@@ -342,7 +312,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
         let mut base = watch::Snapshot::take(&args.watch);
         // Installed before "Ctrl-C stops" is printed, and kept for the
         // whole watch, so no Ctrl-C is lost or kills the process.
-        let mut interrupt = rt
+        let mut interrupt = host
             .block_on(async {
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
             })
@@ -358,7 +328,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
                     .join(", ")
             );
             let io = runner.shell_mut().transport_mut();
-            let Some((now, path)) = rt
+            let Some((now, path)) = host
                 .block_on(watch::wait_for_change(
                     io,
                     &args.watch,
@@ -378,7 +348,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
                 path.display(),
                 args.reset
             );
-            rt.block_on(watch::reset(
+            host.block_on(watch::reset(
                 runner.shell_mut().transport_mut(),
                 &args.reset,
             ))
@@ -403,7 +373,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
             // A warm reset keeps RAM: what still matches in place is not
             // sent again (each skip proven by U-Boot's crc32).
             runner.set_verify_in_place(true);
-            let result = rt.block_on(async {
+            let result = host.block_on(async {
                 runner.attach(cycle, false).await?;
                 runner.run(&again.plan).await
             });
@@ -424,45 +394,27 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
     if !args.no_console && args.watch.is_empty() {
         // The same terminal as `lmx console`: its keys, toggles and log.
         let name = format!("console of {}", board.name);
-        let port = runner.into_shell().into_transport();
-        rt.block_on(super::console::attach_terminal(
+        let Session { driver: port, host } =
+            session.map(|runner| runner.into_shell().into_transport());
+        host.block_on(super::console::attach_terminal(
             port,
             &name,
             &super::console::TermOptions::defaults(),
         ))?;
     }
-    let _ = stop_tx.send(());
-    let _ = rt.block_on(served);
-    drop(_vm);
     Ok(())
 }
 
-async fn open_vm_console(
-    endpoint: &lmx_testbed::ConsoleEndpoint,
-    board: &Board,
-) -> miette::Result<Box<dyn Transport>> {
-    match endpoint {
-        lmx_testbed::ConsoleEndpoint::Unix(p) => Endpoint::Unix(p.clone())
-            .open(&SerialConfig::from_board(board).map_err(|e| miette!("{e}"))?)
-            .await
-            .map_err(|e| miette!("{e}")),
-        lmx_testbed::ConsoleEndpoint::Pty(p) => {
-            let cfg = SerialConfig::from_board(board).map_err(|e| miette!("{e}"))?;
-            let port = SerialTransport::open(p, &cfg).map_err(|e| miette!("{e}"))?;
-            Ok(Box::new(port))
-        }
-    }
-}
-
-/// The host's address on the route toward `board` (no packet is sent:
-/// connecting a UDP socket only asks the routing table).
-pub(crate) fn route_source(board: Ipv4Addr) -> Option<Ipv4Addr> {
-    let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
-    s.connect((board, 69)).ok()?;
-    match s.local_addr().ok()?.ip() {
-        IpAddr::V4(a) if !a.is_unspecified() => Some(a),
-        _ => None,
-    }
+/// The console of a real board: `--port`, which it needs.
+pub(crate) fn port_of(board: &Board, port: Option<&str>) -> miette::Result<String> {
+    port.map(str::to_string).ok_or_else(|| {
+        miette!(
+            help =
+                "e.g. --port /dev/ttyUSB0, --port unix:/tmp/console.sock or --port tcp:host:2000",
+            "board {}: which console? give --port",
+            board.name
+        )
+    })
 }
 
 fn plan(
@@ -510,7 +462,7 @@ fn plan(
     let mut generated_dtb = None;
     if let Some(arch) = arch {
         if kernel.is_none() {
-            kernel = Some(virt::default_kernel(arch)?);
+            kernel = Some(virt::default_kernel(arch, &mut TermReporter::new(false))?);
         }
         if rootfs.is_none() {
             eprintln!("==> test rootfs (busybox, or a static /init on big-endian MIPS; /init prints {DEFAULT_MARKER})");

@@ -10,19 +10,19 @@
 //! checks before anything is opened, reads every value back after
 //! `setenv`, and reports.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 use lmx_boards::{Board, FirmwareVia};
 use lmx_console::printenv::SaveVerdict;
-use lmx_console::{
-    quote, Dialect, Endpoint, Pacing, SerialConfig, ShellMachine, Transport, UBootShell,
-};
-use miette::{miette, IntoDiagnostic, Report, WrapErr};
+use lmx_console::{quote, Dialect, Pacing, ShellMachine};
+use lmx_session::virt::{Flash, Virtual};
+use lmx_session::{ConsoleSpec, Session, SessionSpec};
+use miette::{miette, IntoDiagnostic, Report};
 
 use super::{Location, SetArgs};
-use crate::boot::virt;
+use crate::boot::report::TermReporter;
 
 /// Flags of the live commands (without `--image`).
 #[derive(Args, Debug, Clone)]
@@ -77,9 +77,12 @@ pub fn print(loc: &Location, opts: &LiveOpts, names: &[String]) -> miette::Resul
     }
     let mut out = Vec::new();
     let mut missing = Vec::new();
-    let mut s = Session::open(&board, opts, false)?;
-    let shell = &mut s.shell;
-    let result: miette::Result<()> = s.rt.block_on(async {
+    let mut s = open(&board, opts, false)?;
+    let Session {
+        driver: shell,
+        host,
+    } = &mut s;
+    let result: miette::Result<()> = host.block_on(async {
         if names.is_empty() {
             let listing = shell.printenv_all().await.map_err(Report::new)?;
             for line in &listing.other {
@@ -122,8 +125,11 @@ pub fn print(loc: &Location, opts: &LiveOpts, names: &[String]) -> miette::Resul
 pub fn get(loc: &Location, opts: &LiveOpts, name: &str) -> miette::Result<()> {
     let board = live_board(loc)?;
     quote::printenv_line(name).map_err(Report::new)?;
-    let mut s = Session::open(&board, opts, false)?;
-    let value = s.rt.block_on(s.shell.printenv(name)).map_err(Report::new);
+    let mut s = open(&board, opts, false)?;
+    let value = s
+        .host
+        .block_on(s.driver.printenv(name))
+        .map_err(Report::new);
     s.close(value.is_ok());
     let value = value?;
     match value {
@@ -157,9 +163,12 @@ pub fn set(args: &SetArgs) -> miette::Result<()> {
         return Ok(());
     }
     let (name, value, save) = (args.name.as_str(), args.value.as_str(), args.save);
-    let mut s = Session::open(&board, &args.live, save)?;
-    let shell = &mut s.shell;
-    let saved: miette::Result<Option<(SaveVerdict, String)>> = s.rt.block_on(async {
+    let mut s = open(&board, &args.live, save)?;
+    let Session {
+        driver: shell,
+        host,
+    } = &mut s;
+    let saved: miette::Result<Option<(SaveVerdict, String)>> = host.block_on(async {
         let before = shell.printenv(name).await.map_err(Report::new)?;
         if before.as_deref() == Some(value) && !save {
             eprintln!("{name} already has this value; nothing changed");
@@ -271,158 +280,93 @@ fn live_board(loc: &Location) -> miette::Result<Board> {
     crate::cmd::boards::resolve_board(loc.boards_dir.as_deref(), name)
 }
 
-/// An open console at the U-Boot prompt (and the virtual board behind it).
-struct Session {
-    rt: tokio::runtime::Runtime,
-    shell: UBootShell<Box<dyn Transport>>,
-    /// Kept on the thread that started it: QEMU's death signal follows it.
-    vm: Option<lmx_testbed::Vm>,
-    _tmp: tempfile::TempDir,
-}
-
-impl Session {
-    /// Opens the console (starting a virtual board) and reaches the prompt.
-    fn open(board: &Board, opts: &LiveOpts, save: bool) -> miette::Result<Session> {
-        let tmp = tempfile::Builder::new()
-            .prefix("lmx-env-")
-            .tempdir()
-            .into_diagnostic()?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .into_diagnostic()?;
-        let mut vm = None;
-        let transport: Box<dyn Transport> = if board.is_virtual {
-            let (started, endpoint) = start_virtual(board, opts, save, tmp.path())?;
-            vm = Some(started);
-            rt.block_on(endpoint.open(&serial_config(board)?))
-                .map_err(|e| miette!("{e}"))?
-        } else {
-            if opts.flash_dir.is_some() {
-                return Err(miette!(
-                    "--flash-dir is for virtual boards; {} is a real board",
-                    board.name
-                ));
-            }
-            crate::cmd::console::open_port(&rt, board, opts.port.as_deref(), "lmx env")?
-        };
-        let mut shell = UBootShell::for_board(transport, board).map_err(|e| miette!("{e}"))?;
-        let attach = Duration::from_secs(opts.attach_timeout);
-        shell.set_attach_timeout(attach);
-        let mut session = Session {
-            rt,
-            shell,
-            vm,
-            _tmp: tmp,
-        };
-        eprintln!(
-            "==> waiting for U-Boot on {} (stopping autoboot)",
-            board.name
-        );
-        let attached = if board.is_virtual {
-            // Powered on just now: nothing may be sent before U-Boot speaks.
-            session
-                .rt
-                .block_on(session.shell.attach_at_power_on(attach))
-        } else {
-            session.rt.block_on(session.shell.attach(attach))
-        };
-        if let Err(e) = attached {
-            session.close(false);
-            return Err(Report::new(e));
+/// Opens the board's console (starting a virtual board, its flash kept
+/// in `--flash-dir`) and reaches the U-Boot prompt.
+fn open(board: &Board, opts: &LiveOpts, save: bool) -> miette::Result<Session> {
+    let mut say = TermReporter::new(false);
+    let console = if board.is_virtual {
+        if opts.port.is_some() {
+            return Err(miette!(
+                help = "drop --port",
+                "virtual board {}: lmx starts it and opens its console itself",
+                board.name
+            ));
         }
-        Ok(session)
-    }
-
-    /// Leaves: a real board stays at its prompt; a virtual board is
-    /// powered off (cleanly after success, so QEMU closes its flash
-    /// files; killed otherwise).
-    fn close(mut self, clean: bool) {
-        if let Some(mut vm) = self.vm.take() {
-            if clean {
-                let io = self.shell.transport_mut();
-                let _ = self.rt.block_on(async {
-                    use tokio::io::AsyncWriteExt;
-                    io.write_all(b"poweroff\r").await?;
-                    io.flush().await
-                });
-                let _ = vm.wait_exit(Duration::from_secs(10));
-            }
-            vm.kill();
+        let pflash = board
+            .qemu
+            .as_ref()
+            .is_some_and(|q| q.firmware_via == FirmwareVia::Pflash);
+        if !pflash && (save || opts.flash_dir.is_some()) {
+            return Err(miette!(
+                help = "use a virtual board whose U-Boot runs from pflash, e.g. qemu-aarch64",
+                "virtual board {} loads U-Boot with -bios: it has no flash to save the environment in",
+                board.name
+            ));
         }
-    }
-}
-
-fn serial_config(board: &Board) -> miette::Result<SerialConfig> {
-    SerialConfig::from_board(board).map_err(|e| miette!("{e}"))
-}
-
-/// Starts a virtual board with its console on a unix socket in `tmp`.
-/// With pflash firmware the banks are files in `--flash-dir`, else in
-/// the lmx cache (kept either way).
-fn start_virtual(
-    board: &Board,
-    opts: &LiveOpts,
-    save: bool,
-    tmp: &Path,
-) -> miette::Result<(lmx_testbed::Vm, Endpoint)> {
-    if opts.port.is_some() {
-        return Err(miette!(
-            help = "drop --port",
-            "virtual board {}: lmx starts it and opens its console itself",
-            board.name
-        ));
-    }
-    let pflash = board
-        .qemu
-        .as_ref()
-        .is_some_and(|q| q.firmware_via == FirmwareVia::Pflash);
-    if !pflash && (save || opts.flash_dir.is_some()) {
-        return Err(miette!(
-            help = "use a virtual board whose U-Boot runs from pflash, e.g. qemu-aarch64",
-            "virtual board {} loads U-Boot with -bios: it has no flash to save the environment in",
-            board.name
-        ));
-    }
-    let arch = virt::arch(board)?;
-    virt::check_host(arch)?;
-    let sock = tmp.join("console.sock");
-    let flash_dir = || match &opts.flash_dir {
-        Some(d) => Ok(d.clone()),
-        None => crate::cmd::flash::default_flash_dir(board),
-    };
-    if arch.is_malta() {
+        let v = Virtual::prepare(board, &mut say)?;
         // The MIPS twins: one 4 MiB flash file, U-Boot at 0, the
-        // environment inside it (`[flash.env]`).
-        let dir = flash_dir()?;
-        let uboot = virt::prepare_firmware(board, arch)?;
-        let flash = virt::kept_malta_flash(arch, &uboot, &dir)?;
-        eprintln!("==> flash of {}: {}", board.name, flash.display());
-        let cfg =
-            lmx_testbed::VmConfig::malta(arch, lmx_testbed::Console::Unix(sock.clone()), flash);
-        eprintln!("==> starting virtual board {} (QEMU)", board.name);
-        let vm = virt::start(&cfg)?;
-        return Ok((vm, Endpoint::Unix(sock)));
+        // environment inside it (`[flash.env]`); ARM: the pflash banks.
+        let flash = if pflash || v.arch.is_malta() {
+            Flash::Kept {
+                dir: match &opts.flash_dir {
+                    Some(d) => d.clone(),
+                    None => crate::cmd::flash::default_flash_dir(board)?,
+                },
+                write_protect: false,
+            }
+        } else {
+            Flash::Fresh
+        };
+        ConsoleSpec::Virtual {
+            virt: v,
+            flash,
+            pty: false,
+            network: false,
+        }
+    } else {
+        if opts.flash_dir.is_some() {
+            return Err(miette!(
+                "--flash-dir is for virtual boards; {} is a real board",
+                board.name
+            ));
+        }
+        ConsoleSpec::Port(crate::cmd::tftpboot::port_of(board, opts.port.as_deref())?)
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("lmx-env-")
+        .tempdir()
+        .into_diagnostic()?;
+    let mut session = Session::open(
+        SessionSpec {
+            board: board.clone(),
+            console,
+            client: "lmx env".into(),
+            serve: None,
+            scratch,
+        },
+        &mut say,
+    )?;
+    let attach = Duration::from_secs(opts.attach_timeout);
+    session.driver.set_attach_timeout(attach);
+    eprintln!(
+        "==> waiting for U-Boot on {} (stopping autoboot)",
+        board.name
+    );
+    let Session {
+        driver: shell,
+        host,
+    } = &mut session;
+    let attached = if host.at_power_on() {
+        // Powered on just now: nothing may be sent before U-Boot speaks.
+        host.block_on(shell.attach_at_power_on(attach))
+    } else {
+        host.block_on(shell.attach(attach))
+    };
+    if let Err(e) = attached {
+        session.close(false);
+        return Err(Report::new(e));
     }
-    let mut cfg = virt::vm_config(arch, lmx_testbed::Console::Unix(sock.clone()), false);
-    if pflash {
-        let dir = flash_dir()?;
-        let uboot = lmx_testbed::uboot_firmware(arch).map_err(|e| miette!("{e}"))?;
-        let banks = lmx_testbed::Pflash::create(&dir, &uboot, true)
-            .map_err(|e| miette!("{e}"))
-            .wrap_err_with(|| format!("preparing the flash files in {}", dir.display()))?;
-        eprintln!(
-            "==> flash of {}: {} and {} (environment at the start of the second)",
-            board.name,
-            banks.flash0.display(),
-            banks.flash1.display()
-        );
-        cfg.firmware = lmx_testbed::Firmware::Pflash(banks);
-    }
-    eprintln!("==> starting virtual board {} (QEMU)", board.name);
-    let vm = virt::start(&cfg)?;
-    Ok((vm, Endpoint::Unix(sock)))
+    Ok(session)
 }
 
 #[cfg(test)]
