@@ -10,10 +10,10 @@
 //!   autoboot, commands answered with real U-Boot replies) whose output
 //!   towards the host is garbled, cut and padded with noise by the input.
 //!   Checks what the README promises: U-Boot only ever runs the exact line
-//!   lmx meant, at most once per command (no line typed twice without a
-//!   cancel between), Enter only right after the whole line's echo came
-//!   back intact, and no command reported successful whose output (up to
-//!   lmx's end marker) carried a failure text.
+//!   lmx meant, never twice without a cancel between (its line buffer
+//!   always holds a prefix of that line), Enter only right after the whole
+//!   line's echo came back intact, and no command reported successful
+//!   whose output (up to lmx's end marker) carried a failure text.
 
 use std::collections::VecDeque;
 use std::sync::OnceLock;
@@ -391,6 +391,8 @@ struct OpTrack {
     since_enter: Vec<u8>,
     /// The nonce of the line that ran.
     nonce: Option<String>,
+    /// A Ctrl-C was sent since the line last ran.
+    cancelled: bool,
 }
 
 struct Session {
@@ -458,10 +460,26 @@ impl Session {
                 String::from_utf8_lossy(line),
                 String::from_utf8_lossy(&op.template)
             );
+            // A line that ran is typed again only after a cancel: when
+            // noise took both the echo of Enter and the end marker, lmx
+            // cannot tell that it ran, cancels and retypes (a limit the
+            // console's README states).
+            assert!(
+                op.runs == 0 || op.cancelled,
+                "the command ran twice without a cancel between: {:?} again; console: {:?}",
+                String::from_utf8_lossy(line),
+                String::from_utf8_lossy(&self.delivered.iter().copied().collect::<Vec<_>>())
+            );
             op.runs += 1;
-            assert!(op.runs <= 1, "the command ran twice");
+            op.cancelled = false;
+            op.since_enter.clear();
             op.nonce = split_marker(self.board.dialect.markers, &String::from_utf8_lossy(line))
                 .map(|(_, n)| n);
+        }
+        if b == CTRL_C {
+            if let Some(op) = &mut self.op {
+                op.cancelled = true;
+            }
         }
         let ran = self.board.input(self.now, b);
         if ran.is_none() && at_prompt && (0x20..0x7f).contains(&b) {
@@ -487,7 +505,7 @@ impl Session {
             Outcome::Ready => assert!(op.body.is_none(), "a command ended in Ready"),
             Outcome::Output(out) => {
                 assert!(op.body.is_some(), "an attach ended in Output");
-                assert_eq!(op.runs, 1, "output of a command that never ran");
+                assert!(op.runs >= 1, "output of a command that never ran");
                 if out.success() {
                     let nonce = op.nonce.clone().expect("the line that ran has a nonce");
                     let text = String::from_utf8_lossy(&op.since_enter).into_owned();
@@ -543,6 +561,7 @@ impl Session {
                     runs: 0,
                     since_enter: Vec::new(),
                     nonce: None,
+                    cancelled: false,
                 });
             }
         } else {
@@ -555,6 +574,7 @@ impl Session {
                 runs: 0,
                 since_enter: Vec::new(),
                 nonce: None,
+                cancelled: false,
             });
         }
         self.pump();
