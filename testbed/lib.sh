@@ -42,20 +42,30 @@ reuse_or_lock() {
   fi
 }
 
-# check_kept CONFIG: every CONFIG_*=y line read on stdin (the fragments)
-# must have survived into the final CONFIG; olddefconfig drops an option
-# silently when one of its dependencies is missing.
+# check_kept CONFIG: every option a fragment read on stdin sets must have
+# survived into the final CONFIG, as written: a `CONFIG_X=VALUE` line must
+# be there verbatim (=y, a number, a string), and an option a
+# `# CONFIG_X is not set` line turns off must not be set to anything.
+# olddefconfig drops an option silently when one of its dependencies is
+# missing, and another option can `select` one the fragment turned off.
 check_kept() {
-  local config="$1" line
+  local config="$1" line name
   local dropped=()
   while IFS= read -r line; do
     case "$line" in
-      CONFIG_*=y)
-        grep -qx "$line" "$config" || dropped+=("${line%=y}")
+      CONFIG_*=*)
+        grep -qxF -- "$line" "$config" || dropped+=("$line")
+        ;;
+      "# CONFIG_"*" is not set")
+        name="${line#\# }"
+        name="${name%% *}"
+        if grep -q "^$name=" "$config"; then
+          dropped+=("$(grep "^$name=" "$config") (the fragment turns it off)")
+        fi
         ;;
     esac
   done
   if [ "${#dropped[@]}" -gt 0 ]; then
-    die "options not =y in the final .config (missing dependencies?): ${dropped[*]}"
+    die "options not as the fragment sets them in the final .config (missing dependencies, or selected by another option?): ${dropped[*]}"
   fi
 }

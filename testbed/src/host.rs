@@ -7,6 +7,7 @@
 //! | QEMU ≥ 8 (MIPS) | `qemu-system-mips`/`-mipsel` in `PATH` | `qemu-system-mips` (bookworm-backports on Debian 12) |
 //! | U-Boot | `/usr/lib/u-boot/qemu_arm64/u-boot.bin`, `qemu_arm/…` | `u-boot-qemu` |
 //! | U-Boot (MIPS, LZMA) | `$LMX_CACHE_DIR/u-boot/<key>/u-boot.bin` | `testbed/uboot.sh malta\|maltael`, from Debian's source package |
+//! | U-Boot (a vendor-dialect twin) | `$LMX_CACHE_DIR/u-boot/<key>/u-boot.bin` | `testbed/uboot.sh ar750\|mt300\|mt7622` ([`uboot_build`]) |
 //! | U-Boot (MIPS, stock) | `/usr/lib/u-boot/maltael/u-boot.bin` | `u-boot-qemu` (little-endian, no LZMA) |
 //! | busybox | `/var/cache/lmx/busybox-arm64/bin/busybox` (`-armhf`, `-mipsel`) | `busybox-static:arm64`, unpacked by `scripts/deps.sh virtual` |
 //! | `/init` (big-endian MIPS) | compiled from `testbed/rootfs/mips-init.c` | `gcc-mips-linux-gnu` |
@@ -109,6 +110,14 @@ pub fn uboot_firmware(arch: Arch) -> Result<PathBuf> {
             hint: format!("{DEPS_HINT} (Debian package u-boot-qemu)"),
         })
     }
+}
+
+/// The U-Boot of test bed build `name` (`testbed/uboot.sh NAME`: `malta`,
+/// `maltael`, `qemu_arm64`, or a vendor-dialect twin's `ar750`, `mt300`,
+/// `mt7622`): built from Debian's source package the first time (about a
+/// minute), then taken from the cache. In the CPU's byte order.
+pub fn uboot_build(name: &str) -> Result<PathBuf> {
+    cached_build("uboot.sh", name, "U-Boot binary")
 }
 
 /// Debian's own little-endian malta U-Boot (`u-boot-qemu`): gzip uImages

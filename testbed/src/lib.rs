@@ -42,7 +42,9 @@ pub mod vm;
 
 pub use console::ConsoleStream;
 pub use error::{Error, Result};
-pub use host::{busybox, debian_malta_uboot, find_qemu, kernel, uboot_firmware, MIN_QEMU_MAJOR};
+pub use host::{
+    busybox, debian_malta_uboot, find_qemu, kernel, uboot_build, uboot_firmware, MIN_QEMU_MAJOR,
+};
 pub use lock::{one_vm, VmLock};
 pub use netns::enter_private_netns;
 pub use vm::{
