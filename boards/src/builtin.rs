@@ -59,8 +59,11 @@ pub const FILES: &[BuiltinFile] = &[
     board!("openwrt-one"),
     board!("turris-omnia"),
     board!("qemu-aarch64"),
+    board!("qemu-aarch64-mt7622"),
     board!("qemu-armv7l"),
     board!("qemu-mips"),
+    board!("qemu-mips-ar750"),
     board!("qemu-mipsel"),
+    board!("qemu-mipsel-mt300"),
     board!("qemu-mipsel-stock"),
 ];

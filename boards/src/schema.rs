@@ -928,6 +928,12 @@ pub struct Qemu {
     pub memory_mib: u32,
     /// Boot loader binary.
     pub firmware: String,
+    /// The test bed's U-Boot build this board runs instead of its
+    /// architecture's default: the argument of `testbed/uboot.sh` (e.g.
+    /// `ar750`), which builds and caches it from Debian's source package.
+    /// `firmware` then names the file that build makes (`u-boot.bin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uboot_build: Option<String>,
     /// How the boot loader is given to QEMU.
     pub firmware_via: FirmwareVia,
     /// The firmware must be written word-swapped (each 32-bit word's

@@ -670,6 +670,36 @@ fn check_virtual(board: &Board, out: &mut Vec<Problem>) {
             .help("set `virtual = true` or remove [qemu]"),
         ),
         (true, Some(q)) => {
+            if let Some(build) = &q.uboot_build {
+                let plain = !build.is_empty()
+                    && build
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    && !build.starts_with('-');
+                if !plain {
+                    out.push(
+                        problem(
+                            "qemu.uboot_build",
+                            Rule::InvalidValue,
+                            format!("qemu.uboot_build = {build:?} is not a build name"),
+                        )
+                        .help("name a build of testbed/uboot.sh, e.g. `ar750`: letters, digits, `_` and `-`"),
+                    );
+                }
+                if q.firmware.starts_with('/') {
+                    out.push(
+                        problem(
+                            "qemu.firmware",
+                            Rule::InvalidValue,
+                            format!(
+                                "qemu.firmware = {:?} is a path, but qemu.uboot_build = {build:?} says the test bed builds this board's U-Boot",
+                                q.firmware
+                            ),
+                        )
+                        .help("set qemu.firmware to the file that build makes (`u-boot.bin`), or drop qemu.uboot_build"),
+                    );
+                }
+            }
             if let Some(size) = board.ram.size {
                 if u64::from(q.memory_mib) << 20 != size {
                     out.push(problem(

@@ -518,6 +518,36 @@ fn virtual_needs_qemu() {
 }
 
 #[test]
+fn uboot_build_is_a_name_and_firmware_then_its_file() {
+    let errs = match check("uboot-build-invalid") {
+        Ok(_) => panic!("fixture uboot-build-invalid was accepted"),
+        Err(e) => e.errors,
+    };
+    let build = errs
+        .iter()
+        .find(|e| e.field == "qemu.uboot_build")
+        .unwrap_or_else(|| panic!("{errs:#?}"));
+    assert_eq!(build.rule, Rule::InvalidValue);
+    assert!(
+        build.message.contains("\"../ar750\" is not a build name"),
+        "{}",
+        build.message
+    );
+    assert_file(build, "uboot-build-invalid");
+    let firmware = errs
+        .iter()
+        .find(|e| e.field == "qemu.firmware")
+        .unwrap_or_else(|| panic!("{errs:#?}"));
+    assert_eq!(firmware.rule, Rule::InvalidValue);
+    assert!(
+        firmware.message.contains("is a path, but qemu.uboot_build"),
+        "{}",
+        firmware.message
+    );
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+}
+
+#[test]
 fn every_problem_is_reported_not_just_the_first() {
     let errs = check("many-errors").unwrap_err();
     let rules: Vec<Rule> = errs.errors.iter().map(|e| e.rule).collect();

@@ -15,9 +15,12 @@ const SHIPPED: &[&str] = &[
     "gl-mt300n-v2",
     "openwrt-one",
     "qemu-aarch64",
+    "qemu-aarch64-mt7622",
     "qemu-armv7l",
     "qemu-mips",
+    "qemu-mips-ar750",
     "qemu-mipsel",
+    "qemu-mipsel-mt300",
     "qemu-mipsel-stock",
     "tp-archer-ax23",
     "turris-omnia",
@@ -736,4 +739,194 @@ fn command_inventories_and_traps_follow_the_vendor_sources() {
         assert!(b.uboot.commands.is_empty(), "{name}");
         assert!(b.uboot.traps.is_empty(), "{name}");
     }
+}
+
+/// The vendor-dialect twins: each board file states the dialect its test
+/// bed U-Boot is configured for, and says so in the same words as the
+/// fragment `testbed/uboot.sh BUILD` adds (`testbed/uboot/BUILD.config`):
+/// prompt, autoboot, delay, parser, CBSIZE, MAXARGS, and the commands the
+/// real board lacks.
+#[test]
+fn vendor_twins_state_the_dialect_of_their_uboot_build() {
+    use lmx_boards::{Availability, Interrupt, Inventory};
+    struct Twin {
+        name: &'static str,
+        extends: &'static str,
+        real: &'static str,
+        build: &'static str,
+        prompt: &'static str,
+    }
+    let twins = [
+        Twin {
+            name: "qemu-mips-ar750",
+            extends: "qemu-mips",
+            real: "gl-ar750",
+            build: "ar750",
+            prompt: "ath> ",
+        },
+        Twin {
+            name: "qemu-mipsel-mt300",
+            extends: "qemu-mipsel",
+            real: "gl-mt300n-v2",
+            build: "mt300",
+            prompt: "MT7628 # ",
+        },
+        Twin {
+            name: "qemu-aarch64-mt7622",
+            extends: "qemu-aarch64",
+            real: "belkin-rt3200",
+            build: "mt7622",
+            prompt: "MT7622> ",
+        },
+    ];
+    let fragments = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testbed/uboot");
+    for t in twins {
+        let n = t.name;
+        let b = board(n);
+        let base = board(t.extends);
+        let real = board(t.real);
+        let text = std::fs::read_to_string(fragments.join(format!("{}.config", t.build)))
+            .unwrap_or_else(|e| panic!("{n}: testbed/uboot/{}.config: {e}", t.build));
+        // `CONFIG_X=V` as the fragment writes it, or None when it turns
+        // X off or leaves it to the defconfig.
+        let set = |key: &str| -> Option<String> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("CONFIG_{key}=")))
+                .map(|v| v.trim_matches('"').to_string())
+        };
+        let off = |key: &str| {
+            text.lines()
+                .any(|l| l == format!("# CONFIG_{key} is not set"))
+        };
+
+        assert!(b.is_virtual, "{n}");
+        let q = b.qemu.as_ref().unwrap();
+        assert_eq!(q.uboot_build.as_deref(), Some(t.build), "{n}");
+        assert_eq!(q.firmware, "u-boot.bin", "{n}");
+        // The machine is the plain twin's, and so are the kernel and the
+        // RAM boot.
+        assert_eq!(
+            b.qemu.as_ref().unwrap().machine,
+            base.qemu.as_ref().unwrap().machine
+        );
+        assert_eq!(
+            (b.cpu.arch, b.cpu.endian),
+            (base.cpu.arch, base.cpu.endian),
+            "{n}"
+        );
+        assert_eq!(
+            (b.cpu.arch, b.cpu.endian),
+            (real.cpu.arch, real.cpu.endian),
+            "{n}"
+        );
+        assert_eq!(b.kernel, base.kernel, "{n}");
+        assert_eq!(b.ram_boot, base.ram_boot, "{n}");
+        assert_eq!(b.flash, base.flash, "{n}");
+
+        // The prompt: the fragment's, and the real board's.
+        assert_eq!(set("SYS_PROMPT").as_deref(), Some(t.prompt), "{n}");
+        for re in [&b.uboot.prompt, &real.uboot.prompt] {
+            let re = regex::Regex::new(re).unwrap();
+            assert!(re.is_match(t.prompt), "{n}: {re}");
+        }
+        assert_eq!(b.uboot.version.as_deref(), Some("2023.01"), "{n}");
+        // Autoboot: the delay and the way to stop it.
+        let delay = b.uboot.bootdelay.expect("the twin states its bootdelay");
+        assert_eq!(set("BOOTDELAY"), Some(delay.to_string()), "{n}");
+        match &b.uboot.interrupt {
+            Some(Interrupt::String { string }) => {
+                assert_eq!(
+                    set("AUTOBOOT_STOP_STR").as_deref(),
+                    Some(string.as_str()),
+                    "{n}"
+                );
+                assert_eq!(set("AUTOBOOT_KEYED").as_deref(), Some("y"), "{n}");
+                let text = b.uboot.autoboot.as_deref().unwrap();
+                assert!(set("AUTOBOOT_PROMPT").unwrap().contains(text), "{n}");
+                assert_eq!(real.uboot.interrupt, b.uboot.interrupt, "{n}");
+                assert_eq!(real.uboot.bootdelay, Some(delay), "{n}");
+            }
+            Some(Interrupt::AnyKey { .. }) => {
+                assert_eq!(set("AUTOBOOT_KEYED"), None, "{n}");
+                assert_eq!(delay, 0, "{n}: the zero-delay twin");
+            }
+            other => panic!("{n}: {other:?}"),
+        }
+        // The parser and the line limits.
+        let hush = set("HUSH_PARSER").as_deref() == Some("y");
+        assert_eq!(
+            hush,
+            !off("HUSH_PARSER"),
+            "{n}: the fragment decides the parser"
+        );
+        assert_eq!(b.uboot.exit_status, Some(hush), "{n}");
+        assert_eq!(b.uboot.quotes_special, Some(hush), "{n}");
+        assert_eq!(b.uboot.braces_required, Some(!hush), "{n}");
+        assert_eq!(
+            set("SYS_CBSIZE"),
+            b.uboot.cbsize.map(|c| c.to_string()),
+            "{n}"
+        );
+        assert_eq!(
+            set("SYS_MAXARGS"),
+            b.uboot.maxargs.map(|c| c.to_string()),
+            "{n}"
+        );
+        // The commands the fragment turns off are absent, and echo's flag
+        // agrees.
+        let inv = Inventory::of(&b.uboot);
+        for (key, cmd) in [
+            ("CMD_CRC32", "crc32"),
+            ("CMD_ECHO", "echo"),
+            ("CMD_RUN", "run"),
+            ("CMD_LZMADEC", "lzmadec"),
+            ("CMD_SF", "sf"),
+            ("CMD_TFTPPUT", "tftpput"),
+        ] {
+            if off(key) {
+                assert_eq!(inv.availability(cmd), Availability::Absent, "{n}: {cmd}");
+            } else if set(key).as_deref() == Some("y") {
+                assert_eq!(inv.availability(cmd), Availability::Present, "{n}: {cmd}");
+            }
+        }
+        assert_eq!(
+            b.uboot.echo,
+            Some(inv.availability("echo") == Availability::Present),
+            "{n}"
+        );
+        // What the twin has that lmx needs from a real board's list.
+        for cmd in [
+            "bootm", "tftpboot", "printenv", "setenv", "saveenv", "erase",
+        ] {
+            assert_eq!(inv.availability(cmd), Availability::Present, "{n}: {cmd}");
+        }
+        // The real board's missing checking commands are missing on the twin.
+        let real_inv = Inventory::of(&real.uboot);
+        for cmd in ["crc32", "echo", "lzmadec", "sf", "tftpput"] {
+            if real_inv.availability(cmd) == Availability::Absent {
+                assert_eq!(inv.availability(cmd), Availability::Absent, "{n}: {cmd}");
+            }
+        }
+    }
+    // The twin-specific facts the task is about.
+    let mt300 = board("qemu-mipsel-mt300");
+    let inv = Inventory::of(&mt300.uboot);
+    for cmd in ["crc32", "echo", "run"] {
+        assert_eq!(inv.availability(cmd), Availability::Absent, "{cmd}");
+    }
+    assert_eq!(
+        (mt300.uboot.echo, mt300.uboot.exit_status),
+        (Some(false), Some(false))
+    );
+    assert!(mt300.qemu.as_ref().unwrap().firmware_word_swap);
+    let mt7622 = board("qemu-aarch64-mt7622");
+    assert_eq!(
+        (mt7622.uboot.bootdelay, mt7622.uboot.maxargs),
+        (Some(0), Some(8))
+    );
+    let ar750 = board("qemu-mips-ar750");
+    assert_eq!(
+        (ar750.uboot.cbsize, ar750.uboot.lzma, ar750.uboot.lzmadec),
+        (Some(512), Some(true), Some(false))
+    );
 }
