@@ -30,7 +30,7 @@ use crate::failure::StepFailure;
 /// common/cmd_bootm.c` l.320-327): the proof of a load that carries no
 /// `crc32` check ([`LoadCheck::BootmDataCrc`]).
 pub const BOOTM_VERIFIED: &str = "Verifying Checksum ... OK";
-use crate::report::Reporter;
+use crate::report::{Event as Happened, LoadProof, Reporter};
 use crate::watch::{self, BootWatch, Phase, WatchError};
 
 /// Network settings given to U-Boot before the first load.
@@ -173,6 +173,16 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
         &mut self.report
     }
 
+    /// Records a finished step in the timing table and reports it.
+    fn step_done(&mut self, step: impl Into<String>, d: Duration) {
+        let step = step.into();
+        self.report.event(&Happened::StepDone {
+            step: step.clone(),
+            seconds: d.as_secs_f64(),
+        });
+        self.timings.add(step, d);
+    }
+
     fn say(&mut self, line: &str) {
         self.report.say(line);
     }
@@ -195,7 +205,10 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
             "    at the U-Boot prompt after {:.3} s",
             d.as_secs_f64()
         ));
-        self.timings.add("console open to U-Boot prompt", d);
+        self.report.event(&Happened::AtPrompt {
+            seconds: d.as_secs_f64(),
+        });
+        self.step_done("console open to U-Boot prompt", d);
         Ok(())
     }
 
@@ -260,7 +273,7 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
                 .map_err(|e| StepFailure::shell("network settings", &cmd, e))?;
             self.say(&format!("    {cmd}"));
         }
-        self.timings.add("network settings", t.elapsed());
+        self.step_done("network settings", t.elapsed());
         if plan.loads().any(|l| l.check == LoadCheck::SizeOnly) {
             self.say("WARNING: --no-verify: every load is checked by its size only; a corrupted byte would reach the kernel");
         }
@@ -295,7 +308,7 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
                         })?;
                     }
                     self.say(&format!("==> setenv {name} ({} line(s))", commands.len()));
-                    self.timings.add(format!("setenv {name}"), t.elapsed());
+                    self.step_done(format!("setenv {name}"), t.elapsed());
                 }
                 Step::Load(l) => {
                     if !self.in_place(l).await? {
@@ -339,8 +352,15 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
             "==> {}: already at {:#x} (crc32 {:08x} over {} bytes matches): verified in place, not loaded",
             l.file, l.addr, l.crc32, l.size
         ));
-        self.timings
-            .add(format!("verify {} in place", l.file), t.elapsed());
+        self.report.event(&Happened::Loaded {
+            file: l.file.clone(),
+            addr: l.addr,
+            size: l.size,
+            crc32: l.crc32,
+            proof: LoadProof::InPlace,
+            seconds: 0.0,
+        });
+        self.step_done(format!("verify {} in place", l.file), t.elapsed());
         Ok(true)
     }
 
@@ -498,7 +518,19 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
                 load_time.as_secs_f64(),
             ),
         });
-        self.timings.add(
+        self.report.event(&Happened::Loaded {
+            file: l.file.clone(),
+            addr: l.addr,
+            size: l.size,
+            crc32: l.crc32,
+            proof: match l.check {
+                LoadCheck::Crc32 => LoadProof::Crc32,
+                LoadCheck::BootmDataCrc => LoadProof::BootmDataCrc,
+                LoadCheck::SizeOnly => LoadProof::SizeOnly,
+            },
+            seconds: load_time.as_secs_f64(),
+        });
+        self.step_done(
             format!("load {} ({} bytes) + verify", l.file, l.size),
             total,
         );
@@ -670,8 +702,7 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
             u.size,
             t.elapsed().as_secs_f64()
         ));
-        self.timings
-            .add(format!("unpack {} + verify", u.artifact), t.elapsed());
+        self.step_done(format!("unpack {} + verify", u.artifact), t.elapsed());
         Ok(())
     }
 
@@ -767,6 +798,7 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
             }
             self.report
                 .say("    bootm verified the data CRC of every loaded byte");
+            self.report.event(&Happened::BootmVerified);
         }
         let io = self.shell.transport_mut();
         watch::until(
@@ -779,9 +811,11 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
         )
         .await
         .map_err(|w| fail(w, "the kernel to start", "check the boot command, the image format (lmx image info FILE) and the addresses (--dry-run)"))?;
-        self.timings
-            .add("boot command to kernel start", t.elapsed());
+        self.step_done("boot command to kernel start", t.elapsed());
         let k = Instant::now();
+        self.report.event(&Happened::KernelStarted {
+            seconds: t.elapsed().as_secs_f64(),
+        });
         self.report.say("    kernel started");
         if !bw.seen("Linux version") {
             let io = self.shell.transport_mut();
@@ -827,10 +861,12 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
         }
         self.report
             .say(&format!("    userland marker {marker:?} seen"));
-        self.timings
-            .add("kernel start to userland marker", k.elapsed());
-        self.timings
-            .add("U-Boot prompt to userland marker", at_prompt.elapsed());
+        self.report.event(&Happened::Userland {
+            marker: marker.clone(),
+            seconds: at_prompt.elapsed().as_secs_f64(),
+        });
+        self.step_done("kernel start to userland marker", k.elapsed());
+        self.step_done("U-Boot prompt to userland marker", at_prompt.elapsed());
         Ok(())
     }
 }
