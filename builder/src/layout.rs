@@ -698,6 +698,18 @@ impl RamLayout {
                 head,
                 "uImage header + kernel, ending where the rootfs starts: one file, bootm checks both".into(),
             )?;
+            if let Some(free) = board.ram_boot.free {
+                if !free.contains_region(&lmx_boards::Region {
+                    base: at,
+                    size: head,
+                }) {
+                    return Err(p.conflict(format!(
+                        "the kernel part of the kernel+rootfs file, {at:#x}..{rootfs:#x}, leaves the board's free RAM (ram_boot.free) {:#x}..{:#x}",
+                        free.base,
+                        free.end()
+                    )));
+                }
+            }
         } else if let Some(bytes) = staged_kernel {
             let floors = [
                 kernel.end(),
@@ -938,6 +950,39 @@ mod tests {
         assert_eq!((s.phys, s.uboot), (0x60_0000, Some(0x8060_0000)));
         let u = l.region(RegionKind::UBoot).unwrap();
         assert_eq!(u.phys, 0x700_0000);
+    }
+
+    #[test]
+    fn a_kernel_rootfs_file_is_staged_to_end_on_the_rootfs_or_refused() {
+        let mut b = board("gl-mt300n-v2");
+        let kernel = KernelFacts {
+            file_size: 2 << 20,
+            run: KernelRun::Unpacked {
+                load: 0x8000_0000,
+                size: 5 << 20,
+            },
+            size_known: true,
+        };
+        let mut req = LayoutRequest::new(3 << 20, None, kernel);
+        req.kernel_below_rootfs = Some((2 << 20) + 4);
+        let l = RamLayout::plan(&b, &req).unwrap();
+        let s = l.region(RegionKind::KernelStaging).unwrap();
+        let r = l.region(RegionKind::Rootfs).unwrap();
+        assert_eq!(s.end(), r.phys);
+        assert_eq!(l.kernel_image, s.phys);
+        // The kernel unpacks where the file's kernel part would lie.
+        b.ram_boot.rootfs = Some(0x60_0000);
+        let e = RamLayout::plan(&b, &req).unwrap_err().to_string();
+        assert!(e.contains("kernel (staged) region"), "{e}");
+        assert!(e.contains("overlaps the kernel region"), "{e}");
+        // Below RAM.
+        req.kernel.run = KernelRun::Unpacked {
+            load: 0x8400_0000,
+            size: 5 << 20,
+        };
+        b.ram_boot.rootfs = Some(0x10_0000);
+        let e = RamLayout::plan(&b, &req).unwrap_err().to_string();
+        assert!(e.contains("but RAM starts at"), "{e}");
     }
 
     #[test]
