@@ -17,6 +17,8 @@
 //!   flash after `reset`;
 //! - [`watch`]: [`BootWatch`], the one sans-I/O matcher of console text
 //!   after a boot or reset command, shared by both;
+//! - [`env`]: [`LiveEnv`](env::LiveEnv), the environment of a running
+//!   U-Boot — `printenv`, `setenv` read back, `saveenv` judged;
 //! - [`report`]: the [`Reporter`] trait through which progress and step
 //!   lines reach the user (the binary renders them, tests record them);
 //! - [`setup`]: [`Session`], one value owning what a run needs — the
@@ -34,6 +36,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod boot;
+pub mod env;
 pub mod failure;
 pub mod flash;
 pub mod fuzzing;

@@ -14,12 +14,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use lmx_boards::{Board, FirmwareVia};
-use lmx_console::printenv::SaveVerdict;
-use lmx_console::{quote, Dialect, Pacing, ShellMachine};
-use lmx_session::virt::{Flash, Virtual};
-use lmx_session::{ConsoleSpec, Session, SessionSpec};
-use miette::{miette, IntoDiagnostic, Report};
+use lmx_boards::Board;
+use lmx_console::quote;
+use lmx_session::env::{LiveConsole, LiveEnv, LiveEnvError, SetOutcome};
+use miette::{miette, Report};
 
 use super::{Location, SetArgs};
 use crate::boot::report::TermReporter;
@@ -77,14 +75,10 @@ pub fn print(loc: &Location, opts: &LiveOpts, names: &[String]) -> miette::Resul
     }
     let mut out = Vec::new();
     let mut missing = Vec::new();
-    let mut s = open(&board, opts, false)?;
-    let Session {
-        driver: shell,
-        host,
-    } = &mut s;
-    let result: miette::Result<()> = host.block_on(async {
+    let mut env = open(&board, opts, false)?;
+    let mut read = || -> Result<(), LiveEnvError> {
         if names.is_empty() {
-            let listing = shell.printenv_all().await.map_err(Report::new)?;
+            let listing = env.print_all()?;
             for line in &listing.other {
                 eprintln!("u-boot: {line}");
             }
@@ -99,15 +93,16 @@ pub fn print(loc: &Location, opts: &LiveOpts, names: &[String]) -> miette::Resul
             }
         } else {
             for name in names {
-                match shell.printenv(name).await.map_err(Report::new)? {
+                match env.get(name)? {
                     Some(v) => out.extend(lmx_env::text_line(name.as_bytes(), v.as_bytes())),
                     None => missing.push(name.as_str()),
                 }
             }
         }
         Ok(())
-    });
-    s.close(result.is_ok());
+    };
+    let result = read();
+    env.close(result.is_ok());
     result?;
     super::write_stdout(&out)?;
     if !missing.is_empty() {
@@ -125,14 +120,10 @@ pub fn print(loc: &Location, opts: &LiveOpts, names: &[String]) -> miette::Resul
 pub fn get(loc: &Location, opts: &LiveOpts, name: &str) -> miette::Result<()> {
     let board = live_board(loc)?;
     quote::printenv_line(name).map_err(Report::new)?;
-    let mut s = open(&board, opts, false)?;
-    let value = s
-        .host
-        .block_on(s.driver.printenv(name))
-        .map_err(Report::new);
-    s.close(value.is_ok());
-    let value = value?;
-    match value {
+    let mut env = open(&board, opts, false)?;
+    let value = env.get(name);
+    env.close(value.is_ok());
+    match value? {
         Some(v) => super::write_stdout(format!("{v}\n").as_bytes()),
         None => Err(miette!(
             help = "`lmx env print --board B` lists every variable",
@@ -153,7 +144,7 @@ pub fn set(args: &SetArgs) -> miette::Result<()> {
             "--output, --create and --pad need --image"
         ));
     }
-    let line = setenv_line_for(&board, &args.name, &args.value)?;
+    let line = lmx_session::env::setenv_line(&board, &args.name, &args.value)?;
     if args.write.dry_run {
         println!("would send to U-Boot on {}:\n  {line}", board.name);
         println!("  printenv {} (and compare)", args.name);
@@ -162,102 +153,55 @@ pub fn set(args: &SetArgs) -> miette::Result<()> {
         }
         return Ok(());
     }
-    let (name, value, save) = (args.name.as_str(), args.value.as_str(), args.save);
-    let mut s = open(&board, &args.live, save)?;
-    let Session {
-        driver: shell,
-        host,
-    } = &mut s;
-    let saved: miette::Result<Option<(SaveVerdict, String)>> = host.block_on(async {
-        let before = shell.printenv(name).await.map_err(Report::new)?;
-        if before.as_deref() == Some(value) && !save {
-            eprintln!("{name} already has this value; nothing changed");
-            return Ok(None);
-        }
-        if before.as_deref() != Some(value) {
-            eprintln!("==> {line}");
-            shell.setenv(name, value).await.map_err(Report::new)?;
-            let after = shell.printenv(name).await.map_err(Report::new)?;
-            check_read_back(name, value, after.as_deref())?;
-            match &before {
-                Some(old) => eprintln!("{name}: {old:?} -> {value:?} (read back)"),
-                None => eprintln!("{name}: new, {value:?} (read back)"),
-            }
-        } else {
-            eprintln!("{name} already has this value");
-        }
-        if !save {
-            return Ok(None);
-        }
-        eprintln!("==> saveenv");
-        let (verdict, out) = shell
-            .saveenv(Duration::from_secs(120))
-            .await
-            .map_err(Report::new)?;
-        Ok(Some((verdict, out.text)))
-    });
-    s.close(saved.is_ok());
-    let saved = saved?;
-    match saved {
-        None if !args.save => {
-            eprintln!(
-                "note: not saved; the change lasts until U-Boot restarts (add --save to run saveenv)"
-            );
-            Ok(())
-        }
-        None => Ok(()),
-        Some((SaveVerdict::Saved, _)) => {
-            eprintln!("saved (saveenv)");
-            Ok(())
-        }
-        Some((SaveVerdict::Failed(line), text)) => Err(miette!(
-            help = "the value is set in RAM but not stored; check the board's flash and env location",
-            "saveenv failed: {line}\n{text}"
-        )),
-        Some((SaveVerdict::Unclear, text)) => Err(miette!(
-            help = "reset the board and check with `lmx env get`",
-            "saveenv printed neither success nor a known failure, so lmx cannot tell whether the environment was saved:\n{text}"
-        )),
+    let mut env = open(&board, &args.live, args.save)?;
+    let save = args.save.then_some(Duration::from_secs(120));
+    let done = env.set(&args.name, &args.value, save, &mut TermReporter::new(false));
+    env.close(done.is_ok());
+    match done? {
+        SetOutcome::Saved => eprintln!("saved (saveenv)"),
+        _ => eprintln!(
+            "note: not saved; the change lasts until U-Boot restarts (add --save to run saveenv)"
+        ),
     }
+    Ok(())
 }
 
-/// The `setenv` line for this board's dialect, or why it cannot be sent:
-/// the quoting rules, then the line rules (CBSIZE, printable ASCII).
-/// Checked before the console is opened.
-fn setenv_line_for(board: &Board, name: &str, value: &str) -> miette::Result<String> {
-    let dialect = Dialect::from_board(board).map_err(Report::new)?;
-    let line = quote::setenv_line(&dialect, name, value)
-        .map_err(|e| Report::new(e).wrap_err(format!("board {}", board.name)))?;
-    let cbsize = dialect.cbsize;
-    if let Err(reason) = ShellMachine::new(dialect, Pacing::default()).check(&line) {
-        return Err(miette!(
-            help = format!(
-                "board {}'s U-Boot takes lines of at most CONFIG_SYS_CBSIZE {cbsize} bytes \
-                 (uboot.cbsize); shorten the value, build it from parts with several setenv, \
-                 or write it offline with `lmx env set --image`",
+/// Opens the board's console (starting a virtual board, its flash kept
+/// in `--flash-dir`) and reaches the U-Boot prompt.
+fn open(board: &Board, opts: &LiveOpts, save: bool) -> miette::Result<LiveEnv> {
+    let console = if board.is_virtual {
+        if opts.port.is_some() {
+            return Err(miette!(
+                help = "drop --port",
+                "virtual board {}: lmx starts it and opens its console itself",
                 board.name
-            ),
-            "cannot set {name} on the console: {reason}"
-        ));
-    }
-    Ok(line)
-}
-
-/// Compares what `printenv NAME` returned after `setenv` with the value.
-fn check_read_back(name: &str, value: &str, got: Option<&str>) -> miette::Result<()> {
-    match got {
-        Some(v) if v == value => Ok(()),
-        Some(v) => Err(miette!(
-            help = "U-Boot's parser changed the value: the board file's uboot.quotes_special \
-                    and uboot.braces_required may not match this build",
-            "after setenv, U-Boot holds {name}={v:?}, not {value:?}"
-        )),
-        None => Err(miette!(
-            help = "U-Boot's parser dropped the value: the board file's uboot.quotes_special \
-                    and uboot.braces_required may not match this build",
-            "after setenv, {name} is not set in U-Boot"
-        )),
-    }
+            ));
+        }
+        LiveConsole::Virtual {
+            flash_dir: opts
+                .flash_dir
+                .clone()
+                .or_else(|| lmx_session::virt::default_flash_dir(board)),
+            chosen: opts.flash_dir.is_some(),
+            save,
+        }
+    } else {
+        if opts.flash_dir.is_some() {
+            return Err(miette!(
+                "--flash-dir is for virtual boards; {} is a real board",
+                board.name
+            ));
+        }
+        LiveConsole::Port(crate::cmd::tftpboot::port_of(board, opts.port.as_deref())?)
+    };
+    let attach = Duration::from_secs(opts.attach_timeout);
+    LiveEnv::open(board, console, attach, &mut TermReporter::new(false)).map_err(|e| match e {
+        LiveEnvError::NoFlashDir { .. } => miette!(
+            help = "give --flash-dir DIR",
+            "no cache directory (HOME unset)"
+        ),
+        e => Report::new(e),
+    })
 }
 
 /// The board of a live command: `--board`, no image-location flags.
@@ -278,141 +222,4 @@ fn live_board(loc: &Location) -> miette::Result<Board> {
         ));
     }
     crate::cmd::boards::resolve_board(loc.boards_dir.as_deref(), name)
-}
-
-/// Opens the board's console (starting a virtual board, its flash kept
-/// in `--flash-dir`) and reaches the U-Boot prompt.
-fn open(board: &Board, opts: &LiveOpts, save: bool) -> miette::Result<Session> {
-    let mut say = TermReporter::new(false);
-    let console = if board.is_virtual {
-        if opts.port.is_some() {
-            return Err(miette!(
-                help = "drop --port",
-                "virtual board {}: lmx starts it and opens its console itself",
-                board.name
-            ));
-        }
-        let pflash = board
-            .qemu
-            .as_ref()
-            .is_some_and(|q| q.firmware_via == FirmwareVia::Pflash);
-        if !pflash && (save || opts.flash_dir.is_some()) {
-            return Err(miette!(
-                help = "use a virtual board whose U-Boot runs from pflash, e.g. qemu-aarch64",
-                "virtual board {} loads U-Boot with -bios: it has no flash to save the environment in",
-                board.name
-            ));
-        }
-        let v = Virtual::prepare(board, &mut say)?;
-        // The MIPS twins: one 4 MiB flash file, U-Boot at 0, the
-        // environment inside it (`[flash.env]`); ARM: the pflash banks.
-        let flash = if pflash || v.arch.is_malta() {
-            Flash::Kept {
-                dir: match &opts.flash_dir {
-                    Some(d) => d.clone(),
-                    None => crate::cmd::flash::default_flash_dir(board)?,
-                },
-                write_protect: false,
-            }
-        } else {
-            Flash::Fresh
-        };
-        ConsoleSpec::Virtual {
-            virt: v,
-            flash,
-            pty: false,
-            network: false,
-        }
-    } else {
-        if opts.flash_dir.is_some() {
-            return Err(miette!(
-                "--flash-dir is for virtual boards; {} is a real board",
-                board.name
-            ));
-        }
-        ConsoleSpec::Port(crate::cmd::tftpboot::port_of(board, opts.port.as_deref())?)
-    };
-    let scratch = tempfile::Builder::new()
-        .prefix("lmx-env-")
-        .tempdir()
-        .into_diagnostic()?;
-    let mut session = Session::open(
-        SessionSpec {
-            board: board.clone(),
-            console,
-            client: "lmx env".into(),
-            serve: None,
-            scratch,
-        },
-        &mut say,
-    )?;
-    let attach = Duration::from_secs(opts.attach_timeout);
-    session.driver.set_attach_timeout(attach);
-    eprintln!(
-        "==> waiting for U-Boot on {} (stopping autoboot)",
-        board.name
-    );
-    let Session {
-        driver: shell,
-        host,
-    } = &mut session;
-    let attached = if host.at_power_on() {
-        // Powered on just now: nothing may be sent before U-Boot speaks.
-        host.block_on(shell.attach_at_power_on(attach))
-    } else {
-        host.block_on(shell.attach(attach))
-    };
-    if let Err(e) = attached {
-        session.close(false);
-        return Err(Report::new(e));
-    }
-    Ok(session)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn board(name: &str) -> Board {
-        crate::cmd::boards::catalog(None)
-            .resolve(name)
-            .unwrap()
-            .board
-    }
-
-    #[test]
-    fn hush_board_quotes_and_old_board_refuses() {
-        let hush = board("qemu-aarch64");
-        assert_eq!(
-            setenv_line_for(&hush, "x", "a b;c$d'e").unwrap(),
-            "setenv x 'a b;c$d'\\''e'"
-        );
-        // GL's MT76xx U-Boot 1.1.3: the simple parser, quotes not special.
-        let old = board("gl-mt300n-v2");
-        assert_eq!(setenv_line_for(&old, "x", "a b").unwrap(), "setenv x a b");
-        let e = format!("{:?}", setenv_line_for(&old, "x", "a;b").unwrap_err());
-        assert!(e.contains("`;` separates commands"), "{e}");
-    }
-
-    #[test]
-    fn lines_longer_than_cbsize_are_refused_before_sending() {
-        let hush = board("qemu-aarch64");
-        let e = format!(
-            "{:?}",
-            setenv_line_for(&hush, "x", &"v".repeat(600)).unwrap_err()
-        );
-        assert!(e.contains("CONFIG_SYS_CBSIZE 512"), "{e}");
-        assert!(setenv_line_for(&hush, "x", &"v".repeat(400)).is_ok());
-    }
-
-    #[test]
-    fn read_back_must_match() {
-        assert!(check_read_back("x", "a b", Some("a b")).is_ok());
-        let e = format!(
-            "{:?}",
-            check_read_back("x", "a  b", Some("a b")).unwrap_err()
-        );
-        assert!(e.contains("quotes_special"), "{e}");
-        assert!(check_read_back("x", "1", None).is_err());
-    }
 }
