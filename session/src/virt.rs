@@ -22,6 +22,11 @@
 //! board's `qemu.firmware`: an absolute path is used as it is (Debian's
 //! maltael build for `qemu-mipsel-stock`); any other name means the LZMA
 //! build of `testbed/uboot.sh`.
+//!
+//! The vendor-dialect twins (`qemu-mips-ar750`, `qemu-mipsel-mt300`,
+//! `qemu-aarch64-mt7622`) name their U-Boot in `qemu.uboot_build`: the
+//! `testbed/uboot.sh` build configured to talk like a real board's boot
+//! loader, on malta or, with `-bios` or in pflash, on `virt`.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -53,20 +58,29 @@ pub fn arch(board: &Board) -> Arch {
 pub struct Virtual {
     /// The machine.
     pub arch: Arch,
-    /// The U-Boot binary, in the CPU's byte order: for the MIPS twins the
-    /// board's `qemu.firmware` when it is an absolute path, else the LZMA
-    /// build of `testbed/uboot.sh`; for the ARM boards Debian's
-    /// `u-boot-qemu` build.
+    /// The U-Boot binary, in the CPU's byte order: the test bed build the
+    /// board's `qemu.uboot_build` names (a vendor-dialect twin); else for
+    /// the MIPS twins the board's `qemu.firmware` when it is an absolute
+    /// path, else the LZMA build of `testbed/uboot.sh`; for the ARM boards
+    /// Debian's `u-boot-qemu` build.
     pub uboot: PathBuf,
 }
 
 impl Virtual {
     /// Checks that QEMU and U-Boot are installed, and builds (and caches)
-    /// the MIPS twins' U-Boot the first time, which needs the package
-    /// archive: call this before [`enter_network`].
+    /// a test bed U-Boot (the MIPS twins', a vendor-dialect twin's) the
+    /// first time, which needs the package archive: call this before
+    /// [`enter_network`].
     pub fn prepare(board: &Board, report: &mut dyn Reporter) -> Result<Virtual, SetupError> {
         let arch = arch(board);
         lmx_testbed::find_qemu(arch).map_err(SetupError::Packages)?;
+        if let Some(build) = board.qemu.as_ref().and_then(|q| q.uboot_build.as_deref()) {
+            report.say(&format!(
+                "==> test bed U-Boot {build} (testbed/uboot.sh {build}; cached after the first build)"
+            ));
+            let uboot = lmx_testbed::uboot_build(build).map_err(SetupError::testbed)?;
+            return Ok(Virtual { arch, uboot });
+        }
         if !arch.is_malta() {
             lmx_testbed::uboot_firmware(arch).map_err(SetupError::testbed)?;
         }
@@ -141,7 +155,13 @@ pub fn vm_config(
                 .map_err(SetupError::testbed)?;
             VmConfig::malta(v.arch, console, image)
         }
-        Flash::Fresh => VmConfig::new(v.arch, console),
+        Flash::Fresh => {
+            // `-bios` with the U-Boot `prepare` chose (Debian's, or a
+            // vendor-dialect twin's).
+            let mut cfg = VmConfig::new(v.arch, console);
+            cfg.firmware = Firmware::Bios(v.uboot.clone());
+            cfg
+        }
         Flash::Kept { dir, .. } if v.arch.is_malta() => {
             let image = lmx_testbed::malta::create_flash(dir, v.arch, &v.uboot, true).map_err(
                 |source| SetupError::FlashFiles {
@@ -238,6 +258,9 @@ mod tests {
         assert_eq!(arch(&board("qemu-armv7l")), Arch::Armv7l);
         assert_eq!(arch(&board("qemu-mips")), Arch::Mips);
         assert_eq!(arch(&board("qemu-mipsel")), Arch::Mipsel);
+        assert_eq!(arch(&board("qemu-mips-ar750")), Arch::Mips);
+        assert_eq!(arch(&board("qemu-mipsel-mt300")), Arch::Mipsel);
+        assert_eq!(arch(&board("qemu-aarch64-mt7622")), Arch::Aarch64);
     }
 
     #[test]
@@ -267,6 +290,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.network.as_ref().map(|t| t.name.as_str()), Some(TAP));
+        // The U-Boot `prepare` chose, whichever it is (a vendor-dialect
+        // twin runs its own build).
+        assert_eq!(cfg.firmware, Firmware::Bios(v.uboot.clone()));
         assert!(r.lines.is_empty(), "{:?}", r.lines);
     }
 
