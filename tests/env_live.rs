@@ -479,6 +479,119 @@ fn a_board_at_its_prompt_over_a_port() {
     assert_eq!(stored, "over the port; $x\n");
 }
 
+/// Kills a helper process on drop.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A board in a lab: its console published by a real ser2net with RFC
+/// 2217 (`telnet(rfc2217)`), as labgrid's exporters do. The chain is
+/// lmx ⇄ ser2net ⇄ a pty (socat) ⇄ QEMU's console socket ⇄ U-Boot, and
+/// `lmx env` works through `rfc2217://` as through a local port.
+#[test]
+fn a_board_behind_ser2net_over_rfc2217() {
+    let _one = one_vm();
+    common::need("ser2net", "run `scripts/deps.sh test` (ser2net, socat)");
+    common::need("socat", "run `scripts/deps.sh test` (ser2net, socat)");
+    let uboot_bin = require_board();
+    let dir = tempfile::tempdir().unwrap();
+    let boards = serial_board(dir.path());
+    let bd = s(&boards);
+    let flash = Pflash::create(&dir.path().join("flash"), &uboot_bin, true).unwrap();
+    let b = boot(dir.path(), &flash);
+    drop(b.con);
+
+    let pty = dir.path().join("uart");
+    let sock = dir.path().join("console.sock");
+    let _socat = Reap(
+        std::process::Command::new("socat")
+            .arg(format!("pty,raw,echo=0,link={}", pty.display()))
+            .arg(format!("unix-connect:{}", sock.display()))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = std::time::Instant::now();
+    while !pty.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "socat made no pty");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("ser2net.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "connection: &board\n  accepter: telnet(rfc2217),tcp,127.0.0.1,{port}\n  connector: serialdev,{},9600n81,local\n",
+            pty.display()
+        ),
+    )
+    .unwrap();
+    let _ser2net = Reap(
+        std::process::Command::new("ser2net")
+            .args(["-n", "-c"])
+            .arg(&cfg)
+            .arg("-P")
+            .arg(dir.path().join("ser2net.pid"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "ser2net did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
+    let url = format!("rfc2217://127.0.0.1:{port}");
+    let o = lmx(&[
+        "env",
+        "set",
+        "--boards-dir",
+        bd,
+        "--board",
+        "qemu-serial",
+        "--port",
+        &url,
+        "lmxlab",
+        "through ser2net; \\ $y",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let got = ok(&[
+        "env",
+        "get",
+        "--boards-dir",
+        bd,
+        "--board",
+        "qemu-serial",
+        "--port",
+        &url,
+        "lmxlab",
+    ]);
+    assert_eq!(got, "through ser2net; \\ $y\n");
+    // ser2net set the line as the board file says (115200), not its own 9600.
+    let stty = std::process::Command::new("stty")
+        .arg("-F")
+        .arg(&pty)
+        .output()
+        .unwrap();
+    let stty = String::from_utf8_lossy(&stty.stdout);
+    assert!(stty.contains("speed 115200 baud"), "{stty}");
+}
+
 /// The big-endian MIPS twin (`qemu-mips`, malta, U-Boot 2023.01 built by
 /// `testbed/uboot.sh`): the environment's CRC is stored big-endian, in
 /// the one 4 MiB flash file at 0x3E0000. Both directions against U-Boot.
