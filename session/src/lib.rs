@@ -21,6 +21,8 @@
 //!   U-Boot — `printenv`, `setenv` read back, `saveenv` judged;
 //! - [`report`]: the [`Reporter`] trait through which progress and step
 //!   lines reach the user (the binary renders them, tests record them);
+//! - [`rerun`]: the edit-build-boot loop of `--watch` (changed inputs
+//!   noticed, the board reset back to U-Boot);
 //! - [`setup`]: [`Session`], one value owning what a run needs — the
 //!   TFTP server, the console (a port, `lmx console`'s share socket, or a
 //!   virtual board) and the [`UBootShell`] — and shutting it down on drop;
@@ -41,6 +43,7 @@ pub mod failure;
 pub mod flash;
 pub mod fuzzing;
 pub mod report;
+pub mod rerun;
 pub mod setup;
 pub mod virt;
 pub mod watch;

@@ -5,8 +5,7 @@
 //!   from the user's files (through `lmx-builder`), or a plan read back;
 //! - [`report`]: the terminal reporter the session library talks to (step
 //!   lines, progress bars, the console during the boot); the step loops
-//!   themselves are in `lmx-session`;
-//! - [`watch`]: `--watch`, waiting for a rebuild and resetting the board.
+//!   themselves are in `lmx-session`.
 //!
 //! No protocol or format logic lives here: U-Boot's line discipline is in
 //! `lmx-console`, TFTP in `lmx-tftpd`, addresses and commands in
@@ -15,4 +14,3 @@
 
 pub mod prepare;
 pub mod report;
-pub mod watch;

@@ -21,8 +21,8 @@ use miette::{miette, IntoDiagnostic, WrapErr};
 
 use crate::boot::prepare::{self, Prepared};
 use crate::boot::report::TermReporter;
-use crate::boot::watch;
 use crate::cmd::plan_args::{hint, PlanArgs};
+use lmx_session::rerun as watch;
 
 /// The marker the test bed's rootfs prints when userland runs.
 pub const DEFAULT_MARKER: &str = lmx_testbed::rootfs::MARKER;
@@ -118,7 +118,7 @@ pub struct TftpbootArgs {
     /// `reboot -f` on the running system), `cmd:COMMAND` (a host command,
     /// e.g. a power switch) or `manual` (you reset it).
     #[arg(long, value_name = "METHOD", default_value = "reboot")]
-    pub reset: crate::boot::watch::ResetMethod,
+    pub reset: watch::ResetMethod,
 }
 
 /// The network flags of the commands that serve the board over TFTP
@@ -333,7 +333,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
                     io,
                     &args.watch,
                     &base,
-                    show,
+                    &mut TermReporter::new(show),
                     &mut interrupt,
                 ))
                 .into_diagnostic()
@@ -351,6 +351,7 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
             host.block_on(watch::reset(
                 runner.shell_mut().transport_mut(),
                 &args.reset,
+                &mut TermReporter::new(show),
             ))
             .into_diagnostic()
             .wrap_err("resetting the board")?;

@@ -1,16 +1,20 @@
-//! `--watch`: the edit-build-boot loop. After a boot, lmx watches paths
-//! (files, or directories walked recursively) and, when they change and
-//! then stay still for a moment, brings the board back to U-Boot by the
-//! chosen [`ResetMethod`] so the caller can plan and boot again.
+//! The edit-build-boot loop (`lmx tftpboot --watch`). After a boot, lmx
+//! watches paths (files, or directories walked recursively) and, when
+//! they change and then stay still for a moment, brings the board back
+//! to U-Boot by the chosen [`ResetMethod`] so the caller can plan and
+//! boot again.
 //!
-//! While it waits, the console keeps being read (and copied to stdout
-//! when asked), so the board never blocks on a full line.
+//! While it waits, the console keeps being read (and handed to the
+//! [`Reporter`], which shows it when the user asked), so the board never
+//! blocks on a full line.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use lmx_console::Transport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::report::Reporter;
 
 /// How the board gets back to U-Boot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,7 +96,7 @@ const POLL: Duration = Duration::from_millis(300);
 const SETTLE: Duration = Duration::from_millis(700);
 
 /// Waits until `paths` differ from `base` and then stay unchanged for a
-/// moment; reads (and with `echo` copies) the console meanwhile. Returns
+/// moment; reads the console meanwhile and hands it to `report`. Returns
 /// the new snapshot and a changed path, or `None` on Ctrl-C.
 ///
 /// `interrupt` must be created before the user is told that Ctrl-C stops
@@ -104,7 +108,7 @@ pub async fn wait_for_change<T: Transport + ?Sized>(
     io: &mut T,
     paths: &[PathBuf],
     base: &Snapshot,
-    echo: bool,
+    report: &mut dyn Reporter,
     interrupt: &mut tokio::signal::unix::Signal,
 ) -> std::io::Result<Option<(Snapshot, PathBuf)>> {
     let mut buf = vec![0u8; 4096];
@@ -117,12 +121,7 @@ pub async fn wait_for_change<T: Transport + ?Sized>(
                 if n == 0 {
                     return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the console closed"));
                 }
-                if echo {
-                    use std::io::Write;
-                    let mut o = std::io::stdout();
-                    let _ = o.write_all(&buf[..n]);
-                    let _ = o.flush();
-                }
+                report.console(&buf[..n]);
             }
             _ = interrupt.recv() => return Ok(None),
             _ = tick.tick() => {
@@ -143,8 +142,12 @@ pub async fn wait_for_change<T: Transport + ?Sized>(
 }
 
 /// Brings the board back towards U-Boot; the caller then attaches (which
-/// stops autoboot).
-pub async fn reset<T: Transport + ?Sized>(io: &mut T, method: &ResetMethod) -> std::io::Result<()> {
+/// stops autoboot). A manual reset is asked for through `report`.
+pub async fn reset<T: Transport + ?Sized>(
+    io: &mut T,
+    method: &ResetMethod,
+    report: &mut dyn Reporter,
+) -> std::io::Result<()> {
     match method {
         ResetMethod::Reboot => {
             // Ctrl-C clears a half-typed line; then a forced reboot.
@@ -167,7 +170,7 @@ pub async fn reset<T: Transport + ?Sized>(io: &mut T, method: &ResetMethod) -> s
             }
         }
         ResetMethod::Manual => {
-            eprintln!("==> reset the board now (power-cycle or press its reset button); lmx waits for U-Boot");
+            report.say("==> reset the board now (power-cycle or press its reset button); lmx waits for U-Boot");
             Ok(())
         }
     }
@@ -188,6 +191,33 @@ mod tests {
         let b = Snapshot::take(&[d.path().to_path_buf()]);
         assert_ne!(a, b);
         assert_eq!(b.changed_path(&a), Some(f));
+    }
+
+    #[tokio::test]
+    async fn a_reboot_clears_the_line_and_a_manual_reset_is_asked_for() {
+        let (mut ours, mut board) = tokio::io::duplex(64);
+        let mut r = crate::Recorder::default();
+        reset(&mut ours, &ResetMethod::Reboot, &mut r)
+            .await
+            .unwrap();
+        let mut got = [0u8; 12];
+        board.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"\x03\rreboot -f\r");
+        reset(&mut ours, &ResetMethod::Manual, &mut r)
+            .await
+            .unwrap();
+        assert!(
+            r.lines[0].starts_with("==> reset the board now"),
+            "{:?}",
+            r.lines
+        );
+        let e = reset(&mut ours, &ResetMethod::Command("exit 3".into()), &mut r)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("reset command `exit 3` failed"),
+            "{e}"
+        );
     }
 
     #[test]
