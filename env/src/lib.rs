@@ -43,14 +43,17 @@
 //! # Ok::<(), lmx_env::EnvError>(())
 //! ```
 //!
-//! The crate does no I/O: callers read the copies' bytes, and write the
-//! [`Patch`]es of an [`EnvWrite`] wherever the image lives.
+//! The codec does no I/O: callers read the copies' bytes, and write the
+//! [`Patch`]es of an [`EnvWrite`] wherever the image lives. For images in
+//! files, [`file`] reads the copies by seeking, writes atomically (a
+//! temporary file renamed over the image) and reads the result back.
 
 #![warn(missing_docs)]
 
 mod diff;
 mod environment;
 mod error;
+pub mod file;
 pub mod fuzzing;
 mod image;
 mod layout;

@@ -1,21 +1,20 @@
 //! `lmx env`: read and edit U-Boot environments in images, offline.
 //!
-//! This module only parses flags, reads and writes files, and turns the
-//! codec's errors into diagnostics; the format lives in `lmx-env`. Files
-//! are read by seeking to the environment copies, so a 64 MiB flash dump
-//! costs a few hundred KiB of reads. A write copies the image into a
-//! temporary file next to it, patches only the environment bytes, syncs,
-//! renames it over the original, then reads it back and checks that the
-//! copy U-Boot will pick holds exactly the new variables.
+//! This module only parses flags, works out the layout from them and the
+//! board file, and turns the codec's errors into diagnostics; the format
+//! lives in `lmx-env`, and so does the file handling (`lmx_env::file`:
+//! copies read by seeking, writes patched into a temporary copy, synced,
+//! renamed over the original and read back).
 //!
 //! Without `--image`, `print`, `get` and `set` talk to the board's U-Boot
 //! over its console instead ([`live`]).
 
 use clap::{Args, Subcommand, ValueEnum};
-use lmx_env::{EnvError, EnvImage, EnvLayout, EnvWrite, Environment, FlagStyle, Warning};
+use lmx_env::file::FileError;
+use lmx_env::{EnvError, EnvImage, EnvLayout, Environment, FlagStyle, Warning};
 use miette::{miette, IntoDiagnostic, MietteDiagnostic, Report, WrapErr};
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 mod live;
@@ -610,7 +609,7 @@ fn load(loc: &Location, create: bool) -> miette::Result<(EnvLayout, EnvImage)> {
         }
         return Err(Report::new(d).wrap_err(format!("reading {}", path.display())));
     }
-    let copies = read_copies(&mut file, &layout)
+    let copies = lmx_env::file::read_copies(&mut file, &layout)
         .into_diagnostic()
         .wrap_err(format!("reading {}", path.display()))?;
     let slices: Vec<&[u8]> = copies.iter().map(Vec::as_slice).collect();
@@ -633,7 +632,7 @@ fn load(loc: &Location, create: bool) -> miette::Result<(EnvLayout, EnvImage)> {
             Ok((layout, EnvImage::blank(layout).map_err(env_report)?))
         }
         Err(e @ EnvError::BadCrc { .. }) => {
-            let suggestions = probe(&mut file, &layout, image_len);
+            let suggestions = lmx_env::file::suggest_layouts(&mut file, &layout, image_len);
             let mut report = diagnostic(&e);
             if !suggestions.is_empty() {
                 let help = format!(
@@ -646,46 +645,6 @@ fn load(loc: &Location, create: bool) -> miette::Result<(EnvLayout, EnvImage)> {
         }
         Err(e) => Err(env_report(e).wrap_err(format!("reading {}", path.display()))),
     }
-}
-
-/// Reads each copy's bytes (and nothing else) from the image.
-fn read_copies(file: &mut File, layout: &EnvLayout) -> io::Result<Vec<Vec<u8>>> {
-    let mut copies = Vec::new();
-    for offset in layout.copy_offsets() {
-        let mut buf = vec![0; layout.size];
-        file.seek(SeekFrom::Start(offset))?;
-        file.read_exact(&mut buf)?;
-        copies.push(buf);
-    }
-    Ok(copies)
-}
-
-/// Looks for layouts whose CRC matches, to suggest after a failure.
-fn probe(file: &mut File, layout: &EnvLayout, image_len: u64) -> Vec<String> {
-    let window = lmx_env::COMMON_SIZES[lmx_env::COMMON_SIZES.len() - 1] as u64;
-    let mut found = Vec::new();
-    for offset in layout.copy_offsets() {
-        let len = window.min(image_len.saturating_sub(offset)) as usize;
-        let mut buf = vec![0; len];
-        if file.seek(SeekFrom::Start(offset)).is_ok() && file.read_exact(&mut buf).is_ok() {
-            found.extend(lmx_env::probe_at(&buf, offset));
-        }
-    }
-    // Scan the whole image only when it is of flash-dump size.
-    if found.is_empty() && image_len <= 256 << 20 {
-        let mut dump = Vec::new();
-        if file.seek(SeekFrom::Start(0)).is_ok() && file.read_to_end(&mut dump).is_ok() {
-            found.extend(lmx_env::scan(&dump, 0x400));
-        }
-    }
-    let mut seen = Vec::new();
-    for candidate in found.iter().take(8) {
-        let text = candidate.to_string();
-        if !seen.contains(&text) {
-            seen.push(text);
-        }
-    }
-    seen
 }
 
 /// Plans the write, then (unless --dry-run) writes atomically and checks.
@@ -723,8 +682,9 @@ fn store(
         }
         return Ok(());
     }
-    write_atomically(loc.image(), &dest, layout.required_len(), &plan)?;
-    verify(&dest, layout, &plan, env)?;
+    lmx_env::file::write_atomically(loc.image(), &dest, layout.required_len(), &plan)
+        .and_then(|()| lmx_env::file::verify_file(&dest, layout, &plan, env))
+        .map_err(file_report)?;
     eprintln!(
         "wrote {}: {} ({} of {} data bytes used)",
         dest.display(),
@@ -736,177 +696,6 @@ fn store(
         plan.used,
         plan.available
     );
-    Ok(())
-}
-
-/// Copies `source` (or, if it does not exist, an erased image of
-/// `min_len` bytes) into a temporary file in `dest`'s directory, applies
-/// the patches, syncs and renames it over `dest`.
-fn write_atomically(
-    source: &Path,
-    dest: &Path,
-    min_len: u64,
-    plan: &EnvWrite,
-) -> miette::Result<()> {
-    // Replace the file a symlink points to, not the link.
-    let dest = match fs::canonicalize(dest) {
-        Ok(real) => real,
-        Err(_) => dest.to_path_buf(),
-    };
-    // A rename would replace a device node (an MTD block device, a
-    // partition) with a plain file: refuse anything but regular files.
-    for path in [source, dest.as_path()] {
-        if let Ok(meta) = fs::metadata(path) {
-            if !meta.is_file() {
-                return Err(miette!(
-                    help = "lmx env edits image files; copy the device to a file, edit it, \
-                            and write it back with the tool for that device",
-                    "{} is not a regular file",
-                    path.display()
-                ));
-            }
-        }
-    }
-    let dir = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let context = || format!("writing {}", dest.display());
-    let mut tmp = TempFile::create_in(&dir, &dest)
-        .into_diagnostic()
-        .wrap_err_with(context)?;
-    match File::open(source) {
-        Ok(mut input) => {
-            io::copy(&mut input, &mut tmp.file)
-                .into_diagnostic()
-                .wrap_err_with(context)?;
-            let permissions = input.metadata().into_diagnostic()?.permissions();
-            tmp.file
-                .set_permissions(permissions)
-                .into_diagnostic()
-                .wrap_err_with(context)?;
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let erased = vec![0xffu8; 1 << 16];
-            let mut left = min_len;
-            while left > 0 {
-                let n = left.min(erased.len() as u64) as usize;
-                tmp.file.write_all(&erased[..n]).into_diagnostic()?;
-                left -= n as u64;
-            }
-        }
-        Err(e) => {
-            return Err(e)
-                .into_diagnostic()
-                .wrap_err(format!("cannot open {}", source.display()))
-        }
-    }
-    for patch in &plan.patches {
-        tmp.file
-            .seek(SeekFrom::Start(patch.offset))
-            .and_then(|_| tmp.file.write_all(&patch.bytes))
-            .into_diagnostic()
-            .wrap_err_with(context)?;
-    }
-    tmp.file
-        .sync_all()
-        .into_diagnostic()
-        .wrap_err_with(context)?;
-    tmp.persist(&dest)
-        .into_diagnostic()
-        .wrap_err_with(context)?;
-    // Make the rename itself durable.
-    if let Ok(d) = File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-/// A temporary file next to the destination, removed unless persisted.
-struct TempFile {
-    path: PathBuf,
-    file: File,
-    keep: bool,
-}
-
-impl TempFile {
-    fn create_in(dir: &Path, dest: &Path) -> io::Result<Self> {
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        for attempt in 0..100u32 {
-            let path = dir.join(format!(
-                ".{name}.lmx-env-{}-{nanos:x}-{attempt}",
-                std::process::id()
-            ));
-            match fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(file) => {
-                    return Ok(TempFile {
-                        path,
-                        file,
-                        keep: false,
-                    })
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "could not create a temporary file",
-        ))
-    }
-
-    /// Renames the file over `dest` (atomic on the same file system).
-    fn persist(mut self, dest: &Path) -> io::Result<()> {
-        fs::rename(&self.path, dest)?;
-        self.keep = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Reads the written image back: the copy U-Boot picks must be the new
-/// one and hold exactly the new variables.
-fn verify(
-    path: &Path,
-    layout: EnvLayout,
-    plan: &EnvWrite,
-    env: &Environment,
-) -> miette::Result<()> {
-    let copies = File::open(path)
-        .and_then(|mut f| read_copies(&mut f, &layout))
-        .into_diagnostic()
-        .wrap_err(format!("reading back {}", path.display()))?;
-    let slices: Vec<&[u8]> = copies.iter().map(Vec::as_slice).collect();
-    let image = EnvImage::parse(layout, &slices).map_err(env_report)?;
-    let picked = image.selection().map(|s| s.copy);
-    if picked != Some(plan.target) || image.environment() != env {
-        return Err(miette!(
-            help = "the image was replaced; check the disk and the layout flags",
-            "verification failed: after writing copy {}, U-Boot would use {:?} with {} variables",
-            plan.target + 1,
-            picked.map(|c| c + 1),
-            image.environment().len()
-        ));
-    }
     Ok(())
 }
 
@@ -930,6 +719,22 @@ fn diagnostic(e: &EnvError) -> MietteDiagnostic {
 
 fn env_report(e: EnvError) -> Report {
     Report::new(diagnostic(&e))
+}
+
+fn file_report(e: FileError) -> Report {
+    match e {
+        FileError::Env(e) => env_report(e),
+        FileError::NotRegular { .. } => miette!(
+            help = "lmx env edits image files; copy the device to a file, edit it, \
+                    and write it back with the tool for that device",
+            "{e}"
+        ),
+        FileError::Mismatch { .. } => miette!(
+            help = "the image was replaced; check the disk and the layout flags",
+            "{e}"
+        ),
+        e => Err::<(), _>(e).into_diagnostic().unwrap_err(),
+    }
 }
 
 /// Mainline U-Boot's hash-table environment (since about 2010) stores a backslash

@@ -1,0 +1,364 @@
+//! Environments in files: flash dumps, partition dumps and bare
+//! environment files, read and written in place.
+//!
+//! The codec itself does no I/O; this module is the thin layer a tool
+//! needs around it. Reading seeks to the copies, so a 64 MiB flash dump
+//! costs a few hundred KiB of reads ([`read_copies`]). Writing
+//! ([`write_atomically`]) copies the image into a temporary file next to
+//! the destination, patches only the environment bytes, syncs, and
+//! renames it over the destination, so a crash leaves the old file or the
+//! new one, never a mix; a device node is refused (a rename would replace
+//! it with a plain file). [`verify_file`] then reads the result back: the
+//! copy U-Boot will pick must hold exactly the new variables.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::{EnvError, EnvImage, EnvLayout, EnvWrite, Environment};
+
+/// Why a file operation on an environment failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The source or destination is a device or directory, not a file.
+    #[error("{} is not a regular file", path.display())]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+    },
+    /// The source image could not be opened.
+    #[error("cannot open {}", path.display())]
+    Open {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing the destination failed (nothing was renamed over it).
+    #[error("writing {}", path.display())]
+    Write {
+        /// The destination.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the written file back failed.
+    #[error("reading back {}", path.display())]
+    ReadBack {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The written file does not decode.
+    #[error(transparent)]
+    Env(#[from] EnvError),
+    /// After the write, U-Boot would pick another copy or other variables.
+    #[error("verification failed: after writing copy {}, U-Boot would use {:?} with {vars} variables", target + 1, picked.map(|c| c + 1))]
+    Mismatch {
+        /// The copy written (0-based).
+        target: usize,
+        /// The copy U-Boot would use (0-based), if any.
+        picked: Option<usize>,
+        /// How many variables that copy holds.
+        vars: usize,
+    },
+}
+
+/// Reads each copy's bytes of `layout` (and nothing else) from `file`.
+pub fn read_copies<F: Read + Seek>(file: &mut F, layout: &EnvLayout) -> io::Result<Vec<Vec<u8>>> {
+    let mut copies = Vec::new();
+    for offset in layout.copy_offsets() {
+        let mut buf = vec![0; layout.size];
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(&mut buf)?;
+        copies.push(buf);
+    }
+    Ok(copies)
+}
+
+/// Layouts whose CRC matches in `file` (of `len` bytes), to suggest after
+/// a failure: first around the copies of `layout`, then, when nothing is
+/// found there and the file is of flash-dump size (256 MiB at most), in
+/// the whole file. At most eight, without repeats, as text.
+pub fn suggest_layouts<F: Read + Seek>(file: &mut F, layout: &EnvLayout, len: u64) -> Vec<String> {
+    let window = crate::COMMON_SIZES[crate::COMMON_SIZES.len() - 1] as u64;
+    let mut found = Vec::new();
+    for offset in layout.copy_offsets() {
+        let n = window.min(len.saturating_sub(offset)) as usize;
+        let mut buf = vec![0; n];
+        if file.seek(SeekFrom::Start(offset)).is_ok() && file.read_exact(&mut buf).is_ok() {
+            found.extend(crate::probe_at(&buf, offset));
+        }
+    }
+    if found.is_empty() && len <= 256 << 20 {
+        let mut dump = Vec::new();
+        if file.seek(SeekFrom::Start(0)).is_ok() && file.read_to_end(&mut dump).is_ok() {
+            found.extend(crate::scan(&dump, 0x400));
+        }
+    }
+    let mut seen = Vec::new();
+    for candidate in found.iter().take(8) {
+        let text = candidate.to_string();
+        if !seen.contains(&text) {
+            seen.push(text);
+        }
+    }
+    seen
+}
+
+/// Copies `source` (or, if it does not exist, an erased image of
+/// `min_len` bytes of 0xff) into a temporary file in `dest`'s directory,
+/// applies `plan`'s patches, syncs and renames it over `dest` (the file a
+/// symlink points to, not the link).
+pub fn write_atomically(
+    source: &Path,
+    dest: &Path,
+    min_len: u64,
+    plan: &EnvWrite,
+) -> Result<(), FileError> {
+    let dest = fs::canonicalize(dest).unwrap_or_else(|_| dest.to_path_buf());
+    for path in [source, dest.as_path()] {
+        if let Ok(meta) = fs::metadata(path) {
+            if !meta.is_file() {
+                return Err(FileError::NotRegular {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+    }
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let failed = |source| FileError::Write {
+        path: dest.clone(),
+        source,
+    };
+    let mut tmp = TempFile::create_in(&dir, &dest).map_err(failed)?;
+    match File::open(source) {
+        Ok(mut input) => {
+            io::copy(&mut input, &mut tmp.file).map_err(failed)?;
+            let permissions = input.metadata().map_err(failed)?.permissions();
+            tmp.file.set_permissions(permissions).map_err(failed)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let erased = vec![0xffu8; 1 << 16];
+            let mut left = min_len;
+            while left > 0 {
+                let n = left.min(erased.len() as u64) as usize;
+                tmp.file.write_all(&erased[..n]).map_err(failed)?;
+                left -= n as u64;
+            }
+        }
+        Err(source_err) => {
+            return Err(FileError::Open {
+                path: source.to_path_buf(),
+                source: source_err,
+            })
+        }
+    }
+    for patch in &plan.patches {
+        tmp.file
+            .seek(SeekFrom::Start(patch.offset))
+            .and_then(|_| tmp.file.write_all(&patch.bytes))
+            .map_err(failed)?;
+    }
+    tmp.file.sync_all().map_err(failed)?;
+    tmp.persist(&dest).map_err(failed)?;
+    // Make the rename itself durable.
+    if let Ok(d) = File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads `path` back after [`write_atomically`]: the copy U-Boot picks
+/// must be the one `plan` wrote and hold exactly `env`.
+pub fn verify_file(
+    path: &Path,
+    layout: EnvLayout,
+    plan: &EnvWrite,
+    env: &Environment,
+) -> Result<(), FileError> {
+    let copies = File::open(path)
+        .and_then(|mut f| read_copies(&mut f, &layout))
+        .map_err(|source| FileError::ReadBack {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let slices: Vec<&[u8]> = copies.iter().map(Vec::as_slice).collect();
+    let image = EnvImage::parse(layout, &slices)?;
+    let picked = image.selection().map(|s| s.copy);
+    if picked != Some(plan.target) || image.environment() != env {
+        return Err(FileError::Mismatch {
+            target: plan.target,
+            picked,
+            vars: image.environment().len(),
+        });
+    }
+    Ok(())
+}
+
+/// A temporary file next to the destination, removed unless persisted.
+struct TempFile {
+    path: PathBuf,
+    file: File,
+    keep: bool,
+}
+
+impl TempFile {
+    fn create_in(dir: &Path, dest: &Path) -> io::Result<Self> {
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        for attempt in 0..100u32 {
+            let path = dir.join(format!(
+                ".{name}.lmx-env-{}-{nanos:x}-{attempt}",
+                std::process::id()
+            ));
+            match fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => {
+                    return Ok(TempFile {
+                        path,
+                        file,
+                        keep: false,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "could not create a temporary file",
+        ))
+    }
+
+    /// Renames the file over `dest` (atomic on the same file system).
+    fn persist(mut self, dest: &Path) -> io::Result<()> {
+        fs::rename(&self.path, dest)?;
+        self.keep = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FlagStyle;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_write_patches_only_the_environment_and_reads_back() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = EnvLayout::redundant(0x100, 0x400, 0x500, FlagStyle::Boolean);
+        let image_path = d.path().join("flash.bin");
+        let mut dump = vec![0x5au8; 0x1000];
+        let env = Environment::from_pairs([("bootdelay", "2")]).unwrap();
+        EnvImage::blank(layout)
+            .unwrap()
+            .plan_write(&env)
+            .unwrap()
+            .apply(&mut dump)
+            .unwrap();
+        fs::write(&image_path, &dump).unwrap();
+
+        let mut f = File::open(&image_path).unwrap();
+        let copies = read_copies(&mut f, &layout).unwrap();
+        let slices: Vec<&[u8]> = copies.iter().map(Vec::as_slice).collect();
+        let image = EnvImage::parse(layout, &slices).unwrap();
+        let mut new = image.environment().clone();
+        new.set("bootcmd", "run x").unwrap();
+        let plan = image.plan_write(&new).unwrap();
+        write_atomically(&image_path, &image_path, layout.required_len(), &plan).unwrap();
+        verify_file(&image_path, layout, &plan, &new).unwrap();
+
+        let after = fs::read(&image_path).unwrap();
+        assert_eq!(after.len(), dump.len());
+        assert_eq!(&after[..0x100], &dump[..0x100], "bytes before the env kept");
+        assert_eq!(&after[0x900..], &dump[0x900..], "bytes after the env kept");
+        assert_eq!(names(d.path()), ["flash.bin"], "no temporary file left");
+        // Verifying against other variables fails.
+        let e = verify_file(&image_path, layout, &plan, &env).unwrap_err();
+        assert!(matches!(e, FileError::Mismatch { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_missing_source_starts_from_erased_flash() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = EnvLayout::single(0x40, 0x100);
+        let env = Environment::from_pairs([("a", "1")]).unwrap();
+        let plan = EnvImage::blank(layout).unwrap().plan_write(&env).unwrap();
+        let out = d.path().join("new.bin");
+        write_atomically(&d.path().join("absent"), &out, 0x200, &plan).unwrap();
+        let bytes = fs::read(&out).unwrap();
+        assert_eq!(bytes.len(), 0x200);
+        assert!(bytes[..0x40].iter().all(|&b| b == 0xff));
+        verify_file(&out, layout, &plan, &env).unwrap();
+    }
+
+    #[test]
+    fn a_device_or_directory_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = EnvLayout::single(0, 0x100);
+        let plan = EnvImage::blank(layout)
+            .unwrap()
+            .plan_write(&Environment::new())
+            .unwrap();
+        let e = write_atomically(Path::new("/dev/null"), &d.path().join("x"), 0x100, &plan)
+            .unwrap_err();
+        assert!(matches!(e, FileError::NotRegular { .. }), "{e}");
+        let e = write_atomically(&d.path().join("x"), d.path(), 0x100, &plan).unwrap_err();
+        assert!(e.to_string().ends_with("is not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_layout_gets_the_right_one_suggested() {
+        let layout = EnvLayout::single(0x2000, 0x1000);
+        let mut dump = vec![0xffu8; 0x8000];
+        let env = Environment::from_pairs([("bootcmd", "boot")]).unwrap();
+        EnvImage::blank(layout)
+            .unwrap()
+            .plan_write(&env)
+            .unwrap()
+            .apply(&mut dump)
+            .unwrap();
+        let wrong = EnvLayout::single(0x4000, 0x1000);
+        let len = dump.len() as u64;
+        let found = suggest_layouts(&mut io::Cursor::new(dump), &wrong, len);
+        assert!(
+            found.iter().any(|s| s.contains("0x2000")),
+            "suggestions: {found:?}"
+        );
+    }
+}
