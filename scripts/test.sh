@@ -44,6 +44,7 @@ QEMU_TIER=(
   tests/tftpboot_caps_e2e.rs
   tests/tftpboot_e2e.rs
   tests/tftpboot_mips.rs
+  tests/vendor_twins.rs
   builder/tests/uboot_oracle.rs
   console/tests/qemu.rs
   testbed/tests/boot.rs
@@ -141,6 +142,12 @@ testbed/uboot.sh maltael >/dev/null
 # tests/flash_e2e.rs's tftpput backup boots the virtual board's U-Boot
 # rebuilt with tftpput (Debian source, about 3 min the first time, cached).
 testbed/uboot.sh qemu_arm64 >/dev/null
+# tests/vendor_twins.rs: the vendor-dialect twins' U-Boots (gl-ar750's,
+# gl-mt300n-v2's and belkin-rt3200's dialects on malta and virt; Debian
+# source, 31 + 44 + 63 s here the first time, cached).
+testbed/uboot.sh ar750 >/dev/null
+testbed/uboot.sh mt300 >/dev/null
+testbed/uboot.sh mt7622 >/dev/null
 
 echo "== cargo test"
 cargo test --workspace --no-fail-fast
