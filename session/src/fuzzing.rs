@@ -135,8 +135,8 @@ fn check_console(setup: u8, bytes: &[u8], text: &str) {
     let mut w = BootWatch::new();
     for c in bytes.chunks(chunk) {
         w.feed(c);
-        assert!(w.tail().0.len() <= 12);
     }
+    assert!(w.tail().0.len() <= 12);
     let mainline = Dialect::mainline();
     let fail = failures(&mainline, Phase::Booting);
     let _ = failures(&mainline, Phase::AfterReset);
