@@ -352,12 +352,7 @@ impl LiveEnv {
 mod tests {
     use super::*;
 
-    fn board(name: &str) -> Board {
-        lmx_boards::Catalog::standard(None)
-            .resolve(name)
-            .unwrap()
-            .board
-    }
+    use crate::setup::testing::board;
 
     #[test]
     fn hush_board_quotes_and_old_board_refuses() {

@@ -476,17 +476,26 @@ pub fn route_source(board: Ipv4Addr) -> Option<Ipv4Addr> {
     }
 }
 
+/// What the crate's unit tests share.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::Recorder;
+pub(crate) mod testing {
+    use lmx_boards::Board;
 
-    fn board(name: &str) -> Board {
+    /// A shipped board, resolved.
+    pub fn board(name: &str) -> Board {
         lmx_boards::Catalog::standard(None)
             .resolve(name)
             .unwrap()
             .board
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Recorder;
+
+    use super::testing::board;
 
     fn scratch() -> tempfile::TempDir {
         tempfile::Builder::new()

@@ -245,12 +245,7 @@ pub fn default_dtb(arch: Arch) -> Result<Option<PathBuf>, SetupError> {
 mod tests {
     use super::*;
 
-    fn board(name: &str) -> Board {
-        lmx_boards::Catalog::standard(None)
-            .resolve(name)
-            .unwrap()
-            .board
-    }
+    use crate::setup::testing::board;
 
     #[test]
     fn every_virtual_board_has_a_machine() {
