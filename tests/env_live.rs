@@ -582,14 +582,10 @@ fn a_board_behind_ser2net_over_rfc2217() {
         "lmxlab",
     ]);
     assert_eq!(got, "through ser2net; \\ $y\n");
-    // ser2net set the line as the board file says (115200), not its own 9600.
-    let stty = std::process::Command::new("stty")
-        .arg("-F")
-        .arg(&pty)
-        .output()
-        .unwrap();
-    let stty = String::from_utf8_lossy(&stty.stdout);
-    assert!(stty.contains("speed 115200 baud"), "{stty}");
+    // (That ser2net applies the requested baud rate is checked while the
+    // connection is open, in console/tests/rfc2217.rs: once lmx has gone,
+    // ser2net restores the device's own settings, so reading them here
+    // would race with it.)
 }
 
 /// The big-endian MIPS twin (`qemu-mips`, malta, U-Boot 2023.01 built by
