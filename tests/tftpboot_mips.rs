@@ -413,3 +413,135 @@ fn f_seed_recipe_with_the_dtb_in_the_elf_section_boots_qemu_mips() {
         "a phram region of 64 MiB and more: {cmdline}"
     );
 }
+
+/// `--json` lines of a run, parsed; every line must be one JSON object of
+/// the documented schema.
+fn events(r: &Run) -> Vec<serde_json::Value> {
+    r.stdout()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}"));
+            assert_eq!(v["schema"], "lmx.events/1", "{l}");
+            assert!(v["t"].is_f64() || v["t"].is_u64(), "{l}");
+            v
+        })
+        .collect()
+}
+
+fn names(ev: &[serde_json::Value]) -> Vec<&str> {
+    ev.iter().map(|e| e["event"].as_str().unwrap()).collect()
+}
+
+/// The mt300-like twin has no crc32: its one load is checked by bootm's
+/// data CRC over the kernel+rootfs file. A byte changed in the rootfs part
+/// (planned as it is, so size and manifest agree) must stop the boot at
+/// `Bad Data CRC` with U-Boot still at its prompt; `--json` tells both
+/// runs as events.
+#[test]
+fn h_bootm_checks_every_byte_where_crc32_is_missing_and_json_tells_the_run() {
+    require_qemu("qemu-system-mipsel");
+    let _vm = one_vm();
+    let board = "qemu-mipsel-mt300";
+
+    // A good run, as events.
+    let r = lmx(
+        &["tftpboot", "--board", board, "--json"],
+        Duration::from_secs(600),
+    );
+    assert!(r.success(), "{}", r.all());
+    let ev = events(&r);
+    let n = names(&ev);
+    let pos = |name: &str| {
+        n.iter()
+            .position(|x| *x == name)
+            .unwrap_or_else(|| panic!("no {name} event in {n:?}"))
+    };
+    assert_eq!(n[0], "started");
+    assert!(pos("plan") < pos("at-prompt"));
+    assert!(pos("loaded") < pos("bootm-verified"));
+    assert!(pos("bootm-verified") < pos("kernel-started"));
+    assert!(pos("kernel-started") < pos("userland"));
+    assert_eq!(*n.last().unwrap(), "done");
+    let plan = &ev[pos("plan")];
+    assert_eq!(plan["loads"].as_array().unwrap().len(), 1, "{plan}");
+    assert_eq!(plan["loads"][0]["check"], "bootm-data-crc", "{plan}");
+    let loaded = &ev[pos("loaded")];
+    assert_eq!(loaded["file"], "kernel-rootfs.uimg");
+    assert_eq!(loaded["proof"], "bootm-data-crc");
+    assert_eq!(loaded["size"], plan["loads"][0]["size"]);
+    assert_eq!(ev.last().unwrap()["ok"], true);
+    // No crc32, echo or run was typed at this U-Boot.
+    let err = r.stderr();
+    assert!(err.contains("==> bootm 0x8"), "{err}");
+    assert!(!err.contains("run lmxboot"), "{err}");
+
+    // The same plan with one rootfs byte flipped.
+    let dir = common::tmp("lmx-e2e-");
+    let out = dir.path().join("plan");
+    let planned = lmx(
+        &["tftpboot", "--board", board, "--dry-run", "--out", s(&out)],
+        Duration::from_secs(600),
+    );
+    assert!(planned.success(), "{}", planned.all());
+    let file = out.join("kernel-rootfs.uimg");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() - 5000;
+    bytes[at] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    let mut m = common::manifest(&out);
+    let crc = crc32fast::hash(&bytes);
+    let sha = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    for a in m["artifacts"].as_array_mut().unwrap() {
+        if a["path"] == "kernel-rootfs.uimg" {
+            a["crc32"] = crc.into();
+            a["sha256"] = sha.clone().into();
+        }
+    }
+    for st in m["steps"].as_array_mut().unwrap() {
+        if st["file"] == "kernel-rootfs.uimg" {
+            st["crc32"] = crc.into();
+        }
+    }
+    std::fs::write(out.join("manifest.json"), m.to_string()).unwrap();
+    let r = lmx(
+        &[
+            "tftpboot",
+            "--board",
+            board,
+            "--manifest",
+            s(&out),
+            "--json",
+        ],
+        Duration::from_secs(600),
+    );
+    assert!(!r.success(), "a corrupted rootfs booted:\n{}", r.all());
+    let ev = events(&r);
+    let n = names(&ev);
+    assert!(n.contains(&"loaded"), "{n:?}");
+    assert!(
+        !n.contains(&"bootm-verified") && !n.contains(&"kernel-started"),
+        "{n:?}"
+    );
+    let f = ev.last().unwrap();
+    assert_eq!(f["event"], "failure", "{f}");
+    assert_eq!(f["step"], "boot", "{f}");
+    assert!(
+        f["reason"].as_str().unwrap().contains("Bad Data CRC"),
+        "{f}"
+    );
+    let tail = f["console_tail"].as_array().unwrap();
+    assert!(
+        tail.iter().any(|l| l
+            .as_str()
+            .unwrap()
+            .contains("Verifying Checksum ... Bad Data CRC")),
+        "{f}"
+    );
+}

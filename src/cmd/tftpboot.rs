@@ -20,7 +20,7 @@ use lmx_session::{
 use miette::{miette, IntoDiagnostic, WrapErr};
 
 use crate::boot::prepare::{self, Prepared};
-use crate::boot::report::TermReporter;
+use crate::boot::report::{JsonLines, JsonReporter, TermReporter};
 use crate::cmd::plan_args::{hint, PlanArgs};
 use lmx_session::rerun as watch;
 
@@ -80,8 +80,15 @@ pub struct TftpbootArgs {
     pub no_console: bool,
 
     /// Copy the console to stdout from the boot command on (always so without --no-console).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "json")]
     pub show_console: bool,
+
+    /// Machine-readable output: one JSON object per event on stdout (step
+    /// done, each load with size, CRC and how it was proven, kernel start,
+    /// userland, failure), schema in docs/json.md; human lines stay on
+    /// stderr. Implies --no-console.
+    #[arg(long)]
+    pub json: bool,
 
     /// Print the plan (commands, addresses, files, CRCs) and exit; nothing is
     /// sent to the board and no virtual board is started.
@@ -160,9 +167,70 @@ impl NetArgs {
     }
 }
 
-/// Runs `lmx tftpboot`.
-pub fn run(args: TftpbootArgs) -> miette::Result<()> {
+/// Runs `lmx tftpboot`; with `--json`, what ends it is an event too.
+pub fn run(mut args: TftpbootArgs) -> miette::Result<()> {
     let started = Instant::now();
+    if !args.json {
+        return run_with(args, started, None);
+    }
+    args.no_console = true;
+    let json = JsonLines::new(started);
+    json.emit(
+        "started",
+        serde_json::json!({
+            "command": "tftpboot",
+            "board": args.board,
+            "lmx": env!("CARGO_PKG_VERSION"),
+        }),
+    );
+    let r = run_with(args, started, Some(json));
+    match &r {
+        Ok(()) => {}
+        Err(e) => match e.downcast_ref::<lmx_session::StepFailure>() {
+            Some(f) => json.failure(f),
+            None => json.error(e),
+        },
+    }
+    r
+}
+
+/// The plan as a `plan` event.
+fn plan_event(json: &JsonLines, p: &Prepared) {
+    use lmx_builder::plan::{LoadCheck, Step};
+    let loads: Vec<_> = p
+        .plan
+        .loads()
+        .map(|l| {
+            serde_json::json!({
+                "file": l.file,
+                "addr": format!("{:#x}", l.addr),
+                "size": l.size,
+                "crc32": format!("{:08x}", l.crc32),
+                "check": match l.check {
+                    LoadCheck::Crc32 => "crc32",
+                    LoadCheck::BootmDataCrc => "bootm-data-crc",
+                    LoadCheck::SizeOnly => "size-only",
+                },
+            })
+        })
+        .collect();
+    let boot = p.plan.steps.iter().find_map(|s| match s {
+        Step::Boot { command } => Some(command.clone()),
+        _ => None,
+    });
+    json.emit(
+        "plan",
+        serde_json::json!({
+            "board": p.plan.board,
+            "loads": loads,
+            "boot": boot,
+            "bootargs": p.plan.bootargs,
+            "notes": p.notes,
+        }),
+    );
+}
+
+fn run_with(args: TftpbootArgs, started: Instant, json: Option<JsonLines>) -> miette::Result<()> {
     let board = crate::cmd::boards::resolve_board(args.boards_dir.as_deref(), &args.board)?;
     let board_ip = args.net.board_ip(&board).ok_or_else(|| {
         miette!(
@@ -230,8 +298,14 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
         windowsize: board.uboot.tftp_windowsize,
     };
 
+    if let Some(j) = &json {
+        plan_event(j, &prepared);
+    }
     if args.dry_run {
-        print_plan(&prepared, &net);
+        match &json {
+            Some(j) => j.emit("done", serde_json::json!({ "ok": true, "dry_run": true })),
+            None => print_plan(&prepared, &net),
+        }
         return Ok(());
     }
 
@@ -277,16 +351,12 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
     let show = args.show_console || !args.no_console;
     let mut session = session;
     let events = session.host.take_events().expect("the session serves");
-    let mut session = session.map(|shell| {
-        BootRunner::new(
-            shell,
-            events,
-            opts,
-            net,
-            prepared.files.clone(),
-            TermReporter::new(show),
-        )
-    });
+    let reporter: Box<dyn lmx_session::Reporter> = match json {
+        Some(j) => Box::new(JsonReporter::new(j)),
+        None => Box::new(TermReporter::new(show)),
+    };
+    let mut session = session
+        .map(|shell| BootRunner::new(shell, events, opts, net, prepared.files.clone(), reporter));
     let (power_on, at_power_on) = (session.host.power_on(), session.host.at_power_on());
     let Session {
         driver: runner,
@@ -307,7 +377,25 @@ pub fn run(args: TftpbootArgs) -> miette::Result<()> {
         return Err(e.into());
     }
     eprintln!("==> booted: {} is up", board.name);
-    print!("{table}");
+    match &json {
+        Some(j) => {
+            eprint!("{table}");
+            let steps: Vec<_> = timings
+                .0
+                .iter()
+                .map(|(s, d)| serde_json::json!({ "step": s, "seconds": d.as_secs_f64() }))
+                .collect();
+            j.emit(
+                "done",
+                serde_json::json!({
+                    "ok": true,
+                    "seconds": started.elapsed().as_secs_f64(),
+                    "timings": steps,
+                }),
+            );
+        }
+        None => print!("{table}"),
+    }
     if !args.watch.is_empty() {
         let mut base = watch::Snapshot::take(&args.watch);
         // Installed before "Ctrl-C stops" is printed, and kept for the
