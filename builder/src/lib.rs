@@ -26,6 +26,7 @@ pub mod fdt;
 pub mod firmware;
 pub mod fit;
 pub mod fuzzing;
+pub mod inspect;
 pub mod kernel;
 pub mod layout;
 pub mod manifest;
