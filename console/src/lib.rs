@@ -15,7 +15,8 @@
 //!   (ser2net); [`discover`] finds USB adapters.
 //! * [`share`] lets other lmx processes watch or drive a port that one
 //!   `lmx console` holds; [`term`] has the key, mapping and log rules of
-//!   that interactive console.
+//!   that interactive console, and [`terminal`] runs them: the keyboard
+//!   and screen joined to a held port or to another process's share.
 //! * [`sim`] is a UART simulator (baud-rate limit, small receive FIFO
 //!   that overflows, noise) used to prove the shell against a real
 //!   U-Boot at realistic line conditions.
@@ -48,6 +49,7 @@ pub mod share;
 pub mod shell;
 pub mod sim;
 pub mod term;
+pub mod terminal;
 pub mod transport;
 
 pub use dialect::{Dialect, InterruptKey, MarkerMode};
