@@ -37,6 +37,7 @@ pub mod builtin;
 pub mod catalog;
 pub mod error;
 pub mod fuzzing;
+pub mod number;
 pub mod render;
 mod resolve;
 pub mod schema;

@@ -10,6 +10,7 @@
 //! over its console instead ([`live`]).
 
 use clap::{Args, Subcommand, ValueEnum};
+use lmx_boards::number::parse_size;
 use lmx_env::file::FileError;
 use lmx_env::{EnvError, EnvImage, EnvLayout, Environment, FlagStyle, Warning};
 use miette::{miette, IntoDiagnostic, MietteDiagnostic, Report, WrapErr};
@@ -65,15 +66,15 @@ pub struct Location {
     pub boards_dir: Option<PathBuf>,
     /// Offset of the (first) environment copy in the image
     /// (CONFIG_ENV_OFFSET) [default: the board's, else 0].
-    #[arg(long, value_name = "BYTES", value_parser = parse_number)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub offset: Option<u64>,
     /// Size of one copy (CONFIG_ENV_SIZE) [default: the board's, else the
     /// rest of the file as a single copy].
-    #[arg(long, value_name = "BYTES", value_parser = parse_number)]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub size: Option<u64>,
     /// Two copies (CONFIG_SYS_REDUNDAND_ENVIRONMENT); the second at OFFSET2
     /// [default: right after the first].
-    #[arg(long, value_name = "OFFSET2", num_args = 0..=1, value_parser = parse_number)]
+    #[arg(long, value_name = "OFFSET2", num_args = 0..=1, value_parser = parse_size)]
     pub redundant: Option<Option<u64>>,
     /// Flag style of a redundant environment: boolean on NOR, SPI-NOR and
     /// DataFlash; counter on NAND, UBI, MMC and files.
@@ -792,50 +793,7 @@ fn write_stdout(bytes: &[u8]) -> miette::Result<()> {
     }
 }
 
-/// Parses `0x40000`, `262144`, `256K`, `256KiB`, `4M` or `4MiB`.
-pub fn parse_number(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (digits, unit) = match t.find(|c: char| c.is_ascii_alphabetic() && c != 'x' && c != 'X') {
-        Some(i) if !t.starts_with("0x") && !t.starts_with("0X") => (&t[..i], &t[i..]),
-        _ => (t, ""),
-    };
-    let value = if let Some(hex) = digits
-        .strip_prefix("0x")
-        .or_else(|| digits.strip_prefix("0X"))
-    {
-        u64::from_str_radix(hex, 16)
-    } else {
-        digits.parse()
-    }
-    .map_err(|_| format!("{s:?} is not a number (try 0x40000, 262144 or 256K)"))?;
-    let scale: u64 = match unit {
-        "" => 1,
-        "k" | "K" | "KiB" => 1 << 10,
-        "M" | "MiB" => 1 << 20,
-        _ => return Err(format!("unknown unit {unit:?} in {s:?} (use K or M)")),
-    };
-    value
-        .checked_mul(scale)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
-
 fn parse_byte(s: &str) -> Result<u8, String> {
-    let v = parse_number(s)?;
+    let v = parse_size(s).map_err(|e| e.to_string())?;
     u8::try_from(v).map_err(|_| format!("{s:?} is not a byte (0..=0xff)"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_number;
-
-    #[test]
-    fn numbers() {
-        assert_eq!(parse_number("0x40000"), Ok(0x40000));
-        assert_eq!(parse_number("262144"), Ok(0x40000));
-        assert_eq!(parse_number("256K"), Ok(0x40000));
-        assert_eq!(parse_number("256KiB"), Ok(0x40000));
-        assert_eq!(parse_number("64M"), Ok(64 << 20));
-        assert!(parse_number("0xzz").is_err());
-        assert!(parse_number("12Q").is_err());
-    }
 }

@@ -118,11 +118,11 @@ pub struct FlashArgs {
     pub net: super::tftpboot::NetArgs,
 
     /// RAM buffer (U-Boot address) the image is loaded to, instead of the board's RAM-boot area.
-    #[arg(long, value_name = "ADDR", value_parser = parse_addr, requires = "readback_addr")]
+    #[arg(long, value_name = "ADDR", value_parser = lmx_boards::number::parse_size, requires = "readback_addr")]
     pub load_addr: Option<u64>,
 
     /// RAM buffer (U-Boot address) the flash is read back into.
-    #[arg(long, value_name = "ADDR", value_parser = parse_addr, requires = "load_addr")]
+    #[arg(long, value_name = "ADDR", value_parser = lmx_boards::number::parse_size, requires = "load_addr")]
     pub readback_addr: Option<u64>,
 
     /// Virtual board: directory of its flash bank files (flash0.img,
@@ -147,15 +147,6 @@ fn parse_method(s: &str) -> Result<Method, String> {
             )),
         },
     }
-}
-
-fn parse_addr(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        Some(h) => u64::from_str_radix(h, 16),
-        None => t.parse(),
-    }
-    .map_err(|e| format!("{s:?} is not an address: {e}"))
 }
 
 /// The image, where it is on disk, and the partition the build laid it out for.

@@ -29,7 +29,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "DEV")]
     pub root: Option<String>,
     /// Free space to leave after the rootfs inside the phram region (bytes, K/M suffix).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "0")]
+    #[arg(long, value_name = "SIZE", value_parser = lmx_boards::number::parse_size, default_value = "0")]
     pub free: u64,
     /// Set status = "disabled" on this DT node (repeatable), beyond the board's list.
     #[arg(long, value_name = "PATH")]
@@ -131,11 +131,6 @@ pub fn parse_format(s: &str) -> Result<KernelFormat, String> {
 
 fn parse_comp(s: &str) -> Result<SquashfsCompression, String> {
     SquashfsCompression::from_name(s).ok_or_else(|| format!("{s:?}: use xz, gzip or zstd"))
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    lmx_builder::bootargs::parse_mem(s)
-        .ok_or_else(|| format!("{s:?}: a size such as 65536, 0x10000, 64K or 1M"))
 }
 
 /// What to try after a build error; the flags named here exist on both

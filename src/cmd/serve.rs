@@ -59,7 +59,7 @@ pub struct ServeArgs {
     pub overwrite: bool,
 
     /// Largest upload accepted (bytes; K, M, G suffixes allowed).
-    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = lmx_boards::number::parse_size)]
     pub max_upload_size: u64,
 
     /// Largest block size agreed to (8..65464).
@@ -100,7 +100,7 @@ pub struct ServeArgs {
     /// Memory all transfers' buffers may reserve together (K, M, G
     /// suffixes). A transfer whose window does not fit gets a smaller one;
     /// see docs/serve.md for what each transfer costs.
-    #[arg(long, value_name = "SIZE", default_value = "32M", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", default_value = "32M", value_parser = lmx_boards::number::parse_size)]
     pub memory_budget: u64,
 
     /// Drop a transfer whose client never answered its first packet after
@@ -144,28 +144,6 @@ fn parse_named_file(s: &str) -> Result<(String, PathBuf), String> {
         return Err(format!("expected NAME=PATH, got {s:?}"));
     }
     Ok((name.to_string(), PathBuf::from(path)))
-}
-
-/// Parses a byte size with an optional K/M/G (binary) suffix.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m = match c.to_ascii_uppercase() {
-                'K' => 1u64 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                _ => return Err(format!("unknown size suffix in {s:?} (use K, M or G)")),
-            };
-            (&t[..i], m)
-        }
-        _ => (t, 1),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 512K, 64M)"))?;
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// Runs `lmx serve`.
@@ -461,15 +439,6 @@ fn print_summary(summaries: &[TransferSummary], tally: &Tally) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("512").unwrap(), 512);
-        assert_eq!(parse_size("64K").unwrap(), 65536);
-        assert_eq!(parse_size("1g").unwrap(), 1 << 30);
-        assert!(parse_size("1T").is_err());
-        assert!(parse_size("x").is_err());
-    }
 
     #[test]
     fn a_flood_of_refusals_is_summed_up_once_a_second() {
