@@ -124,12 +124,37 @@ pub enum EnvError {
     },
 }
 
+/// The code and the [`EnvError::hint`] as the help line.
+impl miette::Diagnostic for EnvError {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.diagnostic_code()))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.hint().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+}
+
 fn describe_checks(checks: &[CrcCheck]) -> String {
     let parts: Vec<String> = checks.iter().map(|c| c.to_string()).collect();
     parts.join("; ")
 }
 
 impl EnvError {
+    /// The diagnostic code, e.g. `lmx::env::bad_crc`.
+    pub fn diagnostic_code(&self) -> &'static str {
+        match self {
+            EnvError::InvalidKey { .. } => "lmx::env::invalid_key",
+            EnvError::InvalidValue { .. } => "lmx::env::invalid_value",
+            EnvError::TooLarge { .. } => "lmx::env::too_large",
+            EnvError::InvalidLayout(_) => "lmx::env::invalid_layout",
+            EnvError::Truncated { .. } => "lmx::env::truncated",
+            EnvError::WrongLength { .. } => "lmx::env::wrong_length",
+            EnvError::BadCrc { .. } => "lmx::env::bad_crc",
+            EnvError::BadTextLine { .. } => "lmx::env::bad_text",
+        }
+    }
+
     /// What the user can try, when there is something useful to say.
     pub fn hint(&self) -> Option<String> {
         match self {

@@ -58,6 +58,7 @@ pub mod fuzzing;
 mod image;
 mod layout;
 mod probe;
+pub mod request;
 mod select;
 mod text;
 

@@ -1,10 +1,10 @@
 //! `lmx env`: read and edit U-Boot environments in images, offline.
 //!
-//! This module only parses flags, works out the layout from them and the
-//! board file, and turns the codec's errors into diagnostics; the format
-//! lives in `lmx-env`, and so does the file handling (`lmx_env::file`:
-//! copies read by seeking, writes patched into a temporary copy, synced,
-//! renamed over the original and read back).
+//! This module only parses flags, asks `lmx_env::request` for the layout
+//! they and the board file describe, and prints; the format lives in
+//! `lmx-env`, and so does the file handling (`lmx_env::file`: copies read
+//! by seeking, writes patched into a temporary copy, synced, renamed over
+//! the original and read back). The codec's errors are diagnostics.
 //!
 //! Without `--image`, `print`, `get` and `set` talk to the board's U-Boot
 //! over its console instead ([`live`]).
@@ -12,6 +12,7 @@
 use clap::{Args, Subcommand, ValueEnum};
 use lmx_boards::number::parse_size;
 use lmx_env::file::FileError;
+use lmx_env::request::{BoardEnv, LayoutRequest};
 use lmx_env::{EnvError, EnvImage, EnvLayout, Environment, FlagStyle, Warning};
 use miette::{miette, IntoDiagnostic, MietteDiagnostic, Report, WrapErr};
 use std::fs::{self, File};
@@ -425,154 +426,49 @@ fn diff(args: DiffArgs) -> miette::Result<()> {
     Ok(())
 }
 
-/// What a board file says about its environment.
-struct BoardEnv {
-    name: String,
-    offset: u64,
-    size: Option<u64>,
-    redundant: Option<u64>,
-    flags: FlagStyle,
-    endian: lmx_env::Endian,
-    /// Size of one pflash bank of a virtual board (each bank is its own file).
-    pflash_bank: Option<u64>,
-}
-
-fn board_env(loc: &Location) -> miette::Result<Option<BoardEnv>> {
-    let Some(name) = &loc.board else {
-        return Ok(None);
+/// The layout as the flags and the board ask for it.
+fn layout_request(loc: &Location) -> miette::Result<LayoutRequest> {
+    let board = match &loc.board {
+        Some(name) => {
+            let board = crate::cmd::boards::resolve_board(loc.boards_dir.as_deref(), name)?;
+            Some(BoardEnv::of(&board)?)
+        }
+        None => None,
     };
-    let board = crate::cmd::boards::resolve_board(loc.boards_dir.as_deref(), name)?;
-    let Some(env) = &board.flash.env else {
-        return Err(miette!(
-            help = "give --offset and --size (CONFIG_ENV_OFFSET, CONFIG_ENV_SIZE), \
-                    and add them to the board file's [flash.env]",
-            "board {name} does not say where its U-Boot environment is (no [flash.env])"
-        ));
-    };
-    // U-Boot's NOR and SPI flash drivers save with boolean flags; NAND,
-    // UBI and MMC with a counter.
-    let flags = match board.flash.kind {
-        lmx_boards::FlashKind::Nor | lmx_boards::FlashKind::SpiNor => FlagStyle::Boolean,
-        _ => FlagStyle::Counter,
-    };
-    // The CRC is written in the CPU's byte order unless the file says otherwise.
-    let endian = match env.endian.unwrap_or(board.cpu.endian) {
-        lmx_boards::Endian::Big => lmx_env::Endian::Big,
-        lmx_boards::Endian::Little => lmx_env::Endian::Little,
-    };
-    Ok(Some(BoardEnv {
-        name: name.clone(),
-        offset: env.offset,
-        size: env.size,
-        redundant: env.redundant_offset,
-        flags,
-        endian,
-        pflash_bank: board
-            .qemu
-            .as_ref()
-            .filter(|q| q.pflash_banks.unwrap_or(0) > 1)
-            .and_then(|q| q.pflash_bank_size),
-    }))
+    Ok(LayoutRequest {
+        offset: loc.offset,
+        size: loc.size,
+        redundant: loc.redundant,
+        flags: loc.flags.map(|f| match f {
+            FlagsArg::Boolean => FlagStyle::Boolean,
+            FlagsArg::Counter => FlagStyle::Counter,
+        }),
+        endian: if loc.big_endian {
+            Some(lmx_env::Endian::Big)
+        } else if loc.little_endian {
+            Some(lmx_env::Endian::Little)
+        } else {
+            None
+        },
+        board,
+    })
 }
 
 /// Works out the layout from the flags, the board and the image length.
 fn resolve_layout(loc: &Location, image_len: Option<u64>) -> miette::Result<EnvLayout> {
-    let mut board = board_env(loc)?;
-    // A virtual board keeps each flash bank in its own file: given one
-    // bank (e.g. flash1.img), the board's flash offsets are taken inside
-    // the bank that holds the environment.
-    if let (None, Some(b), Some(len)) = (loc.offset, board.as_mut(), image_len) {
-        if let Some(bank) = b
-            .pflash_bank
-            .filter(|&bank| len == bank && b.offset >= bank)
-        {
-            let base = b.offset - b.offset % bank;
-            eprintln!(
-                "note: {} is one flash bank of virtual board {}: the environment at flash \
-                 offset {:#x} is at {:#x} in bank {} (give --offset to override)",
-                loc.image().display(),
-                b.name,
-                b.offset,
-                b.offset - base,
-                base / bank
-            );
-            b.offset -= base;
-            b.redundant = b.redundant.map(|r| r.saturating_sub(base));
-        }
+    let mut req = layout_request(loc)?;
+    if let Some(shift) = image_len.and_then(|len| req.within_bank(len)) {
+        eprintln!(
+            "note: {} is one flash bank of virtual board {}: the environment at flash \
+             offset {:#x} is at {:#x} in bank {} (give --offset to override)",
+            loc.image().display(),
+            loc.board.as_deref().unwrap_or_default(),
+            shift.flash_offset,
+            shift.bank_offset,
+            shift.bank
+        );
     }
-    let offset = loc.offset.or(board.as_ref().map(|b| b.offset)).unwrap_or(0);
-    // --redundant=OFFSET2 wins over the board; a bare --redundant takes
-    // the board's second copy if it has one, else the slot right after
-    // the first copy.
-    let redundant: Option<Option<u64>> = match (&loc.redundant, &board) {
-        (Some(Some(second)), _) => Some(Some(*second)),
-        (Some(None), Some(b)) => Some(b.redundant),
-        (Some(None), None) => Some(None),
-        (None, Some(b)) => b.redundant.map(Some),
-        (None, None) => None,
-    };
-    let size = match (loc.size, board.as_ref().and_then(|b| b.size)) {
-        (Some(size), _) | (None, Some(size)) => Some(size),
-        (None, None) => None,
-    };
-    let size = match (size, &redundant, image_len) {
-        (Some(size), _, _) => size,
-        (None, None, Some(len)) if board.is_none() && len > offset => len - offset,
-        (None, None, Some(len)) if board.is_none() => {
-            return Err(miette!(
-                help = "check --offset",
-                "--offset {offset:#x} is at or past the end of {} ({len:#x} bytes)",
-                loc.image().display()
-            ))
-        }
-        _ => {
-            let why = if let Some(b) = &board {
-                format!(" (board {} does not know CONFIG_ENV_SIZE)", b.name)
-            } else if redundant.is_some() {
-                " for a redundant environment".to_string()
-            } else {
-                " to create a new image".to_string()
-            };
-            return Err(miette!(
-                help = "give --size (CONFIG_ENV_SIZE), e.g. --size 0x40000",
-                "the environment size is needed{why}"
-            ));
-        }
-    };
-    let size = usize::try_from(size).map_err(|_| miette!("--size {size:#x} is too large"))?;
-    let mut layout = EnvLayout::single(offset, size);
-    if let Some(second) = redundant {
-        let flags = match (loc.flags, &board) {
-            (Some(FlagsArg::Boolean), _) => FlagStyle::Boolean,
-            (Some(FlagsArg::Counter), _) => FlagStyle::Counter,
-            (None, Some(b)) => b.flags,
-            (None, None) => {
-                return Err(miette!(
-                    help = "--flags boolean for NOR, SPI-NOR and DataFlash; \
-                            --flags counter for NAND, UBI, MMC and files",
-                    "a redundant environment needs --flags: the two styles pick and \
-                     update copies differently"
-                ))
-            }
-        };
-        let second = second.unwrap_or(offset + size as u64);
-        layout = EnvLayout::redundant(offset, size, second, flags);
-    } else if loc.flags.is_some() {
-        return Err(miette!(
-            help = "add --redundant [OFFSET2]",
-            "--flags only applies to a redundant environment"
-        ));
-    }
-    let endian = if loc.big_endian {
-        lmx_env::Endian::Big
-    } else if loc.little_endian {
-        lmx_env::Endian::Little
-    } else {
-        board.as_ref().map(|b| b.endian).unwrap_or_default()
-    };
-    layout = layout.with_endian(endian);
-    layout.validate().map_err(env_report)?;
-    Ok(layout)
+    Ok(req.resolve(&loc.image().display().to_string(), image_len)?)
 }
 
 /// Reads the environment; with `create`, an area without a valid copy
@@ -700,18 +596,9 @@ fn store(
     Ok(())
 }
 
+/// `e` as a diagnostic whose help can be replaced.
 fn diagnostic(e: &EnvError) -> MietteDiagnostic {
-    let code = match e {
-        EnvError::InvalidKey { .. } => "lmx::env::invalid_key",
-        EnvError::InvalidValue { .. } => "lmx::env::invalid_value",
-        EnvError::TooLarge { .. } => "lmx::env::too_large",
-        EnvError::InvalidLayout(_) => "lmx::env::invalid_layout",
-        EnvError::Truncated { .. } => "lmx::env::truncated",
-        EnvError::WrongLength { .. } => "lmx::env::wrong_length",
-        EnvError::BadCrc { .. } => "lmx::env::bad_crc",
-        EnvError::BadTextLine { .. } => "lmx::env::bad_text",
-    };
-    let mut d = MietteDiagnostic::new(e.to_string()).with_code(code);
+    let mut d = MietteDiagnostic::new(e.to_string()).with_code(e.diagnostic_code());
     if let Some(hint) = e.hint() {
         d = d.with_help(hint);
     }
@@ -719,7 +606,7 @@ fn diagnostic(e: &EnvError) -> MietteDiagnostic {
 }
 
 fn env_report(e: EnvError) -> Report {
-    Report::new(diagnostic(&e))
+    Report::new(e)
 }
 
 fn file_report(e: FileError) -> Report {
