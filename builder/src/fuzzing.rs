@@ -183,6 +183,9 @@ pub fn check_kernel(data: &[u8]) {
     match kernel::elf_to_binary(file_name(), file) {
         Ok(elf) => {
             assert_eq!(kind, KernelKind::Elf);
+            // The binary is the file's bytes with bounded gaps, never a
+            // huge zero fill for a small file.
+            assert!(elf.data.len() as u64 <= file.len() as u64 + kernel::MAX_FILL);
             assert!(elf.mem_size >= elf.data.len() as u64);
             if let Some(sec) = elf.appended_dtb {
                 assert!(!sec.filled);

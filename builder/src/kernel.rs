@@ -242,6 +242,14 @@ type Part<'a> = (u64, u64, &'a [u8]);
 /// larger span means segments far apart, as in a user-space program).
 const MAX_BINARY: u64 = 1 << 30;
 
+/// Most zero fill accepted between sections. A kernel's sections are
+/// contiguous up to alignment (arm64 aligns segments to 64 KiB, an empty
+/// MIPS `.appended_dtb` leaves 1 MiB), a few MiB in all; a few bytes of
+/// ELF whose sections lie far apart must not make lmx allocate, compress
+/// and write up to a GiB of zeros (found by the `kernel` fuzz target:
+/// a 10 KiB file asked for 1 GiB).
+pub const MAX_FILL: u64 = 16 << 20;
+
 /// Reads an ELF file (32/64-bit, either byte order) into one binary, as
 /// `objcopy -O binary` does.
 ///
@@ -399,9 +407,11 @@ where
         .max()
         .expect("not empty");
     let len = end - lma0;
-    if len > MAX_BINARY {
+    let contents: u64 = parts.iter().map(|p| p.2.len() as u64).sum();
+    let fill = len.saturating_sub(contents);
+    if len > MAX_BINARY || fill > MAX_FILL {
         return Err(bad(format!(
-            "sections span {len:#x} bytes from {lma0:#x}; not a kernel (a kernel's sections are contiguous)"
+            "sections span {len:#x} bytes from {lma0:#x}, {fill:#x} of them gaps; not a kernel (a kernel's sections are contiguous)"
         )));
     }
     let mut data = vec![0u8; len as usize];
