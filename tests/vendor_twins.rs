@@ -659,3 +659,98 @@ fn j_the_twins_u_boots_build() {
         }
     }
 }
+
+/// `n` words of `len` bytes in all, blanks included (two shapes: even
+/// words, and one long word among one-letter ones), as
+/// builder/tests/line_limits.rs sweeps them without a U-Boot.
+fn sweep_values(n: usize, len: usize) -> Vec<String> {
+    let letters = len - (n - 1);
+    let word = |i: usize, l: usize| -> String {
+        if l < 3 {
+            return "abcdefgh"[..l].to_string();
+        }
+        format!("k{i}=")
+            .chars()
+            .chain(std::iter::repeat('v'))
+            .take(l)
+            .collect()
+    };
+    let even: Vec<String> = (0..n)
+        .map(|i| word(i, letters / n + usize::from(i < letters % n)))
+        .collect();
+    let mut skewed: Vec<String> = (0..n - 1).map(|_| "a".to_string()).collect();
+    skewed.insert(n / 2, word(n, letters - (n - 1)));
+    vec![even.join(" "), skewed.join(" ")]
+}
+
+/// The sans-I/O sweep (builder/tests/line_limits.rs) checks every length
+/// and word count against models of the parsers; here the twins' real
+/// U-Boots take a sample: every length of a one-word value up to past the
+/// line limit, and every word count up to past MAXARGS at lengths around
+/// the limits. Each planned `setenv` runs without a failure text (no
+/// `Usage:`, no `** Too many args`) and `printenv` shows exactly the value.
+fn bootargs_sweep(t: &'static Twin) {
+    attach_from_power_on(t, move |sh| {
+        Box::pin(async move {
+            let b = board(t.board);
+            let d = lmx_builder::bootargs::Dialect::of(&b);
+            let top = d.max_line().max(d.expanded_max()) + 24;
+            let near = |len: usize| {
+                [d.max_line(), d.expanded_max()]
+                    .iter()
+                    .any(|m| len + 3 >= *m && len <= m + 3)
+            };
+            let (mut planned, mut refused) = (0, 0);
+            for n in 1..=d.maxargs + 2 {
+                for len in (2 * n - 1)..=top {
+                    if n > 1 && len % 29 != 0 && !near(len) {
+                        continue;
+                    }
+                    for value in sweep_values(n, len) {
+                        let Ok(lines) = d.setenv_lines("bootargs", &value) else {
+                            refused += 1;
+                            continue;
+                        };
+                        planned += 1;
+                        for l in &lines {
+                            if let Err(e) = sh.run(l, T).await {
+                                panic!("{}: {l:?} (of {n} words, {len} bytes): {e}", t.board);
+                            }
+                        }
+                        let got = sh.printenv("bootargs").await.unwrap();
+                        assert_eq!(
+                            got.as_deref(),
+                            Some(value.as_str()),
+                            "{}: {n} words, {len} bytes, lines {lines:#?}",
+                            t.board
+                        );
+                    }
+                }
+            }
+            eprintln!(
+                "{}: {planned} values stored exactly, {refused} refused by the plan",
+                t.board
+            );
+            assert!(
+                planned > 300 && refused > 0,
+                "{}: {planned}/{refused}",
+                t.board
+            );
+        })
+    });
+}
+
+#[test]
+fn k_bootargs_of_every_length_and_word_count_store_exactly_on_the_ar750_twin() {
+    bootargs_sweep(&AR750);
+}
+
+#[test]
+fn l_bootargs_of_every_length_and_word_count_store_exactly_on_the_mt300_twin() {
+    bootargs_sweep(&MT300);
+}
+
+#[test]
+fn m_bootargs_of_every_length_and_word_count_store_exactly_on_the_mt7622_twin() {
+    bootargs_sweep(&MT7622);
+}

@@ -92,6 +92,11 @@ pub struct CommandOutput {
     pub status: Option<i32>,
     /// The first failure text found in the output, if any.
     pub failure: Option<String>,
+    /// The output's last line ran into lmx's end marker: it had no
+    /// newline. U-Boot's `printf` formats into a buffer of
+    /// `CONFIG_SYS_PBSIZE` bytes and cuts what does not fit, newline
+    /// included, so a long `printenv NAME` answer shows this way.
+    pub unterminated: bool,
 }
 
 impl CommandOutput {
@@ -257,6 +262,8 @@ struct Command {
     output: Vec<String>,
     failure: Option<String>,
     status: Option<i32>,
+    /// Output ran into the marker without a newline.
+    unterminated: bool,
     /// Enter was sent in this attempt.
     entered: bool,
 }
@@ -589,6 +596,7 @@ impl ShellMachine {
             phase,
             attempts: if is_sync { 0 } else { 1 },
             output: Vec::new(),
+            unterminated: false,
             failure: None,
             status: None,
             entered: false,
@@ -895,11 +903,23 @@ impl ShellMachine {
             Phase::Output => {
                 if let Some(l) = line {
                     if let Some(pos) = l.find(&c.marker) {
-                        let before = &l[..pos];
+                        let mut before = &l[..pos];
                         // `Unknown command 'lmxN' - try 'help'` is all marker.
-                        let marker_only = self.dialect.markers == MarkerMode::UnknownCommand;
-                        if !before.is_empty() && !marker_only {
+                        if self.dialect.markers == MarkerMode::UnknownCommand {
+                            // What a build prints before the name it does
+                            // not know, whatever its exact wording.
+                            before = match before.rfind("nknown command") {
+                                Some(i) => before[..i].trim_end_matches(['U', 'u']),
+                                None => before,
+                            };
+                            let cut = before.trim_end_matches(|c: char| c == '#' || c == ' ');
+                            if cut.is_empty() {
+                                before = cut;
+                            }
+                        }
+                        if !before.is_empty() {
                             c.output.push(before.to_string());
+                            c.unterminated = true;
                         }
                         let after = &l[pos + c.marker.len()..];
                         if self.dialect.markers == MarkerMode::EchoStatus {
@@ -958,6 +978,7 @@ impl ShellMachine {
                             text: std::mem::take(&mut c.output).join("\n"),
                             status: c.status,
                             failure: c.failure.take(),
+                            unterminated: c.unterminated,
                         };
                         self.finish(Outcome::Output(out));
                     }

@@ -164,6 +164,25 @@ pub fn parse_lookup(name: &str, text: &str, status: Option<i32>) -> Lookup {
     Lookup::Unexpected
 }
 
+/// A value as mainline's `printenv` listing shows it, unescaped: the
+/// listing (`hexport_r` with `\n` as separator) writes a backslash as
+/// `\\` and a newline in a value as `\` at the end of the line.
+pub fn unescape_listing(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some(n) => out.push(n),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// What reading a variable back after a `setenv` showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadBack {

@@ -219,28 +219,15 @@ impl<T: Transport> UBootShell<T> {
     /// rest, and a line too long for the buffer loses its tail. Use it
     /// after the last of several `setenv` lines that build one value.
     pub async fn verify_env(&mut self, name: &str, expected: &str) -> Result<(), ShellError> {
-        let line = quote::printenv_line(name)?;
-        let out = self.exec(&line, Duration::from_secs(5)).await?;
-        let got = match printenv::judge_readback(name, expected, &out.text, out.status) {
-            printenv::ReadBack::Same => return Ok(()),
-            printenv::ReadBack::Different(v) => Some(v),
-            printenv::ReadBack::Missing => None,
-            printenv::ReadBack::Unreadable => {
-                return Err(ShellError::Failed {
-                    command: line,
-                    status: out.status,
-                    failure: out.failure,
-                    output: out.text,
-                    tail: self.machine.tail(),
-                })
-            }
-        };
-        Err(ShellError::EnvMismatch {
-            name: name.to_string(),
-            expected: expected.to_string(),
-            got,
-            tail: self.machine.tail(),
-        })
+        match self.printenv(name).await? {
+            Some(v) if v == expected => Ok(()),
+            got => Err(ShellError::EnvMismatch {
+                name: name.to_string(),
+                expected: expected.to_string(),
+                got,
+                tail: self.machine.tail(),
+            }),
+        }
     }
 
     /// [`setenv`](Self::setenv), then, on builds without `$?`,
@@ -258,6 +245,32 @@ impl<T: Transport> UBootShell<T> {
         let line = quote::printenv_line(name)?;
         let out = self.exec(&line, Duration::from_secs(5)).await?;
         match printenv::parse_lookup(name, &out.text, out.status) {
+            // Mainline prints one variable with `printf`, which cuts
+            // `NAME=VALUE\n` at CONFIG_SYS_PBSIZE − 1 bytes, newline first
+            // (`cmd/nvedit.c` env_print): the answer then runs into lmx's
+            // marker. The whole listing is printed with `puts`, uncut, and
+            // escaped as mainline escapes it.
+            printenv::Lookup::Set(v) if out.unterminated => {
+                let all = self.run("printenv", Duration::from_secs(10)).await?;
+                let listing = printenv::parse_listing(&all.text);
+                match listing.get(name).map(printenv::unescape_listing) {
+                    Some(full) if full.starts_with(&v) => Ok(Some(full)),
+                    other => Err(ShellError::Failed {
+                        command: line,
+                        status: out.status,
+                        failure: Some(format!(
+                            "U-Boot cut `printenv {name}` short ({} bytes, no newline), and its listing {}",
+                            v.len(),
+                            match other {
+                                Some(_) => "holds a different value",
+                                None => "does not show the variable",
+                            }
+                        )),
+                        output: out.text,
+                        tail: self.machine.tail(),
+                    }),
+                }
+            }
             printenv::Lookup::Set(v) => Ok(Some(v)),
             printenv::Lookup::NotSet => Ok(None),
             printenv::Lookup::Unexpected => Err(ShellError::Failed {

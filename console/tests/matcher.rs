@@ -181,9 +181,12 @@ fn output_and_status_through_echo_dollar_question() {
     );
     let e = p.exec("printenv nosuch").unwrap();
     assert!(e.failure.as_deref().unwrap().starts_with("## Error"));
-    // Output without a final newline before the marker is kept.
+    // Output without a final newline before the marker is kept, and
+    // flagged.
     let n = p.exec("echo -n abc").unwrap();
     assert_eq!(n.text, "abc");
+    assert!(n.unterminated);
+    assert!(!crc.unterminated);
     // `version` prints the banner: expected, not a reset.
     let v = p.exec("version").unwrap();
     assert!(v.text.starts_with("U-Boot 2023.01"), "{}", v.text);
@@ -788,3 +791,40 @@ async fn setenv_checked_reads_back_where_there_is_no_status() {
 }
 
 const T: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn a_printenv_answer_cut_by_the_print_buffer_is_read_whole_from_the_listing() {
+    // Mainline prints one variable through printf and its PBSIZE buffer
+    // (found on the mt7622-like twin: 1044 bytes of bootargs came back as
+    // 1039); the listing is printed with puts, whole.
+    for (name, dialect, mut f) in [
+        ("mainline", Dialect::mainline(), FakeUBoot::mainline()),
+        (
+            "no $?",
+            board_dialect("gl-mt300n-v2"),
+            FakeUBoot::gl_mt76xx(),
+        ),
+    ] {
+        f.pbsize = Some(64);
+        f.at_prompt_unseen();
+        let long: String = (0..30).map(|i| format!("w{i} ")).collect::<String>() + "end";
+        f.env.insert("bootargs".into(), long.clone());
+        f.env.insert("short".into(), "ok".into());
+        let mut sh = UBootShell::new(f.piped(), dialect);
+        assert_eq!(
+            sh.printenv("bootargs").await.unwrap().as_deref(),
+            Some(long.as_str()),
+            "{name}"
+        );
+        sh.verify_env("bootargs", &long).await.unwrap();
+        assert_eq!(sh.printenv("short").await.unwrap().as_deref(), Some("ok"));
+        // A cut answer the listing does not confirm is an error, not a
+        // wrong value.
+        let e = sh.verify_env("bootargs", "other").await.unwrap_err();
+        assert!(matches!(e, ShellError::EnvMismatch { .. }), "{name}: {e}");
+    }
+    assert_eq!(
+        lmx_console::printenv::unescape_listing("a\\\\b\\\nc\\"),
+        "a\\b\nc\\"
+    );
+}

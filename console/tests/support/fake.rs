@@ -190,6 +190,10 @@ pub struct FakeUBoot {
     /// Canned replies: a command line (after quote removal) and its
     /// output.
     pub canned: BTreeMap<String, Vec<u8>>,
+    /// `CONFIG_SYS_PBSIZE`: mainline prints one variable with `printf`,
+    /// which cuts `NAME=VALUE\n` to `pbsize - 1` bytes (`cmd/nvedit.c`
+    /// env_print); `None` prints it whole.
+    pub pbsize: Option<usize>,
     fifo: VecDeque<u8>,
     clock: Option<Instant>,
 }
@@ -221,6 +225,7 @@ impl FakeUBoot {
             restricted: false,
             wrapped: Vec::new(),
             canned: BTreeMap::new(),
+            pbsize: None,
             fifo: VecDeque::new(),
             clock: None,
         }
@@ -822,7 +827,13 @@ impl FakeUBoot {
             }
             "printenv" if w.len() == 2 => match self.env.get(&w[1]).cloned() {
                 Some(v) => {
-                    say(&mut self.out, &format!("{}={v}", w[1]));
+                    let line = format!("{}={v}\n", w[1]);
+                    match self.pbsize {
+                        Some(p) if line.len() > p - 1 => {
+                            self.out.extend_from_slice(&line.as_bytes()[..p - 1]);
+                        }
+                        _ => say(&mut self.out, &format!("{}={v}", w[1])),
+                    }
                     0
                 }
                 None => {
