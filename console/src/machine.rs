@@ -912,7 +912,7 @@ impl ShellMachine {
                                 Some(i) => before[..i].trim_end_matches(['U', 'u']),
                                 None => before,
                             };
-                            let cut = before.trim_end_matches(|c: char| c == '#' || c == ' ');
+                            let cut = before.trim_end_matches(['#', ' ']);
                             if cut.is_empty() {
                                 before = cut;
                             }
