@@ -31,6 +31,7 @@ pub mod kernel;
 pub mod layout;
 pub mod manifest;
 pub mod plan;
+pub mod saved;
 pub mod squashfs;
 pub mod uimage;
 

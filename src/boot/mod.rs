@@ -1,8 +1,6 @@
 //! `lmx tftpboot`'s executor: the glue between a boot plan, the embedded
 //! TFTP server and the U-Boot driver.
 //!
-//! - [`prepare`]: artifacts and [`BootPlan`](lmx_builder::plan::BootPlan)
-//!   from the user's files (through `lmx-builder`), or a plan read back;
 //! - [`report`]: the terminal reporter the session library talks to (step
 //!   lines, progress bars, the console during the boot); the step loops
 //!   themselves are in `lmx-session`.
@@ -12,5 +10,4 @@
 //! `lmx-builder`, the session (TFTP server, port or virtual board, shell)
 //! in `lmx-session`.
 
-pub mod prepare;
 pub mod report;

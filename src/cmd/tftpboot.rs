@@ -19,9 +19,9 @@ use lmx_session::{
 };
 use miette::{miette, IntoDiagnostic, WrapErr};
 
-use crate::boot::prepare::{self, Prepared};
 use crate::boot::report::{JsonLines, JsonReporter, TermReporter};
 use crate::cmd::plan_args::{hint, PlanArgs};
+use lmx_builder::saved::{self, Prepared};
 use lmx_session::rerun as watch;
 
 /// The marker the test bed's rootfs prints when userland runs.
@@ -514,30 +514,15 @@ fn plan(
     out: &Path,
 ) -> miette::Result<Prepared> {
     if let Some(m) = &args.manifest {
-        let p = prepare::load(m)?;
-        if p.plan.board != board.name {
-            let help = format!(
-                "boot it with --board {}, or rebuild for this board",
-                p.plan.board
-            );
-            return Err(miette!(
-                help = help,
-                "{} was planned for board {}, not {}",
-                m.display(),
-                p.plan.board,
-                board.name
-            ));
-        }
-        return Ok(p);
+        return Ok(saved::load(m)?.for_board(&board.name, m)?);
     }
     let mut kernel = args.kernel.clone();
     let mut rootfs = args.rootfs.clone();
     let mut dtb = args.plan.dtb.clone();
     if let Some(dir) = &args.from {
-        for name in [prepare::PLAN_FILE, "manifest.json"] {
-            let p = dir.join(name);
-            if p.is_file() && kernel.is_none() && rootfs.is_none() && dtb.is_none() {
-                return prepare::load(&p);
+        if kernel.is_none() && rootfs.is_none() && dtb.is_none() {
+            if let Some(p) = saved::in_dir(dir) {
+                return Ok(saved::load(&p)?);
             }
         }
         // The rule `lmx build --from` follows; flags given beside it win.
@@ -587,7 +572,8 @@ fn plan(
     // --ipaddr --serverip` makes from the same inputs.
     req.ipaddr = Some(board_ip);
     req.serverip = Some(server_ip);
-    let prepared = prepare::build(&req, out).map_err(|e| miette!(help = hint(&e), "{e}"))?;
+    let prepared =
+        saved::build_with_plan(&req, out).map_err(|e| miette!(help = hint(&e), "{e}"))?;
     // QEMU's own device tree, unpatched, is kept beside the artifacts (as
     // `virt.dtb`): the input to give `lmx build` or a later run.
     if let Some(d) = generated_dtb {
