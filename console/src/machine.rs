@@ -35,6 +35,9 @@ const CTRL_C: u8 = 0x03;
 const TAIL_LINES: usize = 16;
 /// Longest partial line still checked against the prompt regex.
 const MAX_PROMPT_LEN: usize = 80;
+/// Bytes at the end of a partial line searched for an autoboot text
+/// (the longest is well under 100 characters).
+const AUTOBOOT_WINDOW: usize = 512;
 
 /// How lines are typed: chunk sizes, echo timeouts, retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +163,12 @@ impl Lines {
 
     fn partial(&self) -> String {
         printable(&self.partial)
+    }
+
+    /// The last `n` bytes of the partial line, as text: what a check made
+    /// at every byte needs, in time independent of the line's length.
+    fn partial_tail(&self, n: usize) -> String {
+        printable(&self.partial[self.partial.len().saturating_sub(n)..])
     }
 
     fn tail(&self) -> Tail {
@@ -814,13 +823,28 @@ impl ShellMachine {
                 }
             }
         }
-        let autoboot = {
-            let partial = self.lines.partial();
-            let text = line.as_deref().unwrap_or(&partial);
-            self.dialect
-                .autoboot
-                .iter()
-                .any(|t| text.contains(t.as_str()))
+        let autoboot = match &line {
+            Some(l) => self.dialect.autoboot.iter().any(|t| l.contains(t.as_str())),
+            // Checked at every byte, so an autoboot text first shows when
+            // its last byte arrives, at the end of the partial line: look
+            // only then, and only at the end. Converting the whole partial
+            // line at every byte took quadratic time on a long line of
+            // noise (16 KiB of control bytes without a newline kept lmx
+            // busy for minutes; found while fuzzing, `fuzz/README.md`).
+            None => {
+                let last = self.lines.partial.last();
+                self.dialect
+                    .autoboot
+                    .iter()
+                    .any(|t| t.as_bytes().last() == last)
+                    && {
+                        let tail = self.lines.partial_tail(AUTOBOOT_WINDOW);
+                        self.dialect
+                            .autoboot
+                            .iter()
+                            .any(|t| tail.contains(t.as_str()))
+                    }
+            }
         };
         if autoboot && !a.autoboot_seen {
             a.autoboot_seen = true;
@@ -940,8 +964,7 @@ impl ShellMachine {
                     c.output.push(l);
                     return true;
                 }
-                let partial = self.lines.partial();
-                if partial == "> " {
+                if self.lines.partial.len() <= MAX_PROMPT_LEN && self.lines.partial() == "> " {
                     // Hush wants the rest of a quoted string or block.
                     self.tx.push_back(vec![CTRL_C]);
                     return self.fail(ShellError::Incomplete {
