@@ -146,6 +146,66 @@ impl<T: Transport, R: Reporter> FlashExecutor<T, R> {
         Ok(missing)
     }
 
+    /// Which commands this U-Boot has, decided before anything is
+    /// erased: `help NAME` for each one `plan` needs, and `tftpput` for a
+    /// backup. Without `tftpput` the backup goes over the console:
+    /// `console_backup` plans that (it replaces `plan`; its error is the
+    /// failure's reason). Fails if a command the plan needs is still
+    /// missing; `mapped_base` (the board's memory-mapped flash, if any)
+    /// turns a missing `sf` into the advice to write it mapped.
+    pub async fn check_commands(
+        &mut self,
+        plan: &mut FlashPlan,
+        mapped_base: Option<u64>,
+        console_backup: impl FnOnce() -> Result<FlashPlan, String>,
+    ) -> Result<(), StepFailure> {
+        let backup = self.backup_path.is_some();
+        let mut needed = plan.required_commands();
+        if backup && !needed.iter().any(|c| c == "tftpput") {
+            needed.push("tftpput".into());
+        }
+        let missing = self.probe(&needed).await?;
+        if backup && missing.iter().any(|m| m == "tftpput") {
+            self.report.say("note: this U-Boot has no tftpput (CONFIG_CMD_TFTPPUT): the backup is read with md.b over the console instead (slow)");
+            *plan = console_backup().map_err(|reason| {
+                fail_untouched(
+                    plan,
+                    "planning the console backup",
+                    "",
+                    reason,
+                    "flash without --backup, or use a U-Boot with tftpput",
+                )
+            })?;
+        }
+        let required = plan.required_commands();
+        let still: Vec<&str> = missing
+            .iter()
+            .filter(|m| required.contains(m))
+            .map(String::as_str)
+            .collect();
+        if let Some(first) = still.first() {
+            let names = still.join(", ");
+            let hint = match mapped_base {
+                Some(base) if still.contains(&"sf") => format!(
+                    "this U-Boot has no sf, but the board maps the flash at {base:#x}: try --method mapped"
+                ),
+                _ => format!(
+                    "this U-Boot was built without {names}; use a U-Boot that has it, or another --method"
+                ),
+            };
+            return Err(fail_untouched(
+                plan,
+                "checking U-Boot's commands",
+                &format!("help {first}"),
+                format!("U-Boot lacks the command(s) {names}"),
+                &hint,
+            ));
+        }
+        self.report
+            .say(&format!("    U-Boot has {}", required.join(", ")));
+        Ok(())
+    }
+
     /// Sends the network settings.
     pub async fn network(&mut self, plan: &FlashPlan, net: &NetSetup) -> Result<(), StepFailure> {
         self.report.say("==> network settings");
