@@ -9,8 +9,10 @@
 //! order, what each one must print, and what state the flash is in if it
 //! fails.
 //!
-//! The crate is sans-I/O: it never touches a console, a socket or a file.
-//! `lmx flash` executes the plan step by step through `UBootShell`.
+//! The crate is sans-I/O: it never touches a console or a socket, and
+//! reads files only in [`source`] (the image, or a build's manifest, for
+//! the size and CRC32 the plan checks). `lmx-session`'s `FlashExecutor`
+//! runs the plan step by step through `UBootShell`.
 //!
 //! Every plan has the same shape, whatever the flash type:
 //!
@@ -36,10 +38,12 @@
 
 pub mod output;
 pub mod plan;
+pub mod source;
 pub mod state;
 
 pub use plan::{
     Backup, BackupVia, Check, FlashImage, FlashPlan, FlashRequest, Method, Phase, PlanError,
     RamBuffers, Step, Target,
 };
+pub use source::{FlashSource, SourceError};
 pub use state::FlashState;

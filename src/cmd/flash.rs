@@ -10,19 +10,17 @@
 //! steps. Each step's output is judged as the plan says; a failure stops
 //! the run with what the flash now holds and how to recover.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use lmx_boards::Board;
-use lmx_builder::manifest::Manifest;
 use lmx_flasher::{
-    Backup, BackupVia, FlashImage, FlashPlan, FlashRequest, Method, Phase, RamBuffers, Step, Target,
+    BackupVia, FlashPlan, FlashRequest, FlashSource, Method, Phase, RamBuffers, Step,
 };
-use lmx_session::flash::fail_untouched;
 use lmx_session::virt::{self, Flash, Virtual};
 use lmx_session::{ConsoleSpec, FlashExecutor, NetSetup, Serve, Session, SessionSpec, StepFailure};
-use miette::{miette, IntoDiagnostic, WrapErr};
+use miette::{miette, IntoDiagnostic};
 
 use crate::boot::report::TermReporter;
 
@@ -149,116 +147,31 @@ fn parse_method(s: &str) -> Result<Method, String> {
     }
 }
 
-/// The image, where it is on disk, and the partition the build laid it out for.
-struct Source {
-    image: FlashImage,
-    path: PathBuf,
-    partition: Option<String>,
-    /// The build's parts (name, flash offset, padded size), for the boot hint.
-    parts: Vec<(String, u64, u64)>,
-}
-
-fn source(args: &FlashArgs, board: &Board) -> miette::Result<Source> {
-    if let Some(dir) = &args.from {
-        let m = Manifest::read(dir).map_err(|e| miette!("{e}"))?;
-        if m.board != board.name {
-            return Err(miette!(
-                help = format!(
-                    "flash it with --board {}, or build for {}",
-                    m.board, board.name
-                ),
-                "{} was built for board {}, not {}",
-                dir.display(),
-                m.board,
-                board.name
-            ));
+/// The image: `--from`'s build, or `--image` as it is.
+fn source(args: &FlashArgs, board: &Board) -> miette::Result<FlashSource> {
+    let partition = args.partition.as_deref();
+    Ok(match &args.from {
+        Some(dir) => FlashSource::from_build(dir, &board.name, partition)?,
+        None => {
+            let path = args
+                .image
+                .as_deref()
+                .expect("clap requires --from or --image");
+            FlashSource::from_file(path, partition)?
         }
-        m.verify_files(dir).map_err(|e| miette!("{e}"))?;
-        let fw = m.firmware.ok_or_else(|| {
-            miette!(
-                help = "the board file needs a partition with role = \"firmware\" and flash.erase_block; see the build notes",
-                "{} holds no firmware image (notes: {})",
-                dir.display(),
-                m.notes.join("; ")
-            )
-        })?;
-        if let Some(p) = &args.partition {
-            if *p != fw.partition {
-                return Err(miette!(
-                    help = "rebuild, or flash another file with --image",
-                    "{} was laid out for partition {} (its parts sit at offsets inside it), not {p}",
-                    dir.display(),
-                    fw.partition
-                ));
-            }
-        }
-        return Ok(Source {
-            image: FlashImage {
-                file: fw.image.clone(),
-                size: fw.image_size,
-                crc32: fw.image_crc32,
-            },
-            path: dir.join(&fw.image),
-            partition: Some(fw.partition),
-            parts: fw
-                .parts
-                .iter()
-                .map(|p| (p.name.clone(), p.flash_offset, p.padded_size))
-                .collect(),
-        });
-    }
-    let path = args.image.clone().expect("clap requires --from or --image");
-    let bytes = std::fs::read(&path)
-        .into_diagnostic()
-        .wrap_err_with(|| format!("reading the image {}", path.display()))?;
-    let file = tftp_name(&path);
-    Ok(Source {
-        image: FlashImage {
-            file,
-            size: bytes.len() as u64,
-            crc32: crc32fast::hash(&bytes),
-        },
-        path,
-        partition: args.partition.clone(),
-        parts: Vec::new(),
     })
 }
 
-/// A TFTP name U-Boot can type: the file name with anything unusual replaced.
-fn tftp_name(p: &Path) -> String {
-    let n = p
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image.bin".into());
-    n.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-fn request(args: &FlashArgs, src: &Source, backup_via: BackupVia) -> FlashRequest {
-    FlashRequest {
-        target: match &src.partition {
-            Some(p) => Target::Partition(p.clone()),
-            None => Target::Firmware,
-        },
-        image: src.image.clone(),
-        method: args.method.clone(),
-        ubi_volume: args.volume.clone(),
-        ram: match (args.load_addr, args.readback_addr) {
+fn request(args: &FlashArgs, src: &FlashSource, backup_via: BackupVia) -> FlashRequest {
+    src.request(
+        args.method.clone(),
+        args.volume.clone(),
+        match (args.load_addr, args.readback_addr) {
             (Some(load), Some(readback)) => Some(RamBuffers { load, readback }),
             _ => None,
         },
-        backup: args.backup.as_ref().map(|b| Backup {
-            file: format!("lmx-backup-{}", tftp_name(b)),
-            via: backup_via,
-        }),
-    }
+        args.backup.as_deref().map(|b| (b, backup_via)),
+    )
 }
 
 fn build_plan(board: &Board, req: &FlashRequest) -> miette::Result<FlashPlan> {
@@ -316,9 +229,10 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
         }
         if !src.parts.is_empty() {
             println!("\nWhere the build's parts land (for --bootcmd/--bootargs):");
-            for (name, off, size) in &src.parts {
+            for p in &src.parts {
+                let (name, off, size) = (&p.name, p.flash_offset, p.padded_size);
                 let mapped = board
-                    .flash_uboot_addr(*off)
+                    .flash_uboot_addr(off)
                     .and_then(Result::ok)
                     .map(|a| format!(", U-Boot address {a:#x}"))
                     .unwrap_or_default();
@@ -434,39 +348,25 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
         // A VM lmx just started: silent until U-Boot speaks (a key sent
         // earlier is lost and U-Boot then boots through its countdown).
         exec.attach(&plan, at_power_on).await?;
-        // Which commands does this U-Boot have? Decided before anything is erased.
-        let mut needed = plan.required_commands();
-        if args.backup.is_some() && !needed.iter().any(|c| c == "tftpput") {
-            needed.push("tftpput".into());
-        }
-        let missing = exec.probe(&needed).await?;
-        if missing.iter().any(|m| m == "tftpput") && args.backup.is_some() {
-            eprintln!("note: this U-Boot has no tftpput (CONFIG_CMD_TFTPPUT): the backup is read with md.b over the console instead (slow)");
-            plan = build_plan(&board, &request(&args, &src, BackupVia::Console))
-                .map_err(|e| fail_untouched(&plan, "planning the console backup", "", format!("{e:?}"), "flash without --backup, or use a U-Boot with tftpput"))?;
-        }
-        let still: Vec<&String> = missing
-            .iter()
-            .filter(|m| plan.required_commands().contains(m))
-            .collect();
-        if !still.is_empty() {
-            let names = still.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
-            let mut hint = format!("this U-Boot was built without {names}; use a U-Boot that has it, or another --method");
-            if still.iter().any(|s| *s == "sf") && board.flash.mapped_base.is_some() {
-                hint = format!("this U-Boot has no sf, but the board maps the flash at {:#x}: try --method mapped", board.flash.mapped_base.unwrap_or(0));
-            }
-            return Err(fail_untouched(&plan, "checking U-Boot's commands", &format!("help {}", still[0]), format!("U-Boot lacks the command(s) {names}"), &hint));
-        }
-        eprintln!("    U-Boot has {}", plan.required_commands().join(", "));
+        exec.check_commands(&mut plan, board.flash.mapped_base, || {
+            build_plan(&board, &request(&args, &src, BackupVia::Console))
+                .map_err(|e| format!("{e:?}"))
+        })
+        .await?;
         exec.network(&plan, &net).await?;
         let steps: Vec<Step> = if args.verify_only {
-            plan.steps.iter().filter(|s| matches!(s.phase, Phase::Probe | Phase::ReadBack | Phase::Verify)).cloned().collect()
+            plan.steps
+                .iter()
+                .filter(|s| matches!(s.phase, Phase::Probe | Phase::ReadBack | Phase::Verify))
+                .cloned()
+                .collect()
         } else {
             plan.steps.clone()
         };
         exec.execute(&plan, &steps).await?;
         if !args.verify_only {
-            exec.boot_env(&plan, args.bootcmd.as_deref(), args.bootargs.as_deref()).await?;
+            exec.boot_env(&plan, args.bootcmd.as_deref(), args.bootargs.as_deref())
+                .await?;
         }
         Ok::<(), StepFailure>(())
     });
