@@ -47,6 +47,7 @@ QEMU_TIER=(
   tests/vendor_twins.rs
   builder/tests/uboot_oracle.rs
   console/tests/qemu.rs
+  session/tests/power.rs
   testbed/tests/boot.rs
   testbed/tests/loss.rs
   testbed/tests/malta.rs

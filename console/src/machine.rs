@@ -414,6 +414,13 @@ impl ShellMachine {
             });
         }
         self.ready = false;
+        if power_on {
+            // Whatever the console showed before the power-on (a prompt
+            // the board sat at before its power was cycled) is gone with
+            // it: taken for the current prompt, it would start the sync
+            // into the reboot.
+            self.lines.partial.clear();
+        }
         // A reset seen during the last command means a boot is under way.
         let booting_since = self.last_reset.filter(|t| now < *t + HAMMER_FOR);
         let hammered_at = (self.dialect.hammer && booting_since.is_some()).then(|| {

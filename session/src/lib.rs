@@ -42,6 +42,7 @@ pub mod env;
 pub mod failure;
 pub mod flash;
 pub mod fuzzing;
+pub mod power;
 pub mod report;
 pub mod rerun;
 pub mod setup;

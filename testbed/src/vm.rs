@@ -148,6 +148,10 @@ pub struct VmConfig {
     pub network: Option<Tap>,
     /// The emulator; `None` finds it with [`find_qemu`].
     pub qemu: Option<PathBuf>,
+    /// A unix socket for QEMU's human monitor, or `None` for none. Writing
+    /// `system_reset` to it resets the machine as a power cycle would
+    /// (RAM kept, as QEMU does): the test bed's power switch.
+    pub monitor: Option<PathBuf>,
 }
 
 impl VmConfig {
@@ -163,6 +167,7 @@ impl VmConfig {
                 console,
                 network: None,
                 qemu: None,
+                monitor: None,
             };
         }
         VmConfig {
@@ -176,6 +181,7 @@ impl VmConfig {
             console,
             network: None,
             qemu: None,
+            monitor: None,
         }
     }
 
@@ -237,7 +243,15 @@ impl VmConfig {
     pub fn qemu_args(&self) -> Vec<OsString> {
         let mut a = self.machine_args("");
         a.push("-monitor".into());
-        a.push("none".into());
+        a.push(match &self.monitor {
+            Some(p) => {
+                let mut s = OsString::from("unix:");
+                s.push(escape_commas(p));
+                s.push(",server=on,wait=off");
+                s
+            }
+            None => "none".into(),
+        });
         a.push("-serial".into());
         a.push(match &self.console {
             Console::Unix(p) => {
