@@ -18,10 +18,14 @@ use std::path::{Path, PathBuf};
 use crate::{EnvError, EnvImage, EnvLayout, EnvWrite, Environment};
 
 /// Why a file operation on an environment failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum FileError {
     /// The source or destination is a device or directory, not a file.
     #[error("{} is not a regular file", path.display())]
+    #[diagnostic(help(
+        "lmx env edits image files; copy the device to a file, edit it, \
+         and write it back with the tool for that device"
+    ))]
     NotRegular {
         /// The path.
         path: PathBuf,
@@ -55,8 +59,10 @@ pub enum FileError {
     },
     /// The written file does not decode.
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Env(#[from] EnvError),
     /// After the write, U-Boot would pick another copy or other variables.
+    #[diagnostic(help("the image was replaced; check the disk and the layout flags"))]
     #[error("verification failed: after writing copy {}, U-Boot would use {:?} with {vars} variables", target + 1, picked.map(|c| c + 1))]
     Mismatch {
         /// The copy written (0-based).
@@ -66,6 +72,176 @@ pub enum FileError {
         /// How many variables that copy holds.
         vars: usize,
     },
+}
+
+/// Why an environment could not be read from an image.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The image could not be opened.
+    #[error("cannot open {}", path.display())]
+    Open {
+        /// The image.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading the image failed.
+    #[error("reading {}", path.display())]
+    Read {
+        /// The image.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The layout does not fit the image, or no copy is valid.
+    #[error("reading {}", path.display())]
+    Env {
+        /// The image.
+        path: PathBuf,
+        /// What the codec found.
+        #[source]
+        source: EnvError,
+        /// Advice that replaces the codec's own: where a valid copy was
+        /// found, or what the board's offset means.
+        help: Option<String>,
+    },
+    /// No empty environment fits the layout.
+    #[error(transparent)]
+    Blank(EnvError),
+}
+
+/// The codec's code; the help given with the failure, else the codec's.
+impl miette::Diagnostic for OpenError {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        match self {
+            OpenError::Env { source, .. } | OpenError::Blank(source) => source.code(),
+            _ => None,
+        }
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        match self {
+            OpenError::Env {
+                help: Some(help), ..
+            } => Some(Box::new(help)),
+            OpenError::Env { source, .. } | OpenError::Blank(source) => source.help(),
+            _ => None,
+        }
+    }
+}
+
+/// An environment read from an image, or started empty.
+#[derive(Debug)]
+pub struct Opened {
+    /// The layout it was read with.
+    pub layout: EnvLayout,
+    /// The copies and the environment U-Boot would use.
+    pub image: EnvImage,
+    /// Why it is empty, when it was started empty.
+    pub started_empty: Option<Empty>,
+}
+
+/// Why [`open`] started an empty environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Empty {
+    /// The image does not exist.
+    NoFile,
+    /// No copy in the image is valid.
+    NoValidCopy,
+}
+
+/// Reads the environment of the image at `path`. `layout` works out the
+/// layout from the image's length (`None` for a missing file). With
+/// `create`, a missing file or an image without a valid copy yields an
+/// empty environment (say why: [`Opened::started_empty`]); without, no
+/// valid copy is a [`OpenError::Env`] whose help lists the layouts under
+/// which the image does hold one ([`suggest_layouts`]). `board` (the
+/// board the layout came from) explains a layout that does not fit.
+pub fn open<E: From<OpenError>>(
+    path: &Path,
+    create: bool,
+    board: Option<&str>,
+    layout: impl FnOnce(Option<u64>) -> Result<EnvLayout, E>,
+) -> Result<Opened, E> {
+    let empty = |layout: EnvLayout, why: Empty| -> Result<Opened, E> {
+        Ok(Opened {
+            layout,
+            image: EnvImage::blank(layout).map_err(OpenError::Blank)?,
+            started_empty: Some(why),
+        })
+    };
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+            let layout = layout(None)?;
+            tracing::info!(
+                "{} does not exist; starting a new environment",
+                path.display()
+            );
+            return empty(layout, Empty::NoFile);
+        }
+        Err(source) => {
+            return Err(OpenError::Open {
+                path: path.to_path_buf(),
+                source,
+            }
+            .into())
+        }
+    };
+    let read_error = |source| OpenError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let env_error = |source, help| OpenError::Env {
+        path: path.to_path_buf(),
+        source,
+        help,
+    };
+    let image_len = file.metadata().map_err(read_error)?.len();
+    let layout = layout(Some(image_len))?;
+    tracing::info!("environment layout: {layout}");
+    if let Err(e) = layout.check_fits(image_len) {
+        let help = board.map(|board| {
+            format!(
+                "with --board {board}, FILE is a dump of the whole flash and the environment \
+                 is at {:#x}; for a dump that starts elsewhere (one bank, the env partition) \
+                 give --offset, e.g. --offset 0",
+                layout.offset
+            )
+        });
+        return Err(env_error(e, help).into());
+    }
+    let copies = read_copies(&mut file, &layout).map_err(read_error)?;
+    let slices: Vec<&[u8]> = copies.iter().map(Vec::as_slice).collect();
+    match EnvImage::parse(layout, &slices) {
+        Ok(image) => {
+            for copy in image.copies() {
+                tracing::info!("{} flag {:?}", copy.check, copy.flag);
+            }
+            if let Some(selection) = image.selection() {
+                tracing::info!("using {selection}");
+            }
+            Ok(Opened {
+                layout,
+                image,
+                started_empty: None,
+            })
+        }
+        Err(EnvError::BadCrc { .. }) if create => empty(layout, Empty::NoValidCopy),
+        Err(e @ EnvError::BadCrc { .. }) => {
+            let suggestions = suggest_layouts(&mut file, &layout, image_len);
+            let help = (!suggestions.is_empty()).then(|| {
+                format!(
+                    "a valid environment was found with: {}",
+                    suggestions.join("; or ")
+                )
+            });
+            Err(env_error(e, help).into())
+        }
+        Err(e) => Err(env_error(e, None).into()),
+    }
 }
 
 /// Reads each copy's bytes of `layout` (and nothing else) from `file`.
@@ -311,6 +487,83 @@ mod tests {
         // Verifying against other variables fails.
         let e = verify_file(&image_path, layout, &plan, &env).unwrap_err();
         assert!(matches!(e, FileError::Mismatch { .. }), "{e}");
+    }
+
+    fn layout_of(layout: EnvLayout) -> impl FnOnce(Option<u64>) -> Result<EnvLayout, OpenError> {
+        move |_| Ok(layout)
+    }
+
+    #[test]
+    fn open_reads_a_valid_copy_or_starts_empty_only_when_asked() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = EnvLayout::single(0x4000, 0x1000);
+        let path = d.path().join("flash.bin");
+        let open_with = |create, board| open(&path, create, board, layout_of(layout));
+
+        // No file: an error, or an empty environment with `create`.
+        assert!(matches!(
+            open_with(false, None),
+            Err(OpenError::Open { .. })
+        ));
+        let o = open_with(true, None).unwrap();
+        assert_eq!(o.started_empty, Some(Empty::NoFile));
+        assert!(o.image.environment().is_empty());
+
+        // Erased flash: no valid copy.
+        fs::write(&path, vec![0xffu8; 0x8000]).unwrap();
+        let e = open_with(false, None).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                OpenError::Env {
+                    source: EnvError::BadCrc { .. },
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(e.to_string(), format!("reading {}", path.display()));
+        let o = open_with(true, None).unwrap();
+        assert_eq!(o.started_empty, Some(Empty::NoValidCopy));
+
+        // A valid copy at 0x2000 instead: the help says where.
+        let mut dump = vec![0xffu8; 0x8000];
+        let env = Environment::from_pairs([("bootdelay", "2")]).unwrap();
+        EnvImage::blank(EnvLayout::single(0x2000, 0x1000))
+            .unwrap()
+            .plan_write(&env)
+            .unwrap()
+            .apply(&mut dump)
+            .unwrap();
+        fs::write(&path, &dump).unwrap();
+        let e = open_with(false, None).unwrap_err();
+        let help = miette::Diagnostic::help(&e).unwrap().to_string();
+        assert!(
+            help.starts_with("a valid environment was found with: ") && help.contains("0x2000"),
+            "{help}"
+        );
+
+        // At the right offset it reads.
+        let o = open(
+            &path,
+            false,
+            None,
+            layout_of(EnvLayout::single(0x2000, 0x1000)),
+        )
+        .unwrap();
+        assert_eq!(o.started_empty, None);
+        assert_eq!(o.image.environment(), &env);
+
+        // A layout past the end, from a board: the help explains the offset.
+        let far = EnvLayout::single(0x10000, 0x1000);
+        let e = open(&path, false, Some("b"), layout_of(far)).unwrap_err();
+        let help = miette::Diagnostic::help(&e).unwrap().to_string();
+        assert!(
+            help.starts_with("with --board b, FILE is a dump of the whole flash"),
+            "{help}"
+        );
+        let code = miette::Diagnostic::code(&e).unwrap().to_string();
+        assert!(code.starts_with("lmx::env::"), "{code}");
     }
 
     #[test]

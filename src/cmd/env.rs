@@ -11,10 +11,10 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use lmx_boards::number::parse_size;
-use lmx_env::file::FileError;
+use lmx_env::file::Empty;
 use lmx_env::request::{BoardEnv, LayoutRequest};
 use lmx_env::{EnvError, EnvImage, EnvLayout, Environment, FlagStyle, Warning};
-use miette::{miette, IntoDiagnostic, MietteDiagnostic, Report, WrapErr};
+use miette::{miette, IntoDiagnostic, Report, WrapErr};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -475,73 +475,18 @@ fn resolve_layout(loc: &Location, image_len: Option<u64>) -> miette::Result<EnvL
 /// (or a missing file) yields an empty one instead of an error.
 fn load(loc: &Location, create: bool) -> miette::Result<(EnvLayout, EnvImage)> {
     let path = loc.image();
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-            let layout = resolve_layout(loc, None)?;
-            tracing::info!(
-                "{} does not exist; starting a new environment",
-                path.display()
-            );
-            return Ok((layout, EnvImage::blank(layout).map_err(env_report)?));
-        }
-        Err(e) => {
-            return Err(e)
-                .into_diagnostic()
-                .wrap_err(format!("cannot open {}", path.display()))
-        }
-    };
-    let image_len = file.metadata().into_diagnostic()?.len();
-    let layout = resolve_layout(loc, Some(image_len))?;
-    tracing::info!("environment layout: {layout}");
-    if let Err(e) = layout.check_fits(image_len) {
-        let mut d = diagnostic(&e);
-        if let Some(board) = &loc.board {
-            d = d.with_help(format!(
-                "with --board {board}, FILE is a dump of the whole flash and the environment \
-                 is at {:#x}; for a dump that starts elsewhere (one bank, the env partition) \
-                 give --offset, e.g. --offset 0",
-                layout.offset
-            ));
-        }
-        return Err(Report::new(d).wrap_err(format!("reading {}", path.display())));
+    let opened = lmx_env::file::open(path, create, loc.board.as_deref(), |len| {
+        resolve_layout(loc, len)
+    })?;
+    match opened.started_empty {
+        Some(Empty::NoValidCopy) => eprintln!(
+            "note: no valid environment in {}; starting from an empty one (--create)",
+            path.display()
+        ),
+        Some(Empty::NoFile) => {}
+        None => print_warnings(opened.image.warnings()),
     }
-    let copies = lmx_env::file::read_copies(&mut file, &layout)
-        .into_diagnostic()
-        .wrap_err(format!("reading {}", path.display()))?;
-    let slices: Vec<&[u8]> = copies.iter().map(Vec::as_slice).collect();
-    match EnvImage::parse(layout, &slices) {
-        Ok(image) => {
-            for copy in image.copies() {
-                tracing::info!("{} flag {:?}", copy.check, copy.flag);
-            }
-            if let Some(selection) = image.selection() {
-                tracing::info!("using {selection}");
-            }
-            print_warnings(image.warnings());
-            Ok((layout, image))
-        }
-        Err(EnvError::BadCrc { .. }) if create => {
-            eprintln!(
-                "note: no valid environment in {}; starting from an empty one (--create)",
-                path.display()
-            );
-            Ok((layout, EnvImage::blank(layout).map_err(env_report)?))
-        }
-        Err(e @ EnvError::BadCrc { .. }) => {
-            let suggestions = lmx_env::file::suggest_layouts(&mut file, &layout, image_len);
-            let mut report = diagnostic(&e);
-            if !suggestions.is_empty() {
-                let help = format!(
-                    "a valid environment was found with: {}",
-                    suggestions.join("; or ")
-                );
-                report = report.with_help(help);
-            }
-            Err(Report::new(report).wrap_err(format!("reading {}", path.display())))
-        }
-        Err(e) => Err(env_report(e).wrap_err(format!("reading {}", path.display()))),
-    }
+    Ok((opened.layout, opened.image))
 }
 
 /// Plans the write, then (unless --dry-run) writes atomically and checks.
@@ -580,8 +525,7 @@ fn store(
         return Ok(());
     }
     lmx_env::file::write_atomically(loc.image(), &dest, layout.required_len(), &plan)
-        .and_then(|()| lmx_env::file::verify_file(&dest, layout, &plan, env))
-        .map_err(file_report)?;
+        .and_then(|()| lmx_env::file::verify_file(&dest, layout, &plan, env))?;
     eprintln!(
         "wrote {}: {} ({} of {} data bytes used)",
         dest.display(),
@@ -596,33 +540,8 @@ fn store(
     Ok(())
 }
 
-/// `e` as a diagnostic whose help can be replaced.
-fn diagnostic(e: &EnvError) -> MietteDiagnostic {
-    let mut d = MietteDiagnostic::new(e.to_string()).with_code(e.diagnostic_code());
-    if let Some(hint) = e.hint() {
-        d = d.with_help(hint);
-    }
-    d
-}
-
 fn env_report(e: EnvError) -> Report {
     Report::new(e)
-}
-
-fn file_report(e: FileError) -> Report {
-    match e {
-        FileError::Env(e) => env_report(e),
-        FileError::NotRegular { .. } => miette!(
-            help = "lmx env edits image files; copy the device to a file, edit it, \
-                    and write it back with the tool for that device",
-            "{e}"
-        ),
-        FileError::Mismatch { .. } => miette!(
-            help = "the image was replaced; check the disk and the layout flags",
-            "{e}"
-        ),
-        e => Err::<(), _>(e).into_diagnostic().unwrap_err(),
-    }
 }
 
 /// Mainline U-Boot's hash-table environment (since about 2010) stores a backslash
