@@ -10,12 +10,10 @@ use std::time::Duration;
 
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lmx_tftpd::event::{human_bytes, Direction};
+use lmx_tftpd::event::{human_bytes, Direction, RefusalDigest, Totals};
 use lmx_tftpd::options::{Limits, MAX_BLKSIZE};
 use lmx_tftpd::policy::{parse_allow, PolicySpec};
-use lmx_tftpd::{
-    Event, Policy, RefusalKind, Server, ServerConfig, Tally, TransferConfig, TransferSummary,
-};
+use lmx_tftpd::{Event, Policy, Server, ServerConfig, Tally, TransferConfig, TransferSummary};
 use miette::{miette, IntoDiagnostic, WrapErr};
 use tokio::sync::mpsc;
 
@@ -286,7 +284,7 @@ async fn show_events(
     };
     // Refusals are shown one a line up to a few a second; a flood's rest
     // is summed up once a second.
-    let mut refusals = RefusalLines::default();
+    let mut refusals = RefusalDigest::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -373,46 +371,6 @@ async fn show_events(
     }
 }
 
-/// Refusals shown one a line, at most [`RefusalLines::PER_SECOND`] a
-/// second; the others are counted by reason and summed up.
-#[derive(Default)]
-struct RefusalLines {
-    shown: u32,
-    hidden: HashMap<RefusalKind, u64>,
-}
-
-impl RefusalLines {
-    const PER_SECOND: u32 = 5;
-
-    /// Whether to show this refusal on its own line.
-    fn show(&mut self, kind: RefusalKind) -> bool {
-        if self.shown < Self::PER_SECOND {
-            self.shown += 1;
-            return true;
-        }
-        *self.hidden.entry(kind).or_insert(0) += 1;
-        false
-    }
-
-    /// A second is over: the line summing up what was not shown, if any.
-    fn second_over(&mut self) -> Option<String> {
-        self.shown = 0;
-        if self.hidden.is_empty() {
-            return None;
-        }
-        let total: u64 = self.hidden.values().sum();
-        let by: Vec<String> = RefusalKind::ALL
-            .iter()
-            .filter_map(|k| self.hidden.get(k).map(|n| format!("{n} {k}")))
-            .collect();
-        self.hidden.clear();
-        Some(format!(
-            "refused {total} more requests in the last second ({})",
-            by.join(", ")
-        ))
-    }
-}
-
 fn print_summary(summaries: &[TransferSummary], tally: &Tally) {
     if !tally.is_quiet() {
         println!("lmx serve: {tally}");
@@ -421,15 +379,7 @@ fn print_summary(summaries: &[TransferSummary], tally: &Tally) {
         println!("lmx serve: no transfers");
         return;
     }
-    let ok = summaries.iter().filter(|s| s.error.is_none()).count();
-    let bytes: u64 = summaries.iter().map(|s| s.bytes).sum();
-    println!(
-        "lmx serve: {} transfers ({} ok, {} failed), {} in total",
-        summaries.len(),
-        ok,
-        summaries.len() - ok,
-        human_bytes(bytes)
-    );
+    println!("lmx serve: {}", Totals::of(summaries));
     for s in summaries {
         let tag = if s.error.is_some() { "FAIL" } else { "ok  " };
         println!("  {tag} {s}");
@@ -439,20 +389,6 @@ fn print_summary(summaries: &[TransferSummary], tally: &Tally) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_flood_of_refusals_is_summed_up_once_a_second() {
-        let mut r = RefusalLines::default();
-        let shown = (0..2000).filter(|_| r.show(RefusalKind::PerClient)).count();
-        assert_eq!(shown, RefusalLines::PER_SECOND as usize);
-        r.show(RefusalKind::Busy);
-        assert_eq!(
-            r.second_over().as_deref(),
-            Some("refused 1996 more requests in the last second (1995 per-client limit, 1 server busy)")
-        );
-        assert_eq!(r.second_over(), None, "a quiet second says nothing");
-        assert!(r.show(RefusalKind::File), "a new second shows lines again");
-    }
 
     #[test]
     fn named_files() {

@@ -165,6 +165,85 @@ impl std::fmt::Display for RefusalKind {
     }
 }
 
+/// Refusals for a log a person reads: one a line, at most
+/// [`RefusalDigest::PER_SECOND`] a second; the others are counted by
+/// reason and summed up when the second is over ([`RefusalDigest::second_over`]),
+/// so a flood of requests does not flood the log.
+#[derive(Debug, Default)]
+pub struct RefusalDigest {
+    shown: u32,
+    hidden: std::collections::HashMap<RefusalKind, u64>,
+}
+
+impl RefusalDigest {
+    /// Refusals shown on their own line per second.
+    pub const PER_SECOND: u32 = 5;
+
+    /// Whether to show this refusal on its own line (else it is counted).
+    pub fn show(&mut self, kind: RefusalKind) -> bool {
+        if self.shown < Self::PER_SECOND {
+            self.shown += 1;
+            return true;
+        }
+        *self.hidden.entry(kind).or_insert(0) += 1;
+        false
+    }
+
+    /// A second is over: the line summing up what was not shown, if any.
+    pub fn second_over(&mut self) -> Option<String> {
+        self.shown = 0;
+        if self.hidden.is_empty() {
+            return None;
+        }
+        let total: u64 = self.hidden.values().sum();
+        let by: Vec<String> = RefusalKind::ALL
+            .iter()
+            .filter_map(|k| self.hidden.get(k).map(|n| format!("{n} {k}")))
+            .collect();
+        self.hidden.clear();
+        Some(format!(
+            "refused {total} more requests in the last second ({})",
+            by.join(", ")
+        ))
+    }
+}
+
+/// The totals of a server's transfers, as one line: `N transfers (N ok,
+/// N failed), SIZE in total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// Transfers.
+    pub transfers: usize,
+    /// Transfers that ended without an error.
+    pub ok: usize,
+    /// Bytes moved, in either direction.
+    pub bytes: u64,
+}
+
+impl Totals {
+    /// The totals of `summaries`.
+    pub fn of(summaries: &[TransferSummary]) -> Totals {
+        Totals {
+            transfers: summaries.len(),
+            ok: summaries.iter().filter(|s| s.error.is_none()).count(),
+            bytes: summaries.iter().map(|s| s.bytes).sum(),
+        }
+    }
+}
+
+impl std::fmt::Display for Totals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} transfers ({} ok, {} failed), {} in total",
+            self.transfers,
+            self.ok,
+            self.transfers - self.ok,
+            human_bytes(self.bytes)
+        )
+    }
+}
+
 /// Formats a byte count for humans (KiB/MiB/GiB).
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
@@ -220,6 +299,37 @@ impl std::fmt::Display for TransferSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flood_of_refusals_is_summed_up_once_a_second() {
+        let mut r = RefusalDigest::default();
+        let shown = (0..2000).filter(|_| r.show(RefusalKind::PerClient)).count();
+        assert_eq!(shown, RefusalDigest::PER_SECOND as usize);
+        r.show(RefusalKind::Busy);
+        assert_eq!(
+            r.second_over().as_deref(),
+            Some("refused 1996 more requests in the last second (1995 per-client limit, 1 server busy)")
+        );
+        assert_eq!(r.second_over(), None, "a quiet second says nothing");
+        assert!(r.show(RefusalKind::File), "a new second shows lines again");
+    }
+
+    #[test]
+    fn totals_count_failures_and_bytes() {
+        let ok = summary();
+        let mut failed = summary();
+        failed.error = Some("timed out".into());
+        failed.bytes = 1024;
+        let t = Totals::of(&[ok, failed]);
+        assert_eq!(
+            t.to_string(),
+            "2 transfers (1 ok, 1 failed), 3.0 MiB in total"
+        );
+        assert_eq!(
+            Totals::of(&[]).to_string(),
+            "0 transfers (0 ok, 0 failed), 0 B in total"
+        );
+    }
 
     fn summary() -> TransferSummary {
         TransferSummary {
