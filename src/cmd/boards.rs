@@ -86,23 +86,6 @@ pub fn run(args: BoardsArgs) -> miette::Result<()> {
     }
 }
 
-fn source_label(s: &Source) -> String {
-    match s {
-        Source::File(p) => p.display().to_string(),
-        Source::BuiltIn(_) => "built-in".to_string(),
-    }
-}
-
-fn size_label(bytes: u64) -> String {
-    if bytes >= 1 << 30 && bytes % (1 << 30) == 0 {
-        format!("{} GiB", bytes >> 30)
-    } else if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
-        format!("{} MiB", bytes >> 20)
-    } else {
-        format!("{bytes:#x} B")
-    }
-}
-
 fn list(catalog: &Catalog) -> miette::Result<()> {
     let mut rows = vec![[
         "NAME".to_string(),
@@ -112,29 +95,10 @@ fn list(catalog: &Catalog) -> miette::Result<()> {
     ]];
     let mut invalid = Vec::new();
     for (entry, result) in catalog.resolve_all() {
-        let mut source = source_label(&entry.source);
-        if !entry.shadowed.is_empty() {
-            let shadowed: Vec<String> = entry.shadowed.iter().map(source_label).collect();
-            source.push_str(&format!(" (shadows {})", shadowed.join(", ")));
-        }
-        match result {
-            Ok(r) => {
-                let b = &r.board;
-                let mut arch = format!("{}-{}", b.cpu.arch.as_str(), endian_label(b));
-                if b.is_virtual {
-                    arch.push_str(" (virtual)");
-                }
-                let mut flash = b.flash.kind.as_str().to_string();
-                if let Some(size) = b.flash.size {
-                    flash.push(' ');
-                    flash.push_str(&size_label(size));
-                }
-                rows.push([entry.name, arch, flash, source]);
-            }
-            Err(e) => {
-                rows.push([entry.name.clone(), "INVALID".into(), "-".into(), source]);
-                invalid.push((entry.name, e));
-            }
+        let row = render::ListRow::of(&entry, result.as_ref().ok().map(|r| &r.board));
+        rows.push([row.name, row.arch, row.flash, row.source]);
+        if let Err(e) = result {
+            invalid.push((entry.name, e));
         }
     }
     let widths: Vec<usize> = (0..4)
@@ -165,13 +129,6 @@ fn list(catalog: &Catalog) -> miette::Result<()> {
         names.len(),
         names.join(", ")
     ))
-}
-
-fn endian_label(b: &lmx_boards::Board) -> &'static str {
-    match b.cpu.endian {
-        lmx_boards::Endian::Big => "be",
-        lmx_boards::Endian::Little => "le",
-    }
 }
 
 fn show(catalog: &Catalog, name: &str, json: bool) -> miette::Result<()> {
