@@ -425,6 +425,8 @@ impl Host {
         let opened = match endpoint {
             ConsoleEndpoint::Unix(p) => self.rt.block_on(Endpoint::Unix(p).open(&cfg)),
             ConsoleEndpoint::Pty(p) => {
+                // The port registers with the runtime's reactor.
+                let _in_runtime = self.rt.enter();
                 SerialTransport::open(&p, &cfg).map(|t| Box::new(t) as Box<dyn Transport>)
             }
         };
