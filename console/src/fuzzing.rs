@@ -513,14 +513,18 @@ impl Session {
                         let l = l.trim_end_matches('\r');
                         let (part, last) = match l.find(&format!("lmx{nonce}")) {
                             // Without `echo`, the marker is U-Boot's own
-                            // complaint about the command `lmxN`.
+                            // complaint about the command `lmxN`, which
+                            // noise may garble after its first words.
                             Some(at) => (
-                                l[..at]
-                                    .strip_suffix("Unknown command '")
-                                    .filter(|_| {
-                                        self.board.dialect.markers == MarkerMode::UnknownCommand
-                                    })
-                                    .unwrap_or(&l[..at]),
+                                match l[..at].rfind("nknown command") {
+                                    Some(i)
+                                        if self.board.dialect.markers
+                                            == MarkerMode::UnknownCommand =>
+                                    {
+                                        l[..i].trim_end_matches(['U', 'u'])
+                                    }
+                                    _ => &l[..at],
+                                },
                                 true,
                             ),
                             None => (l, false),
