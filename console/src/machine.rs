@@ -39,6 +39,11 @@ const MAX_PROMPT_LEN: usize = 80;
 /// (the longest is well under 100 characters).
 const AUTOBOOT_WINDOW: usize = 512;
 
+/// The most the echo slack grows to after echoes that came late: an
+/// emulator's CPU thread descheduled on a loaded host was seen to answer
+/// more than 100 ms late, and a line then never got through 8 attempts.
+pub const MAX_ECHO_SLACK: Duration = Duration::from_secs(2);
+
 /// How lines are typed: chunk sizes, echo timeouts, retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pacing {
@@ -291,6 +296,15 @@ pub struct ShellMachine {
     pacing: Pacing,
     chunk: usize,
     gap: Duration,
+    /// The echo slack in use: [`Pacing::echo_slack`], doubled after each
+    /// echo that did not come back in time (up to [`MAX_ECHO_SLACK`]) and
+    /// eased back on clean runs. A host or an emulator too busy to echo
+    /// within the slack is not dropping bytes; retyping faster than it
+    /// echoes would never get a line through.
+    slack: Duration,
+    /// When the last chunk went out and up to which byte, to measure how
+    /// long its echo took.
+    chunk_sent: Option<(Instant, usize)>,
     clean_streak: u32,
     clean_bytes: usize,
     /// When a command last saw the board reset.
@@ -320,11 +334,14 @@ impl ShellMachine {
         let chunk = pacing
             .initial_chunk
             .clamp(pacing.min_chunk.max(1), pacing.max_chunk.max(1));
+        let slack = pacing.echo_slack;
         ShellMachine {
             dialect,
             pacing,
             chunk,
             gap: Duration::ZERO,
+            slack,
+            chunk_sent: None,
             clean_streak: 0,
             clean_bytes: 0,
             last_reset: None,
@@ -620,11 +637,11 @@ impl ShellMachine {
     }
 
     fn cancel_timeout(&self) -> Duration {
-        self.pacing.echo_slack * 4 + self.dialect.char_time() * 64
+        self.slack * 4 + self.dialect.char_time() * 64
     }
 
     fn echo_timeout(&self, bytes: usize) -> Duration {
-        self.pacing.echo_slack + self.dialect.char_time() * (bytes as u32 * 2 + 2)
+        self.slack + self.dialect.char_time() * (bytes as u32 * 2 + 2)
     }
 
     /// Bytes to write to the console now, if any.
@@ -754,7 +771,9 @@ impl ShellMachine {
                         echo_deadline: Some(e),
                         ..
                     } if now >= *e => {
-                        // The echo stopped short: a byte was dropped.
+                        // The echo stopped short: a byte was dropped, or
+                        // the far end is slower than the slack allows.
+                        self.slack = (self.slack * 2).min(MAX_ECHO_SLACK);
                         self.mismatch(now, &mut c);
                     }
                     Phase::Entering { deadline } if now >= *deadline => {
@@ -899,6 +918,19 @@ impl ShellMachine {
             } => {
                 if *echoed < *sent && c.line[*echoed] == b {
                     *echoed += 1;
+                    if let Some((at, upto)) = self.chunk_sent {
+                        if *echoed == upto {
+                            // The slack follows the echo delay measured:
+                            // twice the latest, eased down slowly.
+                            let want = ((now - at) * 2).max(self.pacing.echo_slack);
+                            self.slack = if want > self.slack {
+                                want.min(MAX_ECHO_SLACK)
+                            } else {
+                                (self.slack * 7 / 8).max(want)
+                            };
+                            self.chunk_sent = None;
+                        }
+                    }
                     self.clean_bytes += 1;
                     if self.clean_bytes >= self.chunk {
                         self.clean_bytes = 0;
@@ -1141,7 +1173,7 @@ impl ShellMachine {
     fn drive(&mut self, now: Instant) {
         let chunk_size = self.chunk;
         let gap = self.gap;
-        let slack = self.pacing.echo_slack;
+        let slack = self.slack;
         let char_time = self.dialect.char_time();
         let Op::Command(c) = &mut self.op else {
             return;
@@ -1163,6 +1195,7 @@ impl ShellMachine {
                 *echo_deadline = Some(now + slack + char_time * ((end - *echoed) as u32 * 2 + 2));
                 *not_before = now + gap;
                 *sent = end;
+                self.chunk_sent = Some((now, end));
                 self.tx.push_back(chunk);
                 self.stats.chunks += 1;
             }

@@ -23,6 +23,11 @@ struct Pair {
     sent: Vec<u8>,
     /// Host bytes (by index into `sent`) the "line" drops.
     drop: Box<dyn FnMut(usize, u8) -> bool>,
+    /// How late the board's output reaches the machine (a busy emulator,
+    /// a slow adapter).
+    latency: Duration,
+    /// Board output on its way: when it arrives, and the bytes.
+    pending: std::collections::VecDeque<(Instant, Vec<u8>)>,
 }
 
 impl Pair {
@@ -33,6 +38,8 @@ impl Pair {
             now: Instant::now(),
             sent: Vec::new(),
             drop: Box::new(|_, _| false),
+            latency: Duration::ZERO,
+            pending: std::collections::VecDeque::new(),
         }
     }
 
@@ -42,6 +49,11 @@ impl Pair {
             let mut progressed = false;
             let out = self.f.take_output();
             if !out.is_empty() {
+                self.pending.push_back((self.now + self.latency, out));
+                progressed = true;
+            }
+            while self.pending.front().is_some_and(|(t, _)| *t <= self.now) {
+                let (_, out) = self.pending.pop_front().unwrap();
                 self.m.receive(self.now, &out);
                 progressed = true;
             }
@@ -64,7 +76,10 @@ impl Pair {
                 return o;
             }
             if !progressed {
-                let d = self.m.poll_deadline().expect("an operation has a deadline");
+                let mut d = self.m.poll_deadline().expect("an operation has a deadline");
+                if let Some((t, _)) = self.pending.front() {
+                    d = d.min(*t);
+                }
                 assert!(d <= end, "virtual time ran away");
                 self.now = self.now.max(d);
                 self.m.handle_timeout(self.now);
@@ -827,4 +842,31 @@ async fn a_printenv_answer_cut_by_the_print_buffer_is_read_whole_from_the_listin
         lmx_console::printenv::unescape_listing("a\\\\b\\\nc\\"),
         "a\\b\nc\\"
     );
+}
+
+#[test]
+fn an_echo_that_comes_late_widens_the_slack_instead_of_failing_the_line() {
+    // A board (or an emulator on a loaded host) that echoes 300 ms late,
+    // three times the default slack: the first tries time out, the slack
+    // doubles each time, and the line goes through unchanged (seen on the
+    // test bed: a 420-byte setenv to the malta twin never got through 8
+    // attempts while the host was saturated).
+    let mut p = mainline();
+    p.latency = Duration::from_millis(300);
+    let value = "k".repeat(100);
+    let line = lmx_console::quote::setenv_line(p.m.dialect(), "slow", &value).unwrap();
+    let out = p.exec(&line).unwrap();
+    assert!(out.success(), "{out:?}");
+    assert_eq!(
+        p.f.env.get("slow").map(String::as_str),
+        Some(value.as_str())
+    );
+    // Only the intended line ran: no partial or repeated command.
+    assert_eq!(
+        p.f.executed.iter().filter(|l| l.contains("slow")).count(),
+        1,
+        "{:?}",
+        p.f.executed
+    );
+    p.assert_no_bare_newline();
 }
