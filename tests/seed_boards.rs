@@ -290,3 +290,67 @@ fn every_seed_board_plans_with_only_its_inputs_and_build_agrees() {
     }
     assert!(mismatched.is_empty(), "{}", mismatched.join("\n"));
 }
+
+/// `--power` on a real board: the console is opened, nothing is typed
+/// into it (a board being powered on gets no byte before it speaks), and a
+/// power command that fails ends the run with its status and stderr.
+#[test]
+fn a_failing_power_command_is_reported_and_the_console_gets_nothing() {
+    use std::io::Read;
+    let t = tempfile::tempdir().unwrap();
+    let root = rootfs(t.path());
+    let inputs = input_args(t.path(), "gl-ar750", &root);
+    let sock = t.path().join("console.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let received = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        let _ = c.read_to_end(&mut got);
+        got
+    });
+    let port = format!("unix:{}", sock.display());
+    let out = lmx_with(
+        "tftpboot",
+        &inputs,
+        &[
+            "--board-ip",
+            "127.0.0.2",
+            "--server-ip",
+            "127.0.0.1",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--no-console",
+            "--power",
+            "echo 'relay 2: no such device' >&2; exit 3",
+        ],
+    );
+    let err = common::flat(&String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("==> power cycle: echo"), "{err}");
+    assert!(err.contains("exit status: 3"), "{err}");
+    assert!(err.contains("relay 2: no such device"), "{err}");
+    assert!(err.contains("labgrid-client -p PLACE acquire"), "{err}");
+    assert_eq!(
+        received.join().unwrap(),
+        b"",
+        "lmx typed into a board being powered on"
+    );
+
+    // A virtual board is powered on by lmx itself.
+    let out = lmx(&[
+        "tftpboot",
+        "--board",
+        "qemu-aarch64",
+        "--power",
+        "true",
+        "--dry-run",
+    ]);
+    let err = common::flat(&String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("--power is for a real board's power switch"),
+        "{err}"
+    );
+}

@@ -212,6 +212,42 @@ impl<T: Transport, R: Reporter> BootRunner<T, R> {
         Ok(())
     }
 
+    /// Cycles the board's power with `power` while the console is read,
+    /// and stops autoboot as at power-on ([`crate::power::cycle_and_attach`]):
+    /// for a board without a working `reboot`, or one whose U-Boot looks
+    /// for a key only once (`bootdelay = 0`).
+    pub async fn attach_after_power_cycle(
+        &mut self,
+        power: &crate::power::Power,
+    ) -> Result<(), StepFailure> {
+        self.say(&format!("==> power cycle: {}", power.cycle));
+        self.say("==> waiting for U-Boot (stopping autoboot)");
+        let since = Instant::now();
+        crate::power::cycle_and_attach(&mut self.shell, power, self.opts.attach_timeout)
+            .await
+            .map_err(|e| match e {
+                crate::power::CycleError::Power(p) => StepFailure::new(
+                    "power cycle",
+                    power.cycle.clone(),
+                    p.to_string(),
+                    "run the command by hand: it must switch the board off and on and return (for labgrid, acquire the place first: labgrid-client -p PLACE acquire)",
+                ),
+                crate::power::CycleError::Attach(s) => {
+                    StepFailure::shell("reaching the U-Boot prompt", "(attach after the power cycle)", s)
+                }
+            })?;
+        let d = since.elapsed();
+        self.say(&format!(
+            "    at the U-Boot prompt {:.3} s after the power cycle began",
+            d.as_secs_f64()
+        ));
+        self.report.event(&Happened::AtPrompt {
+            seconds: d.as_secs_f64(),
+        });
+        self.step_done("power cycle to U-Boot prompt", d);
+        Ok(())
+    }
+
     /// Asks U-Boot what it can unpack (`help`) when `plan` needs LZMA or
     /// `lzmadec` and the board file does not say whether this U-Boot has
     /// them; refuses the plan before any load when it cannot be done

@@ -72,6 +72,13 @@ pub struct TftpbootArgs {
     #[arg(long, value_name = "PORT")]
     pub port: Option<String>,
 
+    /// Cycle a real board's power with CMD (run with `sh -c`, e.g.
+    /// `labgrid-client -p PLACE power cycle` or a relay tool) and stop its
+    /// autoboot from power-on, with the console read from before CMD runs:
+    /// for boards whose reboot does not work and bootdelay-0 U-Boots.
+    #[arg(long, value_name = "CMD", env = "LMX_POWER")]
+    pub power: Option<String>,
+
     #[command(flatten)]
     pub net: NetArgs,
 
@@ -240,6 +247,13 @@ fn run_with(args: TftpbootArgs, started: Instant, json: Option<JsonLines>) -> mi
         )
     })?;
     let is_virtual = board.is_virtual;
+    if is_virtual && args.power.is_some() {
+        return Err(miette!(
+            help = "drop --power: lmx starts a virtual board's emulator itself, from power-on",
+            "board {}: --power is for a real board's power switch",
+            board.name
+        ));
+    }
     let arch = is_virtual.then(|| virt::arch(&board));
     let server_ip = args.net.server_ip(&board, Some(board_ip)).ok_or_else(|| {
         if is_virtual {
@@ -362,8 +376,12 @@ fn run_with(args: TftpbootArgs, started: Instant, json: Option<JsonLines>) -> mi
         driver: runner,
         host,
     } = &mut session;
+    let power = args.power.as_deref().map(lmx_session::power::Power::new);
     let result = host.block_on(async {
-        runner.attach(power_on, at_power_on).await?;
+        match &power {
+            Some(p) => runner.attach_after_power_cycle(p).await?,
+            None => runner.attach(power_on, at_power_on).await?,
+        }
         runner.check_caps(&board, &prepared.plan).await?;
         runner.run(&prepared.plan).await
     });
@@ -432,17 +450,25 @@ fn run_with(args: TftpbootArgs, started: Instant, json: Option<JsonLines>) -> mi
             };
             base = now;
             eprintln!(
-                "==> {} changed: resetting the board ({:?}), planning and booting again",
+                "==> {} changed: resetting the board ({}), planning and booting again",
                 path.display(),
-                args.reset
+                match &power {
+                    Some(p) => format!("power cycle: {}", p.cycle),
+                    None => format!("{:?}", args.reset),
+                }
             );
-            host.block_on(watch::reset(
-                runner.shell_mut().transport_mut(),
-                &args.reset,
-                &mut TermReporter::new(show),
-            ))
-            .into_diagnostic()
-            .wrap_err("resetting the board")?;
+            // With a power switch, the board is cycled once the new plan is
+            // ready, while the console is read (a bootdelay-0 board looks
+            // for a key only once).
+            if power.is_none() {
+                host.block_on(watch::reset(
+                    runner.shell_mut().transport_mut(),
+                    &args.reset,
+                    &mut TermReporter::new(show),
+                ))
+                .into_diagnostic()
+                .wrap_err("resetting the board")?;
+            }
             let cycle = Instant::now();
             let again = match plan(&args, &board, arch, addrs, &out_dir) {
                 Ok(p) => p,
@@ -463,7 +489,10 @@ fn run_with(args: TftpbootArgs, started: Instant, json: Option<JsonLines>) -> mi
             // sent again (each skip proven by U-Boot's crc32).
             runner.set_verify_in_place(true);
             let result = host.block_on(async {
-                runner.attach(cycle, false).await?;
+                match &power {
+                    Some(p) => runner.attach_after_power_cycle(p).await?,
+                    None => runner.attach(cycle, false).await?,
+                }
                 runner.run(&again.plan).await
             });
             let table = runner.timings.table();
