@@ -9,7 +9,9 @@
 //! renames it over the destination, so a crash leaves the old file or the
 //! new one, never a mix; a device node is refused (a rename would replace
 //! it with a plain file). [`verify_file`] then reads the result back: the
-//! copy U-Boot will pick must hold exactly the new variables.
+//! copy U-Boot will pick must hold exactly the new variables. [`save`]
+//! is the whole write of an edited environment: nothing when nothing
+//! changed, a plan on a dry run, else the write and the read-back.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -379,6 +381,74 @@ pub fn verify_file(
     Ok(())
 }
 
+/// How [`save`] writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SaveOptions<'a> {
+    /// Write the result here instead of replacing the image.
+    pub output: Option<&'a Path>,
+    /// Byte that fills the data area after the variables (else the
+    /// image's, see [`EnvImage::pad`]).
+    pub pad: Option<u8>,
+    /// Plan the write and touch no file.
+    pub dry_run: bool,
+}
+
+/// What [`save`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saved {
+    /// The image already holds a valid copy with exactly these variables,
+    /// and neither another output nor a padding byte was asked for:
+    /// nothing was written.
+    Unchanged,
+    /// A dry run: what would be written into `dest`.
+    Planned {
+        /// The file that would be written.
+        dest: PathBuf,
+        /// The write.
+        plan: EnvWrite,
+    },
+    /// Written into `dest` and read back ([`verify_file`]).
+    Written {
+        /// The file written.
+        dest: PathBuf,
+        /// The write.
+        plan: EnvWrite,
+    },
+}
+
+/// Writes `env` as the environment of the image at `path`, read as
+/// `image`: plans the write (failing before any file is touched when the
+/// variables do not fit), then, unless it is a dry run, writes it
+/// atomically into `opts.output` or the image itself
+/// ([`write_atomically`]; a missing image starts as erased flash) and
+/// reads it back ([`verify_file`]). An unchanged environment written to
+/// the image itself with its own padding is left alone
+/// ([`Saved::Unchanged`]).
+pub fn save(
+    path: &Path,
+    image: &EnvImage,
+    env: &Environment,
+    opts: &SaveOptions<'_>,
+) -> Result<Saved, FileError> {
+    let mut image = image.clone();
+    if let Some(pad) = opts.pad {
+        image.set_pad(pad);
+    }
+    let unchanged = image.selection().is_some() && image.environment() == env;
+    if unchanged && opts.output.is_none() && opts.pad.is_none() {
+        return Ok(Saved::Unchanged);
+    }
+    let plan = image.plan_write(env)?;
+    let dest = opts.output.unwrap_or(path).to_path_buf();
+    if opts.dry_run {
+        return Ok(Saved::Planned { dest, plan });
+    }
+    let layout = *image.layout();
+    write_atomically(path, &dest, layout.required_len(), &plan)?;
+    verify_file(&dest, layout, &plan, env)?;
+    Ok(Saved::Written { dest, plan })
+}
+
 /// A temporary file next to the destination, removed unless persisted.
 struct TempFile {
     path: PathBuf,
@@ -613,5 +683,77 @@ mod tests {
             found.iter().any(|s| s.contains("0x2000")),
             "suggestions: {found:?}"
         );
+    }
+
+    #[test]
+    fn save_writes_only_a_change_and_reads_it_back() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = EnvLayout::single(0x100, 0x200);
+        let path = d.path().join("flash.bin");
+        let env = Environment::from_pairs([("bootdelay", "2")]).unwrap();
+        let mut dump = vec![0xffu8; 0x400];
+        EnvImage::blank(layout)
+            .unwrap()
+            .plan_write(&env)
+            .unwrap()
+            .apply(&mut dump)
+            .unwrap();
+        fs::write(&path, &dump).unwrap();
+        let read = || open(&path, false, None, layout_of(layout)).unwrap().image;
+        let opts = SaveOptions::default();
+
+        // The same variables: nothing written, even the file's time kept.
+        let image = read();
+        assert_eq!(save(&path, &image, &env, &opts).unwrap(), Saved::Unchanged);
+        assert_eq!(fs::read(&path).unwrap(), dump);
+
+        // A change on a dry run: planned, not written.
+        let mut new = env.clone();
+        new.set("bootcmd", "run x").unwrap();
+        let dry = SaveOptions {
+            dry_run: true,
+            ..opts
+        };
+        let Saved::Planned { dest, plan } = save(&path, &image, &new, &dry).unwrap() else {
+            panic!("not planned")
+        };
+        assert_eq!(dest, path);
+        assert_eq!(plan, image.plan_write(&new).unwrap());
+        assert_eq!(fs::read(&path).unwrap(), dump);
+
+        // Written and read back.
+        let Saved::Written { dest, .. } = save(&path, &image, &new, &opts).unwrap() else {
+            panic!("not written")
+        };
+        assert_eq!(dest, path);
+        assert_eq!(read().environment(), &new);
+
+        // Unchanged, but into another file or with another padding: written.
+        let out = d.path().join("copy.bin");
+        let to_copy = SaveOptions {
+            output: Some(&out),
+            ..opts
+        };
+        let saved = save(&path, &read(), &new, &to_copy).unwrap();
+        assert!(matches!(saved, Saved::Written { dest, .. } if dest == out));
+        let padded = SaveOptions {
+            pad: Some(0xff),
+            ..opts
+        };
+        let image = read();
+        assert!(matches!(
+            save(&path, &image, &new, &padded).unwrap(),
+            Saved::Written { .. }
+        ));
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(bytes[0x100 + 0x1ff], 0xff, "padded with 0xff");
+
+        // Too many variables: refused before any file is touched.
+        let before = fs::read(&path).unwrap();
+        let mut big = Environment::new();
+        big.set("x", "y".repeat(0x300)).unwrap();
+        let e = save(&path, &read(), &big, &opts).unwrap_err();
+        assert!(matches!(e, FileError::Env(_)), "{e}");
+        assert_eq!(fs::read(&path).unwrap(), before);
     }
 }

@@ -62,7 +62,7 @@ pub mod request;
 mod select;
 mod text;
 
-pub use diff::{diff, Change};
+pub use diff::{diff, diff_text, Change, DiffSummary};
 pub use environment::{validate_key, validate_value, Decoded, Environment};
 pub use error::{CopyIndex, CrcCheck, EnvError, Warning};
 pub use image::{encode_copy, CopyInfo, EnvCopy, EnvImage, EnvWrite, Patch, PatchKind};

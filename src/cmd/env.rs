@@ -11,9 +11,9 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use lmx_boards::number::parse_size;
-use lmx_env::file::Empty;
+use lmx_env::file::{Empty, SaveOptions, Saved};
 use lmx_env::request::{BoardEnv, LayoutRequest};
-use lmx_env::{EnvError, EnvImage, EnvLayout, Environment, FlagStyle, Warning};
+use lmx_env::{DiffSummary, EnvError, EnvImage, EnvLayout, Environment, FlagStyle, Warning};
 use miette::{miette, IntoDiagnostic, Report, WrapErr};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -267,7 +267,7 @@ fn print(args: PrintArgs) -> miette::Result<()> {
         return live::print(&args.location, &args.live, &args.names);
     }
     args.live.check_offline(false)?;
-    let (_, image) = load(&args.location, false)?;
+    let image = load(&args.location, false)?;
     let env = image.environment();
     let mut out = Vec::new();
     let mut missing = Vec::new();
@@ -298,7 +298,7 @@ fn get(args: GetArgs) -> miette::Result<()> {
         return live::get(&args.location, &args.live, &args.name);
     }
     args.live.check_offline(false)?;
-    let (_, image) = load(&args.location, false)?;
+    let image = load(&args.location, false)?;
     match image.environment().get(&args.name) {
         Some(value) => {
             let mut out = value.to_vec();
@@ -329,23 +329,23 @@ fn set(args: SetArgs) -> miette::Result<()> {
             args.name
         ));
     }
-    let (layout, image) = load(&args.location, args.write.create)?;
+    let image = load(&args.location, args.write.create)?;
     let mut env = image.environment().clone();
     env.set(&args.name, &args.value).map_err(env_report)?;
     warn_backslash(args.name.as_bytes(), args.value.as_bytes());
-    store(&args.location, &args.write, layout, &image, &env)
+    store(&args.location, &args.write, &image, &env)
 }
 
 fn unset(args: UnsetArgs) -> miette::Result<()> {
     offline(&args.location, "unset")?;
-    let (layout, image) = load(&args.location, args.write.create)?;
+    let image = load(&args.location, args.write.create)?;
     let mut env = image.environment().clone();
     for name in &args.names {
         if env.remove(name).is_none() {
             eprintln!("note: {name:?} was not set");
         }
     }
-    store(&args.location, &args.write, layout, &image, &env)
+    store(&args.location, &args.write, &image, &env)
 }
 
 fn import(args: ImportArgs) -> miette::Result<()> {
@@ -354,7 +354,7 @@ fn import(args: ImportArgs) -> miette::Result<()> {
     let (imported, warnings) = lmx_env::parse_text(&text)
         .map_err(|e| env_report(e).wrap_err(format!("in {}", args.file.display())))?;
     print_warnings(&warnings);
-    let (layout, image) = load(&args.location, args.write.create)?;
+    let image = load(&args.location, args.write.create)?;
     let mut env = if args.replace {
         Environment::new()
     } else {
@@ -364,12 +364,12 @@ fn import(args: ImportArgs) -> miette::Result<()> {
         env.set(key, value).map_err(env_report)?;
         warn_backslash(key, value);
     }
-    store(&args.location, &args.write, layout, &image, &env)
+    store(&args.location, &args.write, &image, &env)
 }
 
 fn diff(args: DiffArgs) -> miette::Result<()> {
     offline(&args.location, "diff")?;
-    let (_, image) = load(&args.location, false)?;
+    let image = load(&args.location, false)?;
     let other_is_text = if args.text {
         true
     } else if args.binary {
@@ -388,37 +388,14 @@ fn diff(args: DiffArgs) -> miette::Result<()> {
             image: Some(args.other.clone()),
             ..args.location.clone()
         };
-        load(&location, false)?.1.into_environment()
+        load(&location, false)?.into_environment()
     };
     let changes = lmx_env::diff(image.environment(), &other);
-    let mut out = Vec::new();
-    let (mut added, mut removed, mut changed) = (0, 0, 0);
-    let line = |out: &mut Vec<u8>, sign: u8, key: &[u8], value: &[u8]| {
-        out.push(sign);
-        out.extend(lmx_env::text_line(key, value));
-    };
-    for change in &changes {
-        match change {
-            lmx_env::Change::Removed { key, value } => {
-                removed += 1;
-                line(&mut out, b'-', key, value);
-            }
-            lmx_env::Change::Changed { key, old, new } => {
-                changed += 1;
-                line(&mut out, b'-', key, old);
-                line(&mut out, b'+', key, new);
-            }
-            lmx_env::Change::Added { key, value } => {
-                added += 1;
-                line(&mut out, b'+', key, value);
-            }
-        }
-    }
-    write_stdout(&out)?;
+    write_stdout(&lmx_env::diff_text(&changes))?;
     if changes.is_empty() {
         eprintln!("no differences");
     } else {
-        eprintln!("{added} added, {removed} removed, {changed} changed");
+        eprintln!("{}", DiffSummary::of(&changes));
         if args.exit_code {
             std::process::exit(1);
         }
@@ -473,7 +450,7 @@ fn resolve_layout(loc: &Location, image_len: Option<u64>) -> miette::Result<EnvL
 
 /// Reads the environment; with `create`, an area without a valid copy
 /// (or a missing file) yields an empty one instead of an error.
-fn load(loc: &Location, create: bool) -> miette::Result<(EnvLayout, EnvImage)> {
+fn load(loc: &Location, create: bool) -> miette::Result<EnvImage> {
     let path = loc.image();
     let opened = lmx_env::file::open(path, create, loc.board.as_deref(), |len| {
         resolve_layout(loc, len)
@@ -486,57 +463,46 @@ fn load(loc: &Location, create: bool) -> miette::Result<(EnvLayout, EnvImage)> {
         Some(Empty::NoFile) => {}
         None => print_warnings(opened.image.warnings()),
     }
-    Ok((opened.layout, opened.image))
+    Ok(opened.image)
 }
 
-/// Plans the write, then (unless --dry-run) writes atomically and checks.
+/// Writes `env` back (`lmx_env::file::save`) and says what was written.
 fn store(
     loc: &Location,
     opts: &WriteOpts,
-    layout: EnvLayout,
     image: &EnvImage,
     env: &Environment,
 ) -> miette::Result<()> {
-    let mut image = image.clone();
-    if let Some(pad) = opts.pad {
-        image.set_pad(pad);
-    }
-    let unchanged = image.selection().is_some() && image.environment() == env;
-    if unchanged && opts.output.is_none() && opts.pad.is_none() {
-        eprintln!("no change; nothing written");
-        return Ok(());
-    }
-    // Fails here, before any file is touched, when the variables do not fit.
-    let plan = image.plan_write(env).map_err(env_report)?;
-    let dest = opts
-        .output
-        .clone()
-        .unwrap_or_else(|| loc.image().to_path_buf());
-    if opts.dry_run {
-        println!(
-            "would write {} ({} of {} data bytes used):",
+    let save = SaveOptions {
+        output: opts.output.as_deref(),
+        pad: opts.pad,
+        dry_run: opts.dry_run,
+    };
+    match lmx_env::file::save(loc.image(), image, env, &save)? {
+        Saved::Unchanged => eprintln!("no change; nothing written"),
+        Saved::Planned { dest, plan } => {
+            println!(
+                "would write {} ({} of {} data bytes used):",
+                dest.display(),
+                plan.used,
+                plan.available
+            );
+            for patch in &plan.patches {
+                println!("  {patch}");
+            }
+        }
+        Saved::Written { dest, plan } => eprintln!(
+            "wrote {}: {} ({} of {} data bytes used)",
             dest.display(),
+            plan.patches
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             plan.used,
             plan.available
-        );
-        for patch in &plan.patches {
-            println!("  {patch}");
-        }
-        return Ok(());
+        ),
     }
-    lmx_env::file::write_atomically(loc.image(), &dest, layout.required_len(), &plan)
-        .and_then(|()| lmx_env::file::verify_file(&dest, layout, &plan, env))?;
-    eprintln!(
-        "wrote {}: {} ({} of {} data bytes used)",
-        dest.display(),
-        plan.patches
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
-        plan.used,
-        plan.available
-    );
     Ok(())
 }
 
