@@ -155,18 +155,7 @@ fn uimage_listing(
         uimage::format_ctime(h.timestamp().into())
     );
     // The header as read, whatever its CRC says (HeaderRepr::parse would refuse it).
-    let repr = HeaderRepr {
-        name: String::new(),
-        timestamp: h.timestamp(),
-        data_size: h.data_size(),
-        load_addr: h.load_addr(),
-        entry_point: h.entry_point(),
-        data_crc: h.data_crc(),
-        os: h.os(),
-        arch: h.arch(),
-        image_type: h.image_type(),
-        compression: h.compression(),
-    };
+    let repr = HeaderRepr::read(&h);
     line!(out, "Image Type:   {}", repr.type_line());
     line!(
         out,

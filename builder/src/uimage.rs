@@ -476,7 +476,14 @@ impl HeaderRepr {
                 computed,
             });
         }
-        Ok(HeaderRepr {
+        Ok(HeaderRepr::read(h))
+    }
+
+    /// The fields as the header holds them, checking nothing (magic and
+    /// header CRC may be wrong): what a listing of a damaged image shows.
+    /// The header must be at least [`HEADER_LEN`] bytes.
+    pub fn read<T: AsRef<[u8]>>(h: &Header<T>) -> Self {
+        HeaderRepr {
             name: String::from_utf8_lossy(h.name_bytes()).into_owned(),
             timestamp: h.timestamp(),
             data_size: h.data_size(),
@@ -487,7 +494,7 @@ impl HeaderRepr {
             arch: h.arch(),
             image_type: h.image_type(),
             compression: h.compression(),
-        })
+        }
     }
 
     /// Writes the header into the first 64 bytes of `h`, header CRC last.
