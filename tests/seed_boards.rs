@@ -354,3 +354,32 @@ fn a_failing_power_command_is_reported_and_the_console_gets_nothing() {
         "{err}"
     );
 }
+
+/// `--json` when the run ends before a board is touched: `started`, then
+/// one `error` event with the message and its help, nothing else on stdout.
+#[test]
+fn json_tells_a_refused_plan_as_an_error_event() {
+    let t = tempfile::tempdir().unwrap();
+    let root = rootfs(t.path());
+    let inputs = input_args(t.path(), "gl-mt300n-v2", &root);
+    let rest = [
+        &TFTPBOOT_ADDRS[..],
+        &["--dry-run", "--no-append-dtb", "--json"],
+    ]
+    .concat();
+    let out = lmx_with("tftpboot", &inputs, &rest);
+    assert!(!out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["event"], "started");
+    assert_eq!(lines[0]["board"], "gl-mt300n-v2");
+    let e = &lines[1];
+    assert_eq!(e["event"], "error", "{e}");
+    assert_eq!(e["schema"], "lmx.events/1");
+    let msg = e["message"].as_str().unwrap();
+    assert!(msg.contains("cannot verify loads"), "{msg}");
+    assert!(e["help"].as_str().unwrap().contains("--no-verify"), "{e}");
+}
