@@ -211,6 +211,28 @@ fn busy_poll_out_of_range_is_refused_with_the_range() {
 }
 
 #[test]
+fn a_timeout_range_upside_down_is_refused_by_its_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = failing(
+        lmx()
+            .args([
+                "serve",
+                "--port",
+                "0",
+                "--min-timeout",
+                "10",
+                "--max-timeout",
+                "5",
+            ])
+            .arg(dir.path()),
+    );
+    assert!(
+        err.contains("--min-timeout 10 is larger than --max-timeout 5"),
+        "{err}"
+    );
+}
+
+#[test]
 fn per_client_limit_refuses_by_name_and_half_open_transfers_are_dropped() {
     use std::io::Read;
     use std::net::UdpSocket;

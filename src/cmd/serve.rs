@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lmx_tftpd::event::{human_bytes, Direction, RefusalDigest, Totals};
-use lmx_tftpd::options::{Limits, MAX_BLKSIZE};
+use lmx_tftpd::options::{Limits, LimitsError, MAX_BLKSIZE};
 use lmx_tftpd::policy::{parse_allow, PolicySpec};
 use lmx_tftpd::{Event, Policy, Server, ServerConfig, Tally, TransferConfig, TransferSummary};
 use miette::{miette, IntoDiagnostic, WrapErr};
@@ -155,11 +155,17 @@ pub fn run(args: ServeArgs) -> miette::Result<()> {
         overwrite: args.overwrite,
     })
     .map_err(|e| miette!(help = "check the paths given to lmx serve", "{e}"))?;
-    if args.min_timeout > args.max_timeout {
+    let limits = Limits {
+        max_blksize: args.max_blksize,
+        max_windowsize: args.max_windowsize,
+        min_timeout: args.min_timeout,
+        max_timeout: args.max_timeout,
+        max_upload: args.max_upload_size,
+    };
+    // clap holds the rest to their ranges; this one spans two flags.
+    if let Err(LimitsError::TimeoutRange { min, max }) = limits.check() {
         return Err(miette!(
-            "--min-timeout {} is larger than --max-timeout {}",
-            args.min_timeout,
-            args.max_timeout
+            "--min-timeout {min} is larger than --max-timeout {max}"
         ));
     }
     let config = ServerConfig {
@@ -168,13 +174,7 @@ pub fn run(args: ServeArgs) -> miette::Result<()> {
             .iter()
             .map(|ip| SocketAddr::new(*ip, args.port))
             .collect(),
-        limits: Limits {
-            max_blksize: args.max_blksize,
-            max_windowsize: args.max_windowsize,
-            min_timeout: args.min_timeout,
-            max_timeout: args.max_timeout,
-            max_upload: args.max_upload_size,
-        },
+        limits,
         transfer: TransferConfig {
             max_retries: args.retries,
             give_up_after: Duration::from_secs(args.give_up_after),

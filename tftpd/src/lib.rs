@@ -27,7 +27,7 @@ pub mod transfer;
 
 pub use admission::{Counters, Tally};
 pub use event::{Event, RefusalKind, TransferInfo, TransferSummary};
-pub use options::Limits;
+pub use options::{Limits, LimitsError};
 pub use policy::{Policy, PolicyError};
 pub use server::{Server, ServerConfig, ServerError};
 pub use transfer::{TransferConfig, TransferError};

@@ -51,6 +51,52 @@ impl Default for Limits {
     }
 }
 
+/// Why [`Limits`] cannot be negotiated with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitsError {
+    /// The largest block size is outside what RFC 2348 allows.
+    #[error("a largest block size of {0} is outside {MIN_BLKSIZE}..={MAX_BLKSIZE} (RFC 2348)")]
+    Blksize(u16),
+    /// A largest window of 0 blocks.
+    #[error("a largest window of 0 blocks allows no transfer (RFC 7440: 1..=65535)")]
+    Windowsize,
+    /// A smallest timeout of 0 seconds.
+    #[error("a smallest timeout of 0 s is not a TFTP timeout (RFC 2349: 1..=255)")]
+    MinTimeout,
+    /// The smallest acknowledged timeout is above the largest.
+    #[error("the smallest acknowledged timeout ({min} s) is larger than the largest ({max} s)")]
+    TimeoutRange {
+        /// [`Limits::min_timeout`].
+        min: u8,
+        /// [`Limits::max_timeout`].
+        max: u8,
+    },
+}
+
+impl Limits {
+    /// Checks that the caps make sense: a block size RFC 2348 allows, a
+    /// window of at least one block, and a timeout range that is not
+    /// empty. [`crate::Server::bind`] refuses limits that fail it.
+    pub fn check(&self) -> Result<(), LimitsError> {
+        if !(MIN_BLKSIZE..=MAX_BLKSIZE).contains(&self.max_blksize) {
+            return Err(LimitsError::Blksize(self.max_blksize));
+        }
+        if self.max_windowsize == 0 {
+            return Err(LimitsError::Windowsize);
+        }
+        if self.min_timeout == 0 {
+            return Err(LimitsError::MinTimeout);
+        }
+        if self.min_timeout > self.max_timeout {
+            return Err(LimitsError::TimeoutRange {
+                min: self.min_timeout,
+                max: self.max_timeout,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The result of negotiation: what the transfer runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Negotiated {
@@ -386,5 +432,40 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code, ErrorCode::DiskFull);
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        assert_eq!(Limits::default().check(), Ok(()));
+        let with = |f: fn(&mut Limits)| {
+            let mut l = Limits::default();
+            f(&mut l);
+            l.check()
+        };
+        assert_eq!(
+            with(|l| {
+                l.min_timeout = 5;
+                l.max_timeout = 5
+            }),
+            Ok(())
+        );
+        let e = with(|l| {
+            l.min_timeout = 10;
+            l.max_timeout = 5
+        })
+        .unwrap_err();
+        assert_eq!(e, LimitsError::TimeoutRange { min: 10, max: 5 });
+        assert_eq!(
+            e.to_string(),
+            "the smallest acknowledged timeout (10 s) is larger than the largest (5 s)"
+        );
+        assert_eq!(with(|l| l.min_timeout = 0), Err(LimitsError::MinTimeout));
+        assert_eq!(with(|l| l.max_windowsize = 0), Err(LimitsError::Windowsize));
+        assert_eq!(with(|l| l.max_blksize = 7), Err(LimitsError::Blksize(7)));
+        assert_eq!(
+            with(|l| l.max_blksize = MAX_BLKSIZE + 1),
+            Err(LimitsError::Blksize(MAX_BLKSIZE + 1))
+        );
+        assert_eq!(with(|l| l.max_blksize = MIN_BLKSIZE), Ok(()));
     }
 }

@@ -183,6 +183,10 @@ pub enum ServerError {
         /// The cause.
         source: io::Error,
     },
+    /// The configured limits cannot be negotiated with (see
+    /// [`Limits::check`]); nothing was bound.
+    #[error(transparent)]
+    Limits(#[from] options::LimitsError),
 }
 
 /// A bound server, ready to [`Server::run`].
@@ -303,6 +307,7 @@ impl Server {
     /// Binds every configured address. A lone `[::]` falls back to
     /// `0.0.0.0` on hosts without IPv6.
     pub async fn bind(config: ServerConfig, policy: Policy) -> Result<Server, ServerError> {
+        config.limits.check()?;
         let mut sockets = Vec::new();
         for &addr in &config.bind {
             let std_sock = match bind_udp(addr) {
