@@ -53,6 +53,9 @@ pub use boot::{BootRunner, NetSetup, RunOptions, Timings};
 pub use failure::StepFailure;
 pub use flash::FlashExecutor;
 pub use report::{Recorder, Reporter};
-pub use setup::{ConsoleSpec, Host, Serve, Session, SessionSpec, SetupError, Shell};
+pub use setup::{
+    ConsoleChoice, ConsoleChoiceError, ConsoleSpec, Host, Serve, Session, SessionSpec, SetupError,
+    Shell,
+};
 pub use virt::{Flash, Virtual};
 pub use watch::BootWatch;

@@ -443,6 +443,116 @@ impl Drop for Host {
     }
 }
 
+/// The console a command was asked for, checked against the board: a
+/// real board's port (given, or not yet: [`ConsoleChoice::prepare`]
+/// needs it), or the virtual board the session starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsoleChoice {
+    /// A real board: a serial device, `unix:PATH` or `tcp:HOST:PORT`.
+    Port(Option<String>),
+    /// A virtual board, its console on a unix socket or, with `pty`, a
+    /// pty opened as a serial port.
+    Virtual {
+        /// The console on a pty.
+        pty: bool,
+    },
+}
+
+/// Why the console asked for does not fit the board. Nothing was started.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ConsoleChoiceError {
+    /// A real board, and no console given.
+    #[error("board {board}: which console?")]
+    NoPort {
+        /// The board.
+        board: String,
+    },
+    /// A console given for a virtual board, whose console the session
+    /// makes itself.
+    #[error("virtual board {board}: its console is the one lmx starts it with, not {port}")]
+    PortOnVirtual {
+        /// The board.
+        board: String,
+        /// The console given.
+        port: String,
+        /// Whether `pty` would have been taken.
+        pty_allowed: bool,
+    },
+    /// Preparing the virtual board failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Setup(#[from] SetupError),
+}
+
+impl ConsoleChoice {
+    /// What `port` means for `board`. A real board takes it as it is
+    /// (missing is an error only at [`ConsoleChoice::prepare`], so a dry
+    /// run needs none); a virtual board takes none, or `pty` where
+    /// `allow_pty`.
+    pub fn of(
+        board: &Board,
+        port: Option<&str>,
+        allow_pty: bool,
+    ) -> Result<ConsoleChoice, ConsoleChoiceError> {
+        if !board.is_virtual {
+            return Ok(ConsoleChoice::Port(port.map(str::to_string)));
+        }
+        match port {
+            None => Ok(ConsoleChoice::Virtual { pty: false }),
+            Some("pty") if allow_pty => Ok(ConsoleChoice::Virtual { pty: true }),
+            Some(other) => Err(ConsoleChoiceError::PortOnVirtual {
+                board: board.name.clone(),
+                port: other.to_string(),
+                pty_allowed: allow_pty,
+            }),
+        }
+    }
+
+    /// The [`ConsoleSpec`] for [`Session::open`]. For a virtual board this
+    /// is the process's first step, while it has one thread: the machine
+    /// is prepared (a MIPS twin's U-Boot built and cached the first time,
+    /// which needs the host's network) and the private network toward
+    /// `server_ip` entered; `flash` is its flash. A real board needs its
+    /// port now.
+    pub fn prepare(
+        self,
+        board: &Board,
+        server_ip: Ipv4Addr,
+        flash: Flash,
+        report: &mut dyn Reporter,
+    ) -> Result<ConsoleSpec, ConsoleChoiceError> {
+        match self {
+            ConsoleChoice::Port(Some(port)) => Ok(ConsoleSpec::Port(port)),
+            ConsoleChoice::Port(None) => Err(ConsoleChoiceError::NoPort {
+                board: board.name.clone(),
+            }),
+            ConsoleChoice::Virtual { pty } => {
+                let virt = Virtual::prepare(board, report)?;
+                virt::enter_network(server_ip, board.network.prefix_len.unwrap_or(24))?;
+                Ok(ConsoleSpec::Virtual {
+                    virt,
+                    flash,
+                    pty,
+                    network: true,
+                })
+            }
+        }
+    }
+}
+
+impl crate::NetSetup {
+    /// The network settings for `board` at `board_ip`, fetching from
+    /// `server_ip`, with the board's TFTP block and window sizes.
+    pub fn for_board(board: &Board, board_ip: Ipv4Addr, server_ip: Ipv4Addr) -> crate::NetSetup {
+        crate::NetSetup {
+            board_ip,
+            server_ip,
+            blocksize: board.uboot.tftp_blocksize,
+            windowsize: board.uboot.tftp_windowsize,
+        }
+    }
+}
+
 /// Opens a real board's console `port`: through the share socket of an
 /// `lmx console` holding it when there is one, else directly. `client`
 /// names this program to the holder, e.g. `lmx flash`.
@@ -560,6 +670,59 @@ mod tests {
         };
         let e = Session::open(spec, &mut Recorder::default()).err().unwrap();
         assert!(matches!(e, SetupError::Console(_)), "{e:?}");
+    }
+
+    #[test]
+    fn the_console_asked_for_is_checked_against_the_board() {
+        let virt = board("qemu-aarch64");
+        assert_eq!(
+            ConsoleChoice::of(&virt, None, false).unwrap(),
+            ConsoleChoice::Virtual { pty: false }
+        );
+        assert_eq!(
+            ConsoleChoice::of(&virt, Some("pty"), true).unwrap(),
+            ConsoleChoice::Virtual { pty: true }
+        );
+        for (port, allow_pty) in [("pty", false), ("/dev/ttyUSB0", true)] {
+            let e = ConsoleChoice::of(&virt, Some(port), allow_pty).unwrap_err();
+            assert!(
+                matches!(&e, ConsoleChoiceError::PortOnVirtual { port: p, pty_allowed, .. }
+                    if p == port && *pty_allowed == allow_pty),
+                "{e:?}"
+            );
+        }
+
+        let real = board("openwrt-one");
+        assert!(!real.is_virtual);
+        let ip = Ipv4Addr::LOCALHOST;
+        let mut r = Recorder::default();
+        let chosen = ConsoleChoice::of(&real, Some("pty"), true).unwrap();
+        assert_eq!(chosen, ConsoleChoice::Port(Some("pty".into())));
+        let spec = chosen.prepare(&real, ip, Flash::Fresh, &mut r).unwrap();
+        assert!(matches!(spec, ConsoleSpec::Port(p) if p == "pty"));
+        // No port: fine until the console is needed.
+        let chosen = ConsoleChoice::of(&real, None, false).unwrap();
+        let e = chosen.prepare(&real, ip, Flash::Fresh, &mut r).unwrap_err();
+        assert!(matches!(&e, ConsoleChoiceError::NoPort { board } if board == "openwrt-one"));
+        assert_eq!(e.to_string(), "board openwrt-one: which console?");
+        assert!(r.lines.is_empty(), "{:?}", r.lines);
+    }
+
+    #[test]
+    fn network_settings_take_the_boards_tftp_sizes() {
+        let mut b = board("qemu-aarch64");
+        b.uboot.tftp_blocksize = Some(1468);
+        b.uboot.tftp_windowsize = None;
+        let (ip, srv) = (Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 1));
+        let net = crate::NetSetup::for_board(&b, ip, srv);
+        assert_eq!(
+            net.vars(),
+            [
+                ("ipaddr", "10.0.0.2".to_string()),
+                ("serverip", "10.0.0.1".to_string()),
+                ("tftpblocksize", "1468".to_string()),
+            ]
+        );
     }
 
     #[test]

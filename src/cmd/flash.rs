@@ -18,8 +18,10 @@ use lmx_boards::Board;
 use lmx_flasher::{
     BackupVia, FlashPlan, FlashRequest, FlashSource, Method, Phase, RamBuffers, Step,
 };
-use lmx_session::virt::{self, Flash, Virtual};
-use lmx_session::{ConsoleSpec, FlashExecutor, NetSetup, Serve, Session, SessionSpec, StepFailure};
+use lmx_session::virt::{self, Flash};
+use lmx_session::{
+    ConsoleChoice, FlashExecutor, NetSetup, Serve, Session, SessionSpec, StepFailure,
+};
 use miette::{miette, IntoDiagnostic};
 
 use crate::boot::report::TermReporter;
@@ -198,13 +200,7 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
         println!("\nNetwork settings, sent first:");
         match (board_ip, server_ip) {
             (Some(b), Some(srv)) => {
-                let net = NetSetup {
-                    board_ip: b,
-                    server_ip: srv,
-                    blocksize: board.uboot.tftp_blocksize,
-                    windowsize: board.uboot.tftp_windowsize,
-                };
-                for (name, value) in net.vars() {
+                for (name, value) in NetSetup::for_board(&board, b, srv).vars() {
                     println!("  setenv {name} {value}");
                 }
             }
@@ -256,61 +252,47 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
             board.name
         )
     })?;
-    let net = NetSetup {
-        board_ip,
-        server_ip,
-        blocksize: board.uboot.tftp_blocksize,
-        windowsize: board.uboot.tftp_windowsize,
-    };
+    let net = NetSetup::for_board(&board, board_ip, server_ip);
 
     if !args.yes && !args.verify_only {
         confirm(&board, &plan, &args)?;
     }
 
     // A virtual board's network comes first, while this process has one
-    // thread. A MIPS twin's U-Boot is built (and cached) by the test bed
-    // the first time, which needs the network: before that.
+    // thread (ConsoleChoice::prepare).
     let mut say = TermReporter::new(false);
-    let console = if board.is_virtual {
-        if virt::arch(&board).is_malta() && args.write_protect {
+    if args.write_protect {
+        if !board.is_virtual {
+            return Err(miette!(
+                "--write-protect starts a virtual board read-only; board {} is real",
+                board.name
+            ));
+        }
+        if virt::arch(&board).is_malta() {
             return Err(miette!(
                 help = "drop --write-protect (qemu-aarch64 has it)",
                 "--write-protect: the malta flash of {} is one bank holding U-Boot, the firmware and the environment; lmx does not start it read-only",
                 board.name
             ));
         }
-        if args.port.is_some() {
-            return Err(miette!(
-                "--port: lmx starts virtual board {} itself",
-                board.name
-            ));
-        }
-        let dir = match &args.flash_dir {
-            Some(d) => d.clone(),
-            None => default_flash_dir(&board)?,
-        };
-        let v = Virtual::prepare(&board, &mut say)?;
-        virt::enter_network(server_ip, board.network.prefix_len.unwrap_or(24))?;
-        ConsoleSpec::Virtual {
-            virt: v,
-            // U-Boot, the firmware partition and the environment, kept
-            // like `lmx env`'s.
-            flash: Flash::Kept {
-                dir,
-                write_protect: args.write_protect,
-            },
-            pty: false,
-            network: true,
-        }
-    } else {
-        if args.write_protect {
-            return Err(miette!(
-                "--write-protect starts a virtual board read-only; board {} is real",
-                board.name
-            ));
-        }
-        ConsoleSpec::Port(super::tftpboot::port_of(&board, args.port.as_deref())?)
+    }
+    let choice =
+        ConsoleChoice::of(&board, args.port.as_deref(), false).map_err(super::console_report)?;
+    // U-Boot, the firmware partition and the environment, kept like `lmx env`'s.
+    let flash = match (&choice, &args.flash_dir) {
+        (ConsoleChoice::Port(_), _) => Flash::Fresh,
+        (ConsoleChoice::Virtual { .. }, Some(dir)) => Flash::Kept {
+            dir: dir.clone(),
+            write_protect: args.write_protect,
+        },
+        (ConsoleChoice::Virtual { .. }, None) => Flash::Kept {
+            dir: default_flash_dir(&board)?,
+            write_protect: args.write_protect,
+        },
     };
+    let console = choice
+        .prepare(&board, server_ip, flash, &mut say)
+        .map_err(super::console_report)?;
 
     let scratch = tempfile::Builder::new()
         .prefix("lmx-flash-")
