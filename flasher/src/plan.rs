@@ -156,6 +156,12 @@ impl Phase {
     pub fn touches_flash(self) -> bool {
         self >= Phase::Erase
     }
+
+    /// Whether the phase runs when the flash is only compared with the
+    /// image (probe, read back, verify): no load, no backup, no change.
+    pub fn verifies_only(self) -> bool {
+        matches!(self, Phase::Probe | Phase::ReadBack | Phase::Verify)
+    }
 }
 
 /// What a step's output must show for the run to go on.
@@ -670,6 +676,17 @@ impl FlashPlan {
     /// The steps of one phase.
     pub fn phase(&self, phase: Phase) -> impl Iterator<Item = &Step> {
         self.steps.iter().filter(move |s| s.phase == phase)
+    }
+
+    /// The steps of a run that only compares the flash with the image
+    /// (`lmx flash --verify-only`): those whose phase
+    /// [verifies only](Phase::verifies_only), in order.
+    pub fn verification_steps(&self) -> Vec<Step> {
+        self.steps
+            .iter()
+            .filter(|s| s.phase.verifies_only())
+            .cloned()
+            .collect()
     }
 
     /// What will be erased, in a sentence (for the confirmation prompt).

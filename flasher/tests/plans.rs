@@ -85,6 +85,20 @@ fn lines(v: &[&str]) -> Vec<String> {
 }
 
 #[test]
+fn a_verification_only_probes_reads_back_and_compares() {
+    let b = board("qemu-aarch64");
+    let p = plan(&b, &backed_up("old.bin", BackupVia::Tftpput, 0x12_3456));
+    let steps = p.verification_steps();
+    let commands: Vec<&str> = steps.iter().map(|s| s.command.as_str()).collect();
+    assert_eq!(commands, ["crc32 0x400000 0x123456"]);
+    assert!(steps.iter().all(|s| s.phase.verifies_only()));
+    let phases: Vec<Phase> = p.steps.iter().map(|s| s.phase).collect();
+    assert!(phases.contains(&Phase::Backup) && phases.contains(&Phase::Write));
+    assert!(!Phase::Load.verifies_only() && !Phase::Erase.verifies_only());
+    assert!(Phase::Probe.verifies_only() && Phase::ReadBack.verifies_only());
+}
+
+#[test]
 fn nor_golden_qemu_aarch64() {
     let b = board("qemu-aarch64");
     let p = plan(&b, &req(Target::Firmware, 0x12_3456));

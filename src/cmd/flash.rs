@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use lmx_boards::Board;
-use lmx_flasher::{
-    BackupVia, FlashPlan, FlashRequest, FlashSource, Method, Phase, RamBuffers, Step,
-};
+use lmx_flasher::{BackupVia, FlashPlan, FlashRequest, FlashSource, Method, RamBuffers, Step};
 use lmx_session::virt::{self, Flash};
 use lmx_session::{
     ConsoleChoice, FlashExecutor, NetSetup, Serve, Session, SessionSpec, StepFailure,
@@ -337,11 +335,7 @@ pub fn run(args: FlashArgs) -> miette::Result<()> {
         .await?;
         exec.network(&plan, &net).await?;
         let steps: Vec<Step> = if args.verify_only {
-            plan.steps
-                .iter()
-                .filter(|s| matches!(s.phase, Phase::Probe | Phase::ReadBack | Phase::Verify))
-                .cloned()
-                .collect()
+            plan.verification_steps()
         } else {
             plan.steps.clone()
         };
