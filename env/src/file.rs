@@ -381,6 +381,15 @@ pub fn verify_file(
     Ok(())
 }
 
+/// Whether the file at `path` is a `name=value` text file rather than an
+/// image: no NUL byte in its first 64 KiB (an environment has one after
+/// its first variable, and erased flash or padding around it more).
+pub fn is_text_file(path: &Path) -> io::Result<bool> {
+    let mut head = Vec::new();
+    File::open(path)?.take(1 << 16).read_to_end(&mut head)?;
+    Ok(!head.contains(&0))
+}
+
 /// How [`save`] writes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SaveOptions<'a> {
@@ -755,5 +764,24 @@ mod tests {
         let e = save(&path, &read(), &big, &opts).unwrap_err();
         assert!(matches!(e, FileError::Env(_)), "{e}");
         assert_eq!(fs::read(&path).unwrap(), before);
+    }
+
+    #[test]
+    fn text_and_images_are_told_apart_by_a_nul() {
+        let d = tempfile::tempdir().unwrap();
+        let text = d.path().join("env.txt");
+        fs::write(&text, "bootdelay=2\nbootcmd=run x\n").unwrap();
+        assert!(is_text_file(&text).unwrap());
+        let image = d.path().join("env.bin");
+        let mut bytes = vec![0xffu8; 0x100];
+        EnvImage::blank(EnvLayout::single(0, 0x100))
+            .unwrap()
+            .plan_write(&Environment::from_pairs([("a", "1")]).unwrap())
+            .unwrap()
+            .apply(&mut bytes)
+            .unwrap();
+        fs::write(&image, &bytes).unwrap();
+        assert!(!is_text_file(&image).unwrap());
+        assert!(is_text_file(&d.path().join("absent")).is_err());
     }
 }

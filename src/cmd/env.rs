@@ -15,7 +15,7 @@ use lmx_env::file::{Empty, SaveOptions, Saved};
 use lmx_env::request::{BoardEnv, LayoutRequest};
 use lmx_env::{DiffSummary, EnvError, EnvImage, EnvLayout, Environment, FlagStyle, Warning};
 use miette::{miette, IntoDiagnostic, Report, WrapErr};
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -531,18 +531,14 @@ fn print_warnings(warnings: &[Warning]) {
     }
 }
 
-/// True when the first 64 KiB of `path` hold no NUL byte: text, not an
-/// image (an environment has a NUL after its first variable).
+/// Whether OTHER is text (`-`, standard input, always is).
 fn starts_with_text(path: &Path) -> miette::Result<bool> {
     if path.as_os_str() == "-" {
         return Ok(true);
     }
-    let mut head = Vec::new();
-    File::open(path)
-        .and_then(|f| f.take(1 << 16).read_to_end(&mut head))
+    lmx_env::file::is_text_file(path)
         .into_diagnostic()
-        .wrap_err(format!("cannot read {}", path.display()))?;
-    Ok(!head.contains(&0))
+        .wrap_err(format!("cannot read {}", path.display()))
 }
 
 fn read_input(path: &Path) -> miette::Result<Vec<u8>> {
