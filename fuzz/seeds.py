@@ -232,6 +232,9 @@ def kernel(tmp):
     # A raw MIPS binary, a uImage around it, an arm64 Image and an ARM zImage header.
     raw = os.path.join(tmp, "vmlinux.bin")
     tool("mips-linux-gnu-objcopy", "-O", "binary", os.path.join(tmp, "vmlinux"), raw)
+    # The code, without the linker script's 64 KiB alignment gap after it.
+    with open(raw, "r+b") as f:
+        f.truncate(4096)
     write("kernel", "raw-mips", bytes([0]) + read(raw))
     out = os.path.join(tmp, "uImage")
     tool("mkimage", "-A", "mips", "-O", "linux", "-T", "kernel", "-C", "none", "-a", "0x80060000", "-e", "0x80060000", "-n", "lmx", "-d", raw, out, env=dict(os.environ, SOURCE_DATE_EPOCH="1700000000"))

@@ -359,11 +359,11 @@ where
             .iter()
             .find(|l| {
                 off >= l.offset
-                    && off + size <= l.offset + l.filesz
+                    && within(off, size, l.offset, l.filesz)
                     && vma >= l.vaddr
-                    && vma + size <= l.vaddr + l.memsz
+                    && within(vma, size, l.vaddr, l.memsz)
             })
-            .map(|l| l.paddr + (vma - l.vaddr))
+            .and_then(|l| l.paddr.checked_add(vma - l.vaddr))
             .unwrap_or(vma);
         if is_dtb_section {
             dtb_section = Some((lma, size));
@@ -386,7 +386,11 @@ where
         for l in loads.iter().filter(|l| l.filesz > 0) {
             let range = usize::try_from(l.offset)
                 .ok()
-                .zip(usize::try_from(l.offset + l.filesz).ok())
+                .zip(
+                    l.offset
+                        .checked_add(l.filesz)
+                        .and_then(|e| usize::try_from(e).ok()),
+                )
                 .and_then(|(a, b)| bytes.get(a..b))
                 .ok_or_else(|| {
                     bad(format!(
@@ -401,11 +405,13 @@ where
         return Err(bad("nothing to load: every PT_LOAD is BSS".into()));
     }
     let (lma0, load, _) = *parts.iter().min_by_key(|p| p.0).expect("not empty");
-    let end = parts
-        .iter()
-        .map(|p| p.0 + p.2.len() as u64)
-        .max()
-        .expect("not empty");
+    let Some(end) = parts.iter().try_fold(0u64, |end, p| {
+        p.0.checked_add(p.2.len() as u64).map(|e| end.max(e))
+    }) else {
+        return Err(bad(
+            "a section ends past the end of the address space".into()
+        ));
+    };
     let len = end - lma0;
     let contents: u64 = parts.iter().map(|p| p.2.len() as u64).sum();
     let fill = len.saturating_sub(contents);
@@ -421,7 +427,7 @@ where
     }
     let mem_end = loads
         .iter()
-        .map(|l| l.vaddr + l.memsz)
+        .map(|l| l.vaddr.saturating_add(l.memsz))
         .max()
         .expect("not empty");
     Ok(ElfBinary {
@@ -437,6 +443,16 @@ where
             filled: dtb.is_some(),
         }),
     })
+}
+
+/// Whether `[start, start + size)` lies inside `[base, base + len)`;
+/// false when either end is past `u64::MAX` (a corrupt header: found by
+/// the `kernel` fuzz target, where these sums overflowed).
+fn within(start: u64, size: u64, base: u64, len: u64) -> bool {
+    match (start.checked_add(size), base.checked_add(len)) {
+        (Some(end), Some(limit)) => start >= base && end <= limit,
+        _ => false,
+    }
 }
 
 /// `jr ra` (MIPS32/64 before R6) and `jalr zero, ra` (R6): how every
