@@ -162,9 +162,10 @@ pub fn check_machine(data: &[u8]) {
             }
             None => assert!(!m.is_busy(), "an operation without a deadline"),
         }
-        let tail = m.tail();
-        assert!(tail.0.len() <= 17, "tail of {} lines", tail.0.len());
     }
+    // Once: the tail converts the partial line, which may be long.
+    let tail = m.tail();
+    assert!(tail.0.len() <= 17, "tail of {} lines", tail.0.len());
     assert_no_bare_newline(&sent);
 }
 
