@@ -405,6 +405,8 @@ struct Session {
     delivered: VecDeque<u8>,
     next_command: usize,
     outcomes: usize,
+    /// The last bytes the machine sent, for messages.
+    sent: Vec<u8>,
 }
 
 impl Session {
@@ -440,6 +442,10 @@ impl Session {
     }
 
     fn host_byte(&mut self, b: u8) {
+        if self.sent.len() == 512 {
+            self.sent.drain(..256);
+        }
+        self.sent.push(b);
         let at_prompt = self.board.state == BoardState::Prompt;
         if b == b'\r' || b == b'\n' {
             let op = self.op.as_mut().expect("Enter sent outside an operation");
@@ -450,8 +456,10 @@ impl Session {
                 at_prompt
                     && n >= line.len()
                     && self.delivered.iter().skip(n - line.len()).eq(line.iter()),
-                "Enter on a line whose echo did not match: line {:?}, last bytes delivered {:?}",
+                "Enter on a line whose echo did not match: U-Boot {:?} holds {:?}, sent {:?}, last bytes delivered {:?}",
+                self.board.state,
                 String::from_utf8_lossy(line),
+                String::from_utf8_lossy(&self.sent),
                 String::from_utf8_lossy(&self.delivered.iter().copied().collect::<Vec<_>>()),
             );
             // Exactly the line meant, once.
@@ -586,6 +594,17 @@ impl Session {
     }
 
     fn advance(&mut self, to: Instant) {
+        // The line's latency stays below lmx's echo timeout: what the
+        // board printed arrives before time passes (noise may still have
+        // dropped or garbled it). With more latency, the echo of an
+        // earlier attempt still on its way can pass for the echo of the
+        // line retyped after a cancel (docs/reliability.md).
+        for _ in 0..1 << 16 {
+            let Some(b) = self.board.out.pop_front() else {
+                break;
+            };
+            self.deliver(b);
+        }
         self.now = self.now.max(to);
         self.board.tick(self.now);
         if self.m.poll_deadline().is_some_and(|d| self.now >= d) {
@@ -635,6 +654,7 @@ pub fn check_session(data: &[u8]) {
         delivered: VecDeque::new(),
         next_command: 0,
         outcomes: 0,
+        sent: Vec::new(),
     };
     s.start_op();
     while let Some((&tag, r)) = rest.split_first() {
