@@ -27,7 +27,9 @@ mkdir -p "work/$target"
 # which alone would reach the memory limit; keep it small so the limit
 # measures lmx.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-quarantine_size_mb=16}
-nice -n 19 cargo +nightly fuzz run -O "$target" "work/$target" "corpus/$target" -- \
+# -O -a: optimised, with overflow checks and debug assertions on (an
+# overflow that wraps in a release build is a crash here).
+nice -n 19 cargo +nightly fuzz run -O -a "$target" "work/$target" "corpus/$target" -- \
     -max_total_time="$seconds" -runs="$runs" -timeout=1 -rss_limit_mb=256 \
     -malloc_limit_mb=256 -print_final_stats=1 "${extra[@]}"
 bin=target/x86_64-unknown-linux-gnu/release/$target
