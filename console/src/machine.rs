@@ -981,6 +981,17 @@ impl ShellMachine {
                             }
                         }
                         if !before.is_empty() {
+                            // Output that ran into the marker (its line
+                            // end lost on the way) is judged like any
+                            // other line: a failure text there fails the
+                            // command (found by the console_session fuzz
+                            // target).
+                            if c.failure.is_none() {
+                                c.failure = self
+                                    .dialect
+                                    .failure_in(before)
+                                    .map(|_| before.trim().to_string());
+                            }
                             c.output.push(before.to_string());
                             c.unterminated = true;
                         }
