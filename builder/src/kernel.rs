@@ -247,7 +247,7 @@ const MAX_BINARY: u64 = 1 << 30;
 /// MIPS `.appended_dtb` leaves 1 MiB), a few MiB in all; a few bytes of
 /// ELF whose sections lie far apart must not make lmx allocate, compress
 /// and write up to a GiB of zeros (found by the `kernel` fuzz target:
-/// a 10 KiB file asked for 1 GiB).
+/// a 9 KiB file asked for 1 GiB).
 pub const MAX_FILL: u64 = 16 << 20;
 
 /// Reads an ELF file (32/64-bit, either byte order) into one binary, as
