@@ -3,46 +3,17 @@
 //! input, so the fuzzed invariants hold in every `cargo test` and every
 //! crash the fuzzer found stays fixed (its input is in the corpus).
 
-use std::path::Path;
+#[path = "../../fuzz/replay.rs"]
+mod replay;
 
-fn corpus(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target);
-    let mut v: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
-        .collect();
-    v.sort();
-    assert!(!v.is_empty(), "empty corpus {}", dir.display());
-    v
-}
-
-/// Every truncation of a short input; of a long one, 32 spread over it
-/// and the last 8 (what a cut-off read leaves).
-fn truncations(len: usize) -> Vec<usize> {
-    if len <= 64 {
-        return (0..=len).collect();
-    }
-    let mut v: Vec<usize> = (0..32).map(|i| i * len / 32).collect();
-    v.extend(len - 8..=len);
-    v
-}
+use replay::corpus_and_truncations;
 
 #[test]
 fn image_corpus_and_truncations() {
-    for input in corpus("image") {
-        for end in truncations(input.len()) {
-            lmx_builder::fuzzing::check_image(&input[..end]);
-        }
-    }
+    corpus_and_truncations("image", lmx_builder::fuzzing::check_image);
 }
 
 #[test]
 fn kernel_corpus_and_truncations() {
-    for input in corpus("kernel") {
-        for end in truncations(input.len()) {
-            lmx_builder::fuzzing::check_kernel(&input[..end]);
-        }
-    }
+    corpus_and_truncations("kernel", lmx_builder::fuzzing::check_kernel);
 }
