@@ -660,28 +660,8 @@ fn j_the_twins_u_boots_build() {
     }
 }
 
-/// `n` words of `len` bytes in all, blanks included (two shapes: even
-/// words, and one long word among one-letter ones), as
-/// builder/tests/line_limits.rs sweeps them without a U-Boot.
-fn sweep_values(n: usize, len: usize) -> Vec<String> {
-    let letters = len - (n - 1);
-    let word = |i: usize, l: usize| -> String {
-        if l < 3 {
-            return "abcdefgh"[..l].to_string();
-        }
-        format!("k{i}=")
-            .chars()
-            .chain(std::iter::repeat('v'))
-            .take(l)
-            .collect()
-    };
-    let even: Vec<String> = (0..n)
-        .map(|i| word(i, letters / n + usize::from(i < letters % n)))
-        .collect();
-    let mut skewed: Vec<String> = (0..n - 1).map(|_| "a".to_string()).collect();
-    skewed.insert(n / 2, word(n, letters - (n - 1)));
-    vec![even.join(" "), skewed.join(" ")]
-}
+#[path = "../builder/tests/common/sweep_values.rs"]
+mod sweep_values;
 
 /// The sans-I/O sweep (builder/tests/line_limits.rs) checks every length
 /// and word count against models of the parsers; here the twins' real
@@ -706,7 +686,7 @@ fn bootargs_sweep(t: &'static Twin) {
                     if n > 1 && len % 29 != 0 && !near(len) {
                         continue;
                     }
-                    for value in sweep_values(n, len) {
+                    for value in sweep_values::values(n, len) {
                         let Ok(lines) = d.setenv_lines("bootargs", &value) else {
                             refused += 1;
                             continue;
