@@ -203,7 +203,7 @@ pub fn run(mut args: TftpbootArgs) -> miette::Result<()> {
 
 /// The plan as a `plan` event.
 fn plan_event(json: &JsonLines, p: &Prepared) {
-    use lmx_builder::plan::{LoadCheck, Step};
+    use lmx_builder::plan::Step;
     let loads: Vec<_> = p
         .plan
         .loads()
@@ -213,11 +213,8 @@ fn plan_event(json: &JsonLines, p: &Prepared) {
                 "addr": format!("{:#x}", l.addr),
                 "size": l.size,
                 "crc32": format!("{:08x}", l.crc32),
-                "check": match l.check {
-                    LoadCheck::Crc32 => "crc32",
-                    LoadCheck::BootmDataCrc => "bootm-data-crc",
-                    LoadCheck::SizeOnly => "size-only",
-                },
+                // The plan's own serialisation: "crc32", "bootm-data-crc", "size-only".
+                "check": l.check,
             })
         })
         .collect();
